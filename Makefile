@@ -1,0 +1,43 @@
+# The two commands: `make demo` runs the lab on this machine with sample data; `make test` runs every test.
+# Both install what they need first (a venv in .venv, npm packages in node_modules, Debian's chromium for browser tests).
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SCALE ?= 20000
+
+.PHONY: demo test install lint bench clean down
+
+$(STAMP): pyproject.toml constraints.txt package.json package-lock.json
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[channels,notebook,dev]'
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/lab up --scale $(SCALE)
+
+down:
+	$(BIN)/lab down
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+lint: install
+	$(BIN)/ruff check lab psi_service he_compute tests bench infra
+	$(BIN)/ruff format --check lab tests bench
+	$(BIN)/mypy
+
+test: install chromium
+	$(BIN)/ruff check lab tests bench infra
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

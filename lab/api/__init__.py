@@ -1,0 +1,1 @@
+"""The lab's HTTP API (FastAPI): thin routers over the domain services."""

@@ -1,0 +1,63 @@
+"""Dependency aliases for routes: the runtime, a transactional session, the principal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from lab.errors import Unauthenticated
+from lab.identity import Principal
+from lab.ledger import Ledger
+from lab.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """One transaction per request: committed if the route returns, rolled back if it raises."""
+    with runtime.transaction() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def bearer_token(request: Request) -> str:
+    """The caller's token from ``Authorization: token X`` / ``Bearer X``, or the lab session cookie."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() in ("token", "bearer") and value.strip():
+        return value.strip()
+    return ""
+
+
+def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+    """Resolve the caller through the Hub; no valid token, no data."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    token = bearer_token(request)
+    if not token:
+        raise Unauthenticated("a JupyterHub API token is required (Authorization: token <token>)")
+    principal = runtime.hub.resolve(token)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_ledger(runtime: RuntimeDep, session: SessionDep) -> Ledger:
+    return runtime.ledger(session)
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]

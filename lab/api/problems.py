@@ -1,0 +1,94 @@
+"""RFC 9457 problem+json rendering for every error the API can produce."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lab.errors import LabError
+
+log = logging.getLogger("lab.api")
+PROBLEM = "application/problem+json"
+
+
+def problem_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into problem responses."""
+
+    @app.exception_handler(LabError)
+    async def _lab_error(request: Request, exc: LabError) -> JSONResponse:
+        request.state.outcome = exc.code
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
+        else:
+            log.warning("%s %s refused (%s): %s", request.method, request.url.path, exc.code, exc.detail)
+        headers = {"WWW-Authenticate": 'token realm="lab"'} if exc.status == 401 else None
+        return problem_response(exc.status, exc.problem(request.url.path), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        request.state.outcome = "validation"
+        errors = [
+            {"field": ".".join(str(p) for p in e.get("loc", ())), "reason": str(e.get("msg", ""))}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "", "reason": "invalid request"}
+        return problem_response(
+            422,
+            {
+                "type": "https://lab.example/problems/validation",
+                "title": "Request does not validate",
+                "status": 422,
+                "detail": f"{first['field']}: {first['reason']}",
+                "code": "validation",
+                "instance": request.url.path,
+                "errors": errors[:20],
+            },
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        request.state.outcome = f"http-{exc.status_code}"
+        return problem_response(
+            exc.status_code,
+            {
+                "type": "about:blank",
+                "title": str(exc.detail) if exc.status_code != 404 else "Not Found",
+                "status": exc.status_code,
+                "detail": str(exc.detail),
+                "instance": request.url.path,
+            },
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request.state.outcome = "internal"
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            {
+                "type": "https://lab.example/problems/internal",
+                "title": "Internal error",
+                "status": 500,
+                "detail": "an unexpected error occurred; it has been logged",
+                "instance": request.url.path,
+            },
+        )
+
+
+def responses(*errors: type[LabError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the errors a route can raise."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for e in errors:
+        out.setdefault(e.status, {"description": e.title, "content": {PROBLEM: {}}})
+    return out

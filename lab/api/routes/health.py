@@ -1,0 +1,18 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from lab import __version__
+from lab.api.deps import RuntimeDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness and database readiness")
+def healthz(runtime: RuntimeDep) -> dict[str, str]:
+    with runtime.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return {"status": "ok", "version": __version__}

@@ -1,0 +1,133 @@
+"""``lab``: run, administer and inspect the Public Data Innovation Lab."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lab.cli.common import cli_settings, handle_errors, runtime
+from lab.cli.stack import register as register_stack
+
+app = typer.Typer(help="Public Data Innovation Lab", no_args_is_help=True, pretty_exceptions_enable=False)
+db = typer.Typer(help="Database migrations", no_args_is_help=True)
+datasets = typer.Typer(help="Catalog: import and list datasets", no_args_is_help=True)
+ledger = typer.Typer(help="The tamper-evident ledger", no_args_is_help=True)
+app.add_typer(db, name="db")
+app.add_typer(datasets, name="datasets")
+app.add_typer(ledger, name="ledger")
+register_stack(app)
+
+try:
+    from lab.cli.sample import sample
+
+    app.add_typer(sample, name="sample")
+except ImportError:  # pragma: no cover - the sample generator ships with the package
+    pass
+
+
+@db.command("upgrade")
+@handle_errors
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database to REVISION (default: head)."""
+    from lab.db.migrate import upgrade
+
+    settings = cli_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url, revision)
+    typer.echo(f"database at {revision}: {settings.db_url.split('@')[-1]}")
+
+
+@datasets.command("import")
+@handle_errors
+def datasets_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or Parquet file")],
+    policy: Annotated[Path, typer.Option("--policy", exists=True, dir_okay=False, help="policy YAML")],
+    actor: Annotated[str, typer.Option(help="who imports (recorded in the ledger)")] = "steward-cli",
+) -> None:
+    """Validate FILE against POLICY and import it as the dataset's next version."""
+    from lab.catalog.policy import load_policy
+    from lab.catalog.service import Catalog
+
+    pol = load_policy(policy)
+    with runtime() as rt, rt.transaction() as session:
+        rt.store.ensure_buckets()
+        v = Catalog(session, rt.store, rt.ledger(session)).import_file(file, pol, actor)
+    typer.echo(
+        f"imported {v.dataset} version {v.version}: {v.row_count} rows, sha256 {v.sha256}, "
+        f"ledger entry {v.ledger_index}"
+    )
+
+
+@datasets.command("list")
+@handle_errors
+def datasets_list() -> None:
+    """List the catalog (current versions)."""
+    from lab.catalog.service import Catalog
+
+    with runtime() as rt, rt.transaction() as session:
+        for v in Catalog(session, None, rt.ledger(session)).list():
+            typer.echo(
+                f"{v.dataset:24} v{v.version:<3} {v.row_count:>10} rows  {v.policy.open.value:13} "
+                f"{v.policy.classification.value}  {v.policy.title.zh}"
+            )
+
+
+@ledger.command("head")
+@handle_errors
+def ledger_head() -> None:
+    """Print the current signed tree head."""
+    with runtime() as rt, rt.transaction() as session:
+        typer.echo(json.dumps(rt.ledger(session).head().as_dict(), indent=2))
+
+
+@ledger.command("verify")
+@handle_errors
+def ledger_verify() -> None:
+    """Recompute the whole log; name the first entry that was changed, deleted or reordered."""
+    with runtime() as rt, rt.transaction() as session:
+        report = rt.ledger(session).verify()
+    if report.ok:
+        typer.echo(
+            f"ok: {report.size} entries, root {report.root_hash}, "
+            f"{report.checked_tree_heads} signed tree heads consistent"
+        )
+        return
+    typer.secho(f"TAMPERED: {report.reason}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@ledger.command("proof")
+@handle_errors
+def ledger_proof(
+    index: int,
+    out: Annotated[Path | None, typer.Option(help="write the proof JSON here")] = None,
+) -> None:
+    """Print an inclusion proof of entry INDEX against a fresh signed tree head."""
+    with runtime() as rt, rt.transaction() as session:
+        proof = rt.ledger(session).inclusion(index)
+    text = json.dumps(proof, indent=2, ensure_ascii=False)
+    if out:
+        out.write_text(text)
+        typer.echo(f"wrote {out}")
+    else:
+        typer.echo(text)
+
+
+@ledger.command("check-proof")
+def ledger_check_proof(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
+    """Verify an inclusion proof offline (no database, no network)."""
+    from lab.ledger.standalone import verify_inclusion_document
+
+    ok, reason = verify_inclusion_document(json.loads(file.read_text()))
+    if ok:
+        typer.echo(f"ok: {reason}")
+        return
+    typer.secho(f"INVALID: {reason}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

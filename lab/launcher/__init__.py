@@ -1,0 +1,1 @@
+"""The one-machine launcher: SeaweedFS, database, JupyterHub with the lab API as its service, sample data."""

@@ -1,0 +1,100 @@
+"""Start and stop a JupyterHub process with the lab's configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from lab.errors import Unavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+HUB_CONFIG = ROOT / "infra" / "jupyterhub" / "jupyterhub_config.py"
+
+
+@dataclass
+class HubProcess:
+    """A running JupyterHub (and, when managed, the lab API as its service)."""
+
+    data_dir: Path
+    public_port: int
+    hub_port: int
+    api_port: int
+    service_token: str
+    env: dict[str, str] = field(default_factory=dict)
+    manage_api: bool = True
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.public_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.hub_port}/hub/api"
+
+    @property
+    def lab_api_url(self) -> str:
+        return f"{self.public_url}/services/lab-api"
+
+    def start(self, timeout: float = 90.0) -> HubProcess:
+        """Start the Hub and wait until its API (and the managed lab API) answer."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            **self.env,
+            "LAB_DATA_DIR": str(self.data_dir),
+            "LAB_HUB_PORT": str(self.public_port),
+            "LAB_HUB_API_PORT": str(self.hub_port),
+            "LAB_PROXY_API_PORT": str(self.public_port + 1),
+            "LAB_API_PORT": str(self.api_port),
+            "LAB_HUB__API_TOKEN": self.service_token,
+            "LAB_HUB__API_URL": self.api_url,
+            "LAB_HUB__PUBLIC_URL": self.public_url,
+            "LAB_HUB_MANAGE_API": "1" if self.manage_api else "0",
+        }
+        bin_dir = str(Path(sys.executable).parent)
+        env["PATH"] = f"{bin_dir}:{ROOT / 'node_modules' / '.bin'}:{env.get('PATH', '')}"
+        log = (self.data_dir / "jupyterhub.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+            cwd=self.data_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        headers = {"Authorization": f"token {self.service_token}"}
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise Unavailable(
+                    f"JupyterHub exited ({self.process.returncode}); see {self.data_dir}/jupyterhub.log"
+                )
+            try:
+                ok = httpx.get(f"{self.api_url}/user", headers=headers, timeout=2).status_code == 200
+                if ok and self.manage_api:
+                    ok = httpx.get(f"{self.lab_api_url}/healthz", timeout=2).status_code == 200
+                if ok:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise Unavailable(f"JupyterHub not ready in {timeout}s; see {self.data_dir}/jupyterhub.log")
+
+    def stop(self) -> None:
+        """Stop the Hub; it stops its proxy, managed services and spawned servers."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait(5)
+        self.process = None

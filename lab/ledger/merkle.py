@@ -1,0 +1,184 @@
+"""RFC 9162 (Certificate Transparency v2) Merkle tree hashing and proofs, without I/O.
+
+* leaf hash: ``SHA-256(0x00 || entry)``; node hash: ``SHA-256(0x01 || left || right)``;
+  the empty tree hashes to ``SHA-256("")``.
+* :class:`Frontier` keeps the roots of the perfect subtrees of a growing tree so that
+  appending and computing the root are O(log n).
+* :func:`inclusion_proof` / :func:`verify_inclusion` and :func:`consistency_proof` /
+  :func:`verify_consistency` follow RFC 9162 sections 2.1.3 and 2.1.4.
+
+>>> leaves = [leaf_hash(bytes([i])) for i in range(7)]
+>>> root = root_of(leaves)
+>>> verify_inclusion(leaves[3], 3, 7, inclusion_proof(leaves, 3), root)
+True
+>>> verify_consistency(3, 7, consistency_proof(leaves, 3), root_of(leaves[:3]), root)
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 9162 leaf hash of an entry's bytes."""
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """RFC 9162 interior node hash."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n: int) -> int:
+    """The largest power of two strictly smaller than ``n`` (n >= 2)."""
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def root_of(leaves: Sequence[bytes]) -> bytes:
+    """Merkle tree hash of a list of leaf hashes."""
+    if not leaves:
+        return EMPTY_ROOT
+    frontier = Frontier()
+    for h in leaves:
+        frontier.append(h)
+    return frontier.root()
+
+
+@dataclass
+class Frontier:
+    """Roots of the perfect subtrees of a tree, largest first (a compact range)."""
+
+    size: int = 0
+    hashes: list[bytes] = field(default_factory=list)
+
+    def append(self, leaf: bytes) -> None:
+        """Add one leaf hash."""
+        self.hashes.append(leaf)
+        self.size += 1
+        n = self.size
+        while n % 2 == 0:  # merge equal-sized subtrees at the right edge
+            right = self.hashes.pop()
+            left = self.hashes.pop()
+            self.hashes.append(node_hash(left, right))
+            n //= 2
+
+    def root(self) -> bytes:
+        """The tree's root hash."""
+        if not self.hashes:
+            return EMPTY_ROOT
+        h = self.hashes[-1]
+        for left in reversed(self.hashes[:-1]):
+            h = node_hash(left, h)
+        return h
+
+    def to_hex(self) -> list[str]:
+        """Serializable form of the hashes."""
+        return [h.hex() for h in self.hashes]
+
+    @classmethod
+    def from_hex(cls, size: int, hashes: Sequence[str]) -> Frontier:
+        """Rebuild from :meth:`to_hex` output."""
+        return cls(size, [bytes.fromhex(h) for h in hashes])
+
+
+def inclusion_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
+    """Audit path for leaf ``index`` in the tree of ``leaves`` (RFC 9162 2.1.3.1)."""
+    if not 0 <= index < len(leaves):
+        raise ValueError(f"leaf {index} outside tree of size {len(leaves)}")
+    proof: list[bytes] = []
+    lo, hi, m = 0, len(leaves), index
+    path: list[bytes] = []
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if m - lo < k:
+            path.append(root_of(leaves[lo + k : hi]))
+            hi = lo + k
+        else:
+            path.append(root_of(leaves[lo : lo + k]))
+            lo = lo + k
+    proof = list(reversed(path))
+    return proof
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
+    """Check an inclusion proof (RFC 9162 2.1.3.2)."""
+    if index >= size or index < 0:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn % 2 == 1 or fn == sn:
+            r = node_hash(p, r)
+            if fn % 2 == 0:
+                while fn % 2 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
+    """Proof that the first ``old_size`` leaves are a prefix of ``leaves`` (RFC 9162 2.1.4.1)."""
+    n = len(leaves)
+    if not 0 < old_size <= n:
+        raise ValueError(f"old size {old_size} outside 1..{n}")
+    if old_size == n:
+        return []
+
+    def subproof(m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
+        size = hi - lo
+        if m == size:
+            return [] if complete else [root_of(leaves[lo:hi])]
+        k = _split(size)
+        if m <= k:
+            return [*subproof(m, lo, lo + k, complete), root_of(leaves[lo + k : hi])]
+        return [*subproof(m - k, lo + k, hi, False), root_of(leaves[lo : lo + k])]
+
+    return subproof(old_size, 0, n, True)
+
+
+def verify_consistency(
+    old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes
+) -> bool:
+    """Check a consistency proof between two tree heads (RFC 9162 2.1.4.2)."""
+    if old_size < 1 or old_size > new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # power of two: old root is the first node
+        path.insert(0, old_root)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn % 2 == 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn % 2 == 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if fn % 2 == 0:
+                while fn % 2 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0

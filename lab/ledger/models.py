@@ -1,0 +1,57 @@
+"""Ledger tables: entries, the log state (frontier), signed tree heads, signing keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lab.db.base import Base
+
+
+class LedgerEntryRow(Base):
+    """One leaf of the log. ``root_after`` is the tree root once this leaf is included."""
+
+    __tablename__ = "ledger_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    body: Mapped[str] = mapped_column(Text)  # canonical JSON of the whole entry
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+    root_after: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LedgerState(Base):
+    """Single row (id=1): the tree size and frontier; locked for every append."""
+
+    __tablename__ = "ledger_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[list[str]] = mapped_column(JSON)
+
+
+class TreeHeadRow(Base):
+    """A signed tree head that was issued; later verification checks the log still matches it."""
+
+    __tablename__ = "ledger_tree_heads"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class SigningKeyRow(Base):
+    """Ed25519 keys; the private half sealed with the lab's at-rest key."""
+
+    __tablename__ = "ledger_signing_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64))  # base64 raw
+    sealed_private: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    active: Mapped[bool] = mapped_column(default=True)

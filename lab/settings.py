@@ -1,0 +1,104 @@
+"""Lab settings, read from ``LAB_*`` environment variables and an optional ``.env`` file.
+
+Nested groups use ``__`` as delimiter, e.g. ``LAB_S3__ENDPOINT=127.0.0.1:8333``.
+The embedded demo runs with generated defaults; ``LAB_MODE=production`` refuses
+them (see :meth:`Settings.check_production`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_SECRET = "embedded-demo-only-change-me"  # noqa: S105 - refused in production
+
+
+class S3Settings(BaseModel):
+    """Object storage: any S3 endpoint, reached through the ``minio`` client."""
+
+    endpoint: str = Field("127.0.0.1:8333", description="host:port of the S3 API")
+    access_key: str = Field("lab", description="S3 access key")
+    secret_key: SecretStr = Field(SecretStr(DEMO_SECRET), description="S3 secret key")
+    secure: bool = Field(False, description="use HTTPS to reach the S3 endpoint")
+    region: str | None = Field(None, description="S3 region, if the server needs one")
+    bucket_raw: str = Field("lab-raw", description="bucket of raw datasets (Parquet)")
+    bucket_products: str = Field("lab-products", description="bucket of product artifacts")
+    bucket_work: str = Field("lab-work", description="bucket of projects' working data")
+
+
+class HubSettings(BaseModel):
+    """JupyterHub, which authenticates every caller of the lab API."""
+
+    api_url: str = Field("http://127.0.0.1:8081/hub/api", description="the Hub's REST API URL")
+    api_token: SecretStr = Field(SecretStr(""), description="the lab service's Hub API token")
+    public_url: str = Field("http://127.0.0.1:8000", description="the Hub's public URL (proxy)")
+    service_name: str = Field("lab-api", description="name of the lab API as a Hub service")
+    token_cache_seconds: float = Field(30.0, description="how long a resolved token is trusted")
+
+
+class Settings(BaseSettings):
+    """All lab settings. Use :func:`get_settings`; tests override it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LAB_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    mode: Literal["embedded", "production"] = Field(
+        "embedded", description="production refuses demo secrets and test doubles"
+    )
+    data_dir: Path = Field(Path("var"), description="embedded data: SQLite, SeaweedFS, caches")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default is SQLite under data_dir")
+    secret_key: SecretStr = Field(
+        SecretStr(DEMO_SECRET), description="at-rest encryption key material (any length)"
+    )
+    api_prefix: str = Field(
+        "/services/lab-api", description="path prefix under which the Hub proxy forwards requests"
+    )
+    max_request_bytes: int = Field(64 * 1024 * 1024, description="largest request body accepted")
+    s3: S3Settings = Field(default_factory=S3Settings)  # type: ignore[arg-type]
+    hub: HubSettings = Field(default_factory=HubSettings)  # type: ignore[arg-type]
+
+    @property
+    def db_url(self) -> str:
+        """The effective database URL."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'lab.sqlite').resolve()}"
+
+    @property
+    def encryption_key(self) -> bytes:
+        """A 32-byte key derived from ``secret_key`` for AES-GCM at rest."""
+        raw = self.secret_key.get_secret_value().encode()
+        try:
+            decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+            if len(decoded) == 32:
+                return decoded
+        except ValueError:
+            pass
+        return hashlib.sha256(b"lab-at-rest\x00" + raw).digest()
+
+    def check_production(self) -> None:
+        """Refuse demo secrets when running in production mode."""
+        if self.mode != "production":
+            return
+        demo = [
+            name
+            for name, value in (("secret_key", self.secret_key), ("s3.secret_key", self.s3.secret_key))
+            if value.get_secret_value() == DEMO_SECRET
+        ]
+        if demo:
+            raise RuntimeError(f"production mode refuses demo secrets: {', '.join(demo)}")
+        if self.db_url.startswith("sqlite"):
+            raise RuntimeError("production mode needs LAB_DATABASE_URL (PostgreSQL)")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; call ``get_settings.cache_clear()`` after changing env)."""
+    return Settings()
