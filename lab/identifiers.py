@@ -281,16 +281,24 @@ def normalize_resident_id(s: str) -> str:
 def normalize_phone(s: str) -> str:
     """Canonical mobile number: digits only, country code 86 / +86 / 0086 removed, validated.
 
+    An explicit foreign country code (``+1 …``, ``001 …``) is rejected rather than read as a
+    mainland number.
+
     >>> normalize_phone("+86 138-1234-5678")
     '13812345678'
     >>> normalize_phone("0086 13812345678")
     '13812345678'
     """
-    digits = "".join(c for c in _prepare(s) if c in "0123456789")
-    if len(digits) == 13 and digits.startswith("86"):
+    t = _prepare(s)
+    digits = "".join(c for c in t if c in "0123456789")
+    international = t.lstrip(" (").startswith("+") or digits.startswith("00")
+    if international:
+        digits = digits.removeprefix("00")
+        if not digits.startswith("86"):
+            raise ValueError(f"not a mainland mobile number ({_mask(digits)}): foreign country code")
         digits = digits[2:]
-    elif len(digits) == 15 and digits.startswith("0086"):
-        digits = digits[4:]
+    elif len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
     if not is_valid_phone(digits):
         raise ValueError(f"not a valid mainland mobile number ({_mask(digits)}): expected 11 digits 1[3-9]…")
     return digits

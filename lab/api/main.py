@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lab import __version__
 from lab.api import problems
-from lab.api.routes import catalog, health, ledger
+from lab.api.routes import ROUTERS
 from lab.db.migrate import require_head
 from lab.runtime import Runtime
 from lab.settings import Settings, get_settings
@@ -67,8 +67,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.runtime = rt
     problems.install(app)
-    for module in (health, catalog, ledger):
-        app.include_router(module.router)
+    for router in ROUTERS():
+        app.include_router(router)
     app.add_middleware(PrefixAndLimits, prefix=settings.api_prefix, max_bytes=settings.max_request_bytes)
     return app
 

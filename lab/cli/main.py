@@ -30,8 +30,8 @@ except ImportError:  # pragma: no cover - the sample generator ships with the pa
 
 @db.command("upgrade")
 @handle_errors
-def db_upgrade(revision: str = "head") -> None:
-    """Migrate the database to REVISION (default: head)."""
+def db_upgrade(revision: str = "heads") -> None:
+    """Migrate the database to REVISION (default: the newest)."""
     from lab.db.migrate import upgrade
 
     settings = cli_settings()

@@ -23,27 +23,27 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at ``url`` to ``revision``."""
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Migrate the database at ``url`` to ``revision`` (default: the newest)."""
     command.upgrade(alembic_config(url), revision)
 
 
-def head_revision() -> str:
-    """The newest migration revision."""
-    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    head = script.get_current_head()
-    assert head is not None
-    return head
+def head_revisions() -> set[str]:
+    """The newest migration revision(s)."""
+    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None if unmigrated."""
+def current_revisions(engine: Engine) -> set[str]:
+    """The revision(s) the database is at; empty if unmigrated."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return set(MigrationContext.configure(conn).get_current_heads())
 
 
 def require_head(engine: Engine) -> None:
-    """Refuse to run against a database that is not at the newest revision."""
-    current, head = current_revision(engine), head_revision()
-    if current != head:
-        raise Unavailable(f"database is at revision {current!r}, code expects {head!r}: run `lab db upgrade`")
+    """Refuse to run against a database that is not at the newest revision(s)."""
+    current, heads = current_revisions(engine), head_revisions()
+    if current != heads:
+        raise Unavailable(
+            f"database is at revision {sorted(current) or 'none'}, code expects {sorted(heads)}: "
+            "run `lab db upgrade`"
+        )

@@ -1,0 +1,346 @@
+"""The one access decision every channel calls, and the one atomic way to charge for a result.
+
+Grant limits per dataset (``GrantRow.limits``)::
+
+    {"dp":  {"epsilon": "1.0", "delta": "0", "epsilon_per_query": "0.5", "delta_per_query": "0"},
+     "psi": {"modes": ["intersection"], "columns": ["uscc"], "quota": 20},
+     "he":  {"models": ["m-1"], "tables": ["income_by_town"], "record_quota": 10000}}
+
+:func:`authorize` checks the caller, the project's state and term, the grant and the dataset's
+policy, and (as a pre-check) the remaining budget and quota. :func:`commit_result` runs in the
+same transaction that returns the result: it locks the budget row, checks again, debits, counts
+usage, writes the derived record and appends its ledger entry, so that concurrent requests
+can never overspend and no result exists without its charge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lab.budgets import Budget
+from lab.catalog.policy import Policy
+from lab.catalog.service import Catalog, DatasetVersion
+from lab.db.base import utcnow
+from lab.errors import (
+    BadRequest,
+    BudgetExhausted,
+    Forbidden,
+    NotInGrant,
+    ProjectInactive,
+    ProjectNotFound,
+    QuotaExceeded,
+)
+from lab.identity import Principal, Role
+from lab.ledger import Ledger
+from lab.projects.models import BudgetRow, GrantRow, ProjectMemberRow, ProjectRow, ProjectStatus, UsageRow
+from lab.records.models import DerivedRecordRow
+
+Channel = Literal["dp", "psi", "he"]
+
+
+@dataclass(frozen=True)
+class Access:
+    """A granted access: who, which project, which dataset version, under which limits."""
+
+    principal: Principal
+    project: ProjectRow
+    dataset: DatasetVersion
+    channel: Channel
+    operation: str
+    limits: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def policy(self) -> Policy:
+        return self.dataset.policy
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def load_project(session: Session, project_id: str, *, lock: bool = False) -> ProjectRow:
+    q = select(ProjectRow).where(ProjectRow.id == project_id)
+    if lock:
+        q = q.with_for_update()
+    project = session.execute(q).scalar_one_or_none()
+    if project is None:
+        raise ProjectNotFound(f"no project {project_id}")
+    return project
+
+
+def is_member(session: Session, project_id: str, username: str) -> bool:
+    return (
+        session.execute(
+            select(ProjectMemberRow.id).where(
+                ProjectMemberRow.project_id == project_id,
+                ProjectMemberRow.username == username,
+                ProjectMemberRow.removed_at.is_(None),
+            )
+        ).first()
+        is not None
+    )
+
+
+def check_serving(project: ProjectRow, now: dt.datetime | None = None) -> None:
+    """Raise :class:`ProjectInactive` unless the project is active and within its term."""
+    now = now or utcnow()
+    if project.status != ProjectStatus.active:
+        raise ProjectInactive(f"project {project.id} is {project.status}", project_status=project.status)
+    if project.ends_at is not None and now >= _as_utc(project.ends_at):
+        raise ProjectInactive(
+            f"project {project.id} expired on {project.ends_at.date()}", project_status="expired"
+        )
+
+
+def _budget(session: Session, project_id: str, dataset: str, *, lock: bool) -> BudgetRow | None:
+    q = select(BudgetRow).where(BudgetRow.project_id == project_id, BudgetRow.dataset_id == dataset)
+    if lock:
+        q = q.with_for_update()
+    return session.execute(q).scalar_one_or_none()
+
+
+def remaining(row: BudgetRow) -> Budget:
+    return Budget.of(row.epsilon_total, row.delta_total) - Budget.of(row.epsilon_spent, row.delta_spent)
+
+
+def _usage(
+    session: Session, project_id: str, dataset: str, channel: str, period: str, *, lock: bool
+) -> UsageRow | None:
+    q = select(UsageRow).where(
+        UsageRow.project_id == project_id,
+        UsageRow.dataset_id == dataset,
+        UsageRow.channel == channel,
+        UsageRow.period == period,
+    )
+    if lock:
+        q = q.with_for_update()
+    return session.execute(q).scalar_one_or_none()
+
+
+def quota_period(channel: Channel, now: dt.datetime | None = None) -> str:
+    """PSI quotas count requests per UTC day; HE quotas count records over the project's life."""
+    return (now or utcnow()).date().isoformat() if channel == "psi" else "total"
+
+
+def quota_limit(access: Access) -> int | None:
+    if access.channel == "psi":
+        grant_q = int(access.limits.get("quota", 0)) or None
+        policy_q = access.policy.channels.psi.daily_quota if access.policy.channels.psi else None
+        caps = [q for q in (grant_q, policy_q) if q]
+        return min(caps) if caps else None
+    if access.channel == "he":
+        grant_q = int(access.limits.get("record_quota", 0)) or None
+        policy_q = access.policy.channels.he.record_quota if access.policy.channels.he else None
+        caps = [q for q in (grant_q, policy_q) if q]
+        return min(caps) if caps else None
+    return None
+
+
+def per_query_cap(access: Access) -> Budget:
+    """The most one DP spend may cost: the smaller of the grant's and the policy's per-query caps."""
+    dp = access.policy.channels.dp
+    grant = access.limits
+    eps = [
+        Decimal(str(x)) for x in (grant.get("epsilon_per_query"), dp.epsilon_per_query if dp else None) if x
+    ]
+    dl = [
+        Decimal(str(x))
+        for x in (grant.get("delta_per_query"), dp.delta_per_query if dp else None)
+        if x is not None
+    ]
+    return Budget(min(eps) if eps else Decimal(0), min(dl) if dl else Decimal(0))
+
+
+def _check_params(session: Session, access: Access, params: dict[str, Any]) -> None:
+    limits, policy = access.limits, access.policy
+    if access.channel == "dp" or "epsilon" in params:
+        cost = Budget.of(params.get("epsilon", 0), params.get("delta", 0))
+        if cost.epsilon <= 0:
+            raise BadRequest("epsilon must be positive")
+        cap = per_query_cap(access)
+        if not cost.fits_within(cap):
+            raise NotInGrant(
+                f"{cost} exceeds the per-query cap {cap} on {access.dataset.dataset}",
+                per_query_cap=cap.as_strings(),
+            )
+        row = _budget(session, access.project.id, access.dataset.dataset, lock=False)
+        if row is None:
+            raise NotInGrant(f"project {access.project.id} has no privacy budget on {access.dataset.dataset}")
+        left = remaining(row)
+        if not cost.fits_within(left):
+            raise BudgetExhausted(f"{cost} exceeds the remaining budget {left}", remaining=left.as_strings())
+    if access.channel == "psi":
+        mode, column = params.get("mode"), params.get("column")
+        psi = policy.channels.psi
+        if psi is None or column not in psi.columns:
+            raise NotInGrant(f"column {column!r} of {access.dataset.dataset} is not open to PSI")
+        if mode not in limits.get("modes", []) or mode not in [m.value for m in psi.columns[column].modes]:
+            raise NotInGrant(f"PSI mode {mode!r} on {access.dataset.dataset}.{column} is not granted")
+        if limits.get("columns") and column not in limits["columns"]:
+            raise NotInGrant(f"PSI on column {column!r} is not granted")
+        size = params.get("set_size")
+        if size is not None:
+            if size > psi.max_client_set:
+                raise BadRequest(f"client set of {size} items exceeds the maximum {psi.max_client_set}")
+            if mode in ("intersection", "cardinality") and size < psi.min_client_set:
+                raise BadRequest(
+                    f"client set of {size} items is below the minimum {psi.min_client_set} "
+                    "(single-item probing is refused)"
+                )
+    if access.channel == "he":
+        for kind in ("model", "table"):
+            name = params.get(kind)
+            if name is not None and name not in limits.get(f"{kind}s", []):
+                raise NotInGrant(
+                    f"HE {kind} {name!r} is not in the project's grant on {access.dataset.dataset}"
+                )
+    units = int(params.get("units", 0))
+    limit = quota_limit(access)
+    if units and limit is not None:
+        row_u = _usage(
+            session,
+            access.project.id,
+            access.dataset.dataset,
+            access.channel,
+            quota_period(access.channel),
+            lock=False,
+        )
+        used = row_u.used if row_u else 0
+        if used + units > limit:
+            raise QuotaExceeded(
+                f"{access.channel} quota on {access.dataset.dataset} is {limit}; {used} used",
+                quota=limit,
+                used=used,
+            )
+
+
+def authorize(
+    session: Session,
+    principal: Principal,
+    project_id: str,
+    dataset: str,
+    channel: Channel,
+    operation: str,
+    params: dict[str, Any] | None = None,
+) -> Access:
+    """May ``principal`` do ``operation`` on ``dataset`` through ``channel`` in ``project_id`` with ``params``?
+
+    Recognized ``params``: ``epsilon``/``delta`` (a DP spend), ``mode``/``column``/``set_size`` (PSI),
+    ``model``/``table`` (HE), ``units`` (quota units this call will consume). Raises a
+    :class:`~lab.errors.LabError` subclass when the answer is no; returns the :class:`Access` otherwise.
+    """
+    params = dict(params or {})
+    project = load_project(session, project_id)
+    if not (principal.has(Role.operator) and is_member(session, project_id, principal.name)):
+        raise Forbidden(f"{principal.name} is not an operator member of project {project_id}")
+    check_serving(project)
+    grant = session.execute(
+        select(GrantRow).where(GrantRow.project_id == project_id, GrantRow.dataset_id == dataset)
+    ).scalar_one_or_none()
+    if grant is None:
+        raise NotInGrant(f"dataset {dataset} is not in project {project_id}'s grant")
+    limits = (grant.limits or {}).get(channel)
+    if limits is None:
+        raise NotInGrant(f"channel {channel} is not granted on {dataset} in project {project_id}")
+    version = Catalog(session, None, None).get(dataset)  # type: ignore[arg-type]
+    if getattr(version.policy.channels, channel) is None:
+        raise NotInGrant(f"the policy of {dataset} does not open the {channel} channel")
+    access = Access(principal, project, version, channel, operation, limits, params)
+    _check_params(session, access, params)
+    return access
+
+
+def commit_result(
+    session: Session,
+    ledger: Ledger,
+    access: Access,
+    *,
+    cost: Budget | None = None,
+    units: int = 0,
+    parameters: dict[str, Any],
+    result_digest: str,
+    extra_datasets: list[DatasetVersion] = (),  # type: ignore[assignment]
+) -> DerivedRecordRow:
+    """Charge ``cost`` and ``units``, write the derived record and its ledger entry — atomically.
+
+    Must run in the transaction whose commit releases the result. Raises
+    :class:`BudgetExhausted` / :class:`QuotaExceeded` if a concurrent request got there first.
+    """
+    cost = cost or Budget.zero()
+    project = load_project(session, access.project.id, lock=True)
+    check_serving(project)
+    ds = access.dataset.dataset
+    if not cost.is_zero:
+        row = _budget(session, project.id, ds, lock=True)
+        if row is None:
+            raise NotInGrant(f"project {project.id} has no privacy budget on {ds}")
+        left = remaining(row)
+        if not cost.fits_within(left):
+            raise BudgetExhausted(f"{cost} exceeds the remaining budget {left}", remaining=left.as_strings())
+        spent = Budget.of(row.epsilon_spent, row.delta_spent) + cost
+        row.epsilon_spent, row.delta_spent = spent.as_strings()["epsilon"], spent.as_strings()["delta"]
+        row.spends += 1
+    if units:
+        period = quota_period(access.channel)
+        usage = _usage(session, project.id, ds, access.channel, period, lock=True)
+        if usage is None:
+            usage = UsageRow(
+                project_id=project.id, dataset_id=ds, channel=access.channel, period=period, used=0
+            )
+            session.add(usage)
+        limit = quota_limit(access)
+        if limit is not None and usage.used + units > limit:
+            raise QuotaExceeded(
+                f"{access.channel} quota on {ds} is {limit}; {usage.used} used", quota=limit, used=usage.used
+            )
+        usage.used += units
+    record_id = "dr_" + uuid.uuid4().hex
+    datasets = [
+        {"id": v.dataset, "version": v.version, "sha256": v.sha256} for v in (access.dataset, *extra_datasets)
+    ]
+    entry = ledger.append(
+        "derived.record",
+        {
+            "record": record_id,
+            "project": project.id,
+            "channel": access.channel,
+            "operation": access.operation,
+            "datasets": datasets,
+            "parameters": parameters,
+            "cost": cost.as_strings(),
+            "units": units,
+            "result_sha256": result_digest,
+        },
+        actor=access.principal.name,
+    )
+    record = DerivedRecordRow(
+        id=record_id,
+        project_id=project.id,
+        caller=access.principal.name,
+        channel=access.channel,
+        operation=access.operation,
+        datasets=datasets,
+        parameters=parameters,
+        epsilon=cost.as_strings()["epsilon"],
+        delta=cost.as_strings()["delta"],
+        result_digest=result_digest,
+        created_at=utcnow(),
+        ledger_index=entry.index,
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def budget_remaining(session: Session, project_id: str, dataset: str) -> Budget | None:
+    """The remaining budget of a project on a dataset (None if it has none)."""
+    row = _budget(session, project_id, dataset, lock=False)
+    return remaining(row) if row else None
