@@ -10,6 +10,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 import typer
+from pydantic import SecretStr
 
 from lab.errors import LabError
 from lab.runtime import Runtime
@@ -27,14 +28,14 @@ def cli_settings() -> Settings:
     sec = json.loads(path.read_text())
     update: dict[str, Any] = {}
     if "LAB_SECRET_KEY" not in os.environ:
-        update["secret_key"] = sec["secret_key"]
+        update["secret_key"] = SecretStr(sec["secret_key"])
     s3: dict[str, Any] = {}
     if "LAB_S3__ACCESS_KEY" not in os.environ:
-        s3 = {"access_key": sec["s3_access_key"], "secret_key": sec["s3_secret_key"]}
+        s3 = {"access_key": sec["s3_access_key"], "secret_key": SecretStr(sec["s3_secret_key"])}
     if s3:
         update["s3"] = settings.s3.model_copy(update=s3)
     if "LAB_HUB__API_TOKEN" not in os.environ:
-        update["hub"] = settings.hub.model_copy(update={"api_token": sec["hub_service_token"]})
+        update["hub"] = settings.hub.model_copy(update={"api_token": SecretStr(sec["hub_service_token"])})
     return settings.model_copy(update=update)
 
 

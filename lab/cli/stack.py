@@ -76,17 +76,8 @@ def up(
     try:
         typer.echo("starting SeaweedFS (S3) ...")
         stack.start_storage()
-        s = embedded_settings(settings, stack.secrets).model_copy(
-            update={
-                "s3": settings.s3.model_copy(
-                    update={
-                        "endpoint": stack.s3_endpoint,
-                        "access_key": stack.secrets["s3_access_key"],
-                        "secret_key": stack.secrets["s3_secret_key"],
-                    }
-                )
-            }
-        )
+        s = embedded_settings(settings, stack.secrets)
+        s = s.model_copy(update={"s3": s.s3.model_copy(update={"endpoint": stack.s3_endpoint})})
         typer.echo("migrating the database ...")
         upgrade(s.db_url)
         loaded = _load_sample(settings.data_dir, scale, s)

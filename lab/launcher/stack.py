@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from lab.launcher.demo_auth import hash_password
 from lab.launcher.hub import HubProcess
@@ -75,16 +76,16 @@ def lab_env(settings: Settings, sec: dict[str, Any], s3_endpoint: str) -> dict[s
 def embedded_settings(settings: Settings, sec: dict[str, Any], hub: HubProcess | None = None) -> Settings:
     """Settings of this process once the embedded stack's secrets are known."""
     update: dict[str, Any] = {
-        "secret_key": sec["secret_key"],
+        "secret_key": SecretStr(sec["secret_key"]),
         "s3": settings.s3.model_copy(
-            update={"access_key": sec["s3_access_key"], "secret_key": sec["s3_secret_key"]}
+            update={"access_key": sec["s3_access_key"], "secret_key": SecretStr(sec["s3_secret_key"])}
         ),
     }
     if hub is not None:
         update["hub"] = settings.hub.model_copy(
             update={
                 "api_url": hub.api_url,
-                "api_token": sec["hub_service_token"],
+                "api_token": SecretStr(sec["hub_service_token"]),
                 "public_url": hub.public_url,
             }
         )

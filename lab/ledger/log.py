@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from lab.db.base import utcnow
@@ -92,28 +92,37 @@ class Ledger:
     # -- writing -----------------------------------------------------------------
     def append(self, kind: str, body: dict[str, Any], actor: str) -> LedgerEntry:
         """Append an entry in the current transaction; returns it with its index."""
+        return self.append_many([(kind, body, actor)])[0]
+
+    def append_many(self, items: list[tuple[str, dict[str, Any], str]]) -> list[LedgerEntry]:
+        """Append ``(kind, body, actor)`` entries in order, in the current transaction.
+
+        Serializes on the ``ledger_state`` row (``SELECT ... FOR UPDATE``; SQLite transactions
+        begin IMMEDIATE), then writes with Core statements — no unit-of-work overhead.
+        """
         now = utcnow()
-        entry = make_entry(kind, body, actor, now)
-        data = canonical_json(entry)
-        state = self.session.execute(
-            select(LedgerState).where(LedgerState.id == 1).with_for_update()
-        ).scalar_one()
-        frontier = merkle.Frontier.from_hex(state.size, state.frontier)
-        leaf = merkle.leaf_hash(data)
-        frontier.append(leaf)
-        row = LedgerEntryRow(
-            idx=state.size,
-            kind=kind,
-            body=data.decode(),
-            leaf_hash=leaf.hex(),
-            root_after=frontier.root().hex(),
-            created_at=now,
-        )
-        state.size = frontier.size
-        state.frontier = frontier.to_hex()
-        self.session.add(row)
-        self.session.flush()
-        return LedgerEntry(row.idx, kind, entry, row.leaf_hash, row.root_after)
+        size, hexes = self.session.execute(
+            select(LedgerState.size, LedgerState.frontier).where(LedgerState.id == 1).with_for_update()
+        ).one()
+        frontier = merkle.Frontier.from_hex(size, hexes)
+        rows: list[dict[str, Any]] = []
+        out: list[LedgerEntry] = []
+        for kind, body, actor in items:
+            entry = make_entry(kind, body, actor, now)
+            data = canonical_json(entry)
+            leaf = merkle.leaf_hash(data)
+            index = frontier.size
+            frontier.append(leaf)
+            root = frontier.root().hex()
+            rows.append({"idx": index, "kind": kind, "body": data.decode(), "leaf_hash": leaf.hex(),
+                         "root_after": root, "created_at": now})
+            out.append(LedgerEntry(index, kind, json.loads(data), leaf.hex(), root))
+        if rows:
+            self.session.execute(insert(LedgerEntryRow), rows)
+            self.session.execute(
+                update(LedgerState).where(LedgerState.id == 1).values(size=frontier.size, frontier=frontier.to_hex())
+            )
+        return out
 
     # -- reading -----------------------------------------------------------------
     def size(self) -> int:
@@ -187,8 +196,10 @@ class Ledger:
 
     def head(self) -> SignedTreeHead:
         """Sign (and remember) the current tree head."""
-        state = self.session.execute(select(LedgerState).where(LedgerState.id == 1)).scalar_one()
-        existing = self.session.get(TreeHeadRow, state.size)
+        size, hexes = self.session.execute(
+            select(LedgerState.size, LedgerState.frontier).where(LedgerState.id == 1)
+        ).one()
+        existing = self.session.get(TreeHeadRow, size)
         keys = self.public_keys()
         if existing is not None and existing.key_id in keys:
             return SignedTreeHead(
@@ -199,8 +210,8 @@ class Ledger:
                 keys[existing.key_id],
                 existing.signature,
             )
-        root = merkle.Frontier.from_hex(state.size, state.frontier).root()
-        sth = self._sign(state.size, root, int(utcnow().timestamp() * 1000))
+        root = merkle.Frontier.from_hex(size, hexes).root()
+        sth = self._sign(size, root, int(utcnow().timestamp() * 1000))
         self.session.merge(
             TreeHeadRow(
                 size=sth.size,

@@ -76,6 +76,10 @@ class EnterpriseModel:
             raise ValueError(f"at most {MAX_ENTERPRISES:,} enterprises fit the synthetic USCC space")
         self.width = max(8, len(str(n + max(self.n_external_tax, self.n_external_insurance))))
         self.towns = t.domain(registry, "town")
+        if t.domain(insurance, "town") != self.towns:
+            raise ValueError(
+                "enterprise_registry.town and social_insurance.town must declare the same domain"
+            )
         self.town_weights = t.weights_for(self.towns, TOWN_WEIGHTS, 2.5)
         self.industries = t.domain(registry, "industry")
         self.industry_weights = t.weights_for(self.industries, _INDUSTRY_WEIGHTS, 5.0)

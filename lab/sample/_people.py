@@ -92,6 +92,8 @@ class PeopleModel:
         t.require(population, "gender", "男", "女")
         self.genders = t.domain(population, "gender")
         self.towns = t.domain(population, "town")
+        if health is not None and t.domain(health, "town") != self.towns:
+            raise ValueError("population.town and health_visits.town must declare the same domain")
         self.town_weights = t.weights_for(
             self.towns, TOWN_WEIGHTS, float(np.median(list(TOWN_WEIGHTS.values())))
         )

@@ -21,9 +21,9 @@ Invariants:
   (1-3 years), and 36 stations (two per town) times ``min(365, max(30, scale // 1000))`` days.
 * **Joins**: ``health_visits`` people are population residents; ``tax_credit`` and
   ``social_insurance`` USCCs are registry USCCs plus about 2% that are not.
-* **Determinism**: every value is a pure function of ``(seed, dataset, index)``, so the same
-  scale and seed give byte-identical files (same library versions) whatever ``chunk_rows``
-  changes only the files' row-group layout, never the rows.
+* **Determinism**: every value is a pure function of ``(seed, scale, index)``, so the same
+  scale and seed give byte-identical files (with the same library versions on the same
+  platform); ``chunk_rows`` changes only the files' row-group layout, never the rows.
 * **Bounded memory**: rows are generated and written ``chunk_rows`` source entities at a time;
   nothing proportional to ``scale`` is held except a per-birth-date table (about 40k days).
 """
@@ -111,13 +111,12 @@ def generate(
         raise ValueError(f"unknown datasets {sorted(unknown)}; choose from {list(DATASETS)}")
     policy_dir = policy_dir or default_policy_dir()
     policies = load_policies(policy_dir, DATASETS)
+    jobs = _jobs(scale, seed, policies)  # validates scale against the identifier spaces
     out.mkdir(parents=True, exist_ok=True)
     (out / "policies").mkdir(exist_ok=True)
-
-    jobs = _jobs(scale, seed, policies)
     selected = [(name, *jobs[name]) for name in names]
     rows: dict[str, int] = {}
-    with tqdm(total=sum(n for _, n, _ in selected), unit="src", disable=not progress) as bar:
+    with tqdm(total=sum(n for _, n, _ in selected), unit=" entities", disable=not progress) as bar:
         for name, sources, chunk in selected:
             bar.set_description(name)
             meta = {

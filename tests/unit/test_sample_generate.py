@@ -301,3 +301,9 @@ def test_cli_reports_errors_without_a_traceback(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "one birth date" in result.output
+
+
+def test_progress_bar_reports_each_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generate(200, tmp_path, progress=True, datasets=["population", "tax_credit"])
+    err = capsys.readouterr().err
+    assert "population" in err and "tax_credit" in err and "100%" in err
