@@ -13,14 +13,14 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lab.errors import InvalidPolicy
 
-POLICY_VERSION = 1
+POLICY_VERSION: Final = 1
 
 
 class Classification(StrEnum):

@@ -7,6 +7,7 @@ a new version; earlier versions stay readable.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import tempfile
 from dataclasses import dataclass
@@ -95,12 +96,12 @@ def policy_digest(policy: Policy) -> str:
 class Catalog:
     """Catalog operations over one session (the caller commits)."""
 
-    def __init__(self, session: Session, store: ObjectStore | None, ledger: Ledger) -> None:
+    def __init__(self, session: Session, store: ObjectStore | None, ledger: Ledger | None) -> None:
         self.session, self.store, self.ledger = session, store, ledger
 
     def import_file(self, path: Path, policy: Policy, actor: str) -> DatasetVersion:
         """Validate and import ``path`` as the next version of ``policy.dataset``."""
-        assert self.store is not None, "imports need object storage"
+        assert self.store is not None and self.ledger is not None, "imports need storage and the ledger"
         with tempfile.TemporaryDirectory(prefix="lab-import-") as tmp:
             parquet = Path(tmp) / "data.parquet"
             rows = to_parquet(path, policy, parquet)
@@ -177,7 +178,7 @@ class Catalog:
             raise DatasetNotFound(f"no dataset {what}")
         return _to_version(row)
 
-    def versions(self, dataset: str) -> list[DatasetVersion]:
+    def versions(self, dataset: str) -> builtins.list[DatasetVersion]:
         rows = list(
             self.session.execute(
                 select(DatasetVersionRow)

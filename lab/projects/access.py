@@ -231,7 +231,7 @@ def authorize(
     operation: str,
     params: dict[str, Any] | None = None,
 ) -> Access:
-    """May ``principal`` do ``operation`` on ``dataset`` through ``channel`` in ``project_id`` with ``params``?
+    """May ``principal`` do ``operation`` on ``dataset`` via ``channel`` in ``project_id`` with ``params``?
 
     Recognized ``params``: ``epsilon``/``delta`` (a DP spend), ``mode``/``column``/``set_size`` (PSI),
     ``model``/``table`` (HE), ``units`` (quota units this call will consume). Raises a
@@ -250,7 +250,7 @@ def authorize(
     limits = (grant.limits or {}).get(channel)
     if limits is None:
         raise NotInGrant(f"channel {channel} is not granted on {dataset} in project {project_id}")
-    version = Catalog(session, None, None).get(dataset)  # type: ignore[arg-type]
+    version = Catalog(session, None, None).get(dataset)
     if getattr(version.policy.channels, channel) is None:
         raise NotInGrant(f"the policy of {dataset} does not open the {channel} channel")
     access = Access(principal, project, version, channel, operation, limits, params)

@@ -1,0 +1,61 @@
+"""Structure rules: the domain imports no web framework; the client's public surface is pinned."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ("fastapi", "starlette", "uvicorn")
+#: Packages allowed to import a web framework: the API, the pages, and the process launchers.
+WEB_LAYERS = ("lab/api/", "lab/web/", "lab/cli/", "lab/launcher/")
+
+
+def _domain_files() -> list[Path]:
+    files = []
+    for pkg in ("lab", "psi_service", "he_compute"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            rel = path.relative_to(ROOT).as_posix()
+            if not rel.startswith(WEB_LAYERS) and "/migrations/" not in rel:
+                files.append(path)
+    return files
+
+
+@pytest.mark.parametrize("path", _domain_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_domain_modules_import_no_web_framework(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            assert name.split(".")[0] not in WEB, f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_routers_stay_thin() -> None:
+    for path in (ROOT / "lab" / "api" / "routes").glob("*.py"):
+        lines = path.read_text(encoding="utf-8").count("\n")
+        assert lines < 400, f"{path.name} has {lines} lines; move logic into a service"
+
+
+def test_client_public_surface_is_pinned() -> None:
+    import lab.client as lc
+
+    assert sorted(lc.__all__) == [
+        "BadRequest", "BudgetExhausted", "Client", "Conflict", "Forbidden", "LabError", "NotFound",
+        "NotInGrant", "PayloadTooLarge", "ProjectInactive", "QuotaExceeded", "ServerError",
+        "TooManyRequests", "Unauthenticated", "connect",
+    ]
+    assert issubclass(lc.BudgetExhausted, lc.LabError) and issubclass(lc.NotInGrant, lc.Forbidden)
+
+
+def test_configuration_reference_is_current() -> None:
+    from lab.settings_doc import render
+
+    assert (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") == render(), (
+        "run: python -m lab.settings_doc > docs/configuration.md"
+    )
