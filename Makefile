@@ -26,6 +26,7 @@ down:
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@dpkg -s fonts-noto-cjk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk >/dev/null)
 
 lint: install
 	$(BIN)/ruff check lab psi_service he_compute tests bench infra

@@ -42,6 +42,42 @@ class HubSettings(BaseModel):
     token_cache_seconds: float = Field(30.0, description="how long a resolved token is trusted")
 
 
+class ProjectsSettings(BaseModel):
+    """Project review, expiry sweep and audit (see docs/projects.md)."""
+
+    approvals_non_open: int = Field(
+        2, ge=1, le=5, description="distinct bureau approvals when a project touches a non-open dataset"
+    )
+    approvals_open: int = Field(1, ge=1, le=5, description="distinct bureau approvals needed otherwise")
+    sweep_seconds: float = Field(
+        300.0, ge=0, description="how often the API expires, disposes and re-syncs projects (0 = never)"
+    )
+    max_days: int = Field(730, ge=1, description="longest project term an application may request")
+    stop_servers: bool = Field(True, description="stop the notebook servers of users who lose all access")
+
+
+class OidcSettings(BaseModel):
+    """Machine clients: OIDC client-credential JWTs from Keycloak (see docs/products.md)."""
+
+    issuer: str | None = Field(
+        None, description="realm issuer URL, e.g. https://sso.example/realms/lab; unset disables OIDC"
+    )
+    audience: str = Field("lab-api", description="required `aud` of access tokens")
+    jwks_url: str | None = Field(None, description="JWKS URL; default from the discovery document")
+    jwks_cache_seconds: float = Field(300.0, ge=0, description="how long fetched signing keys are trusted")
+    jwks_min_refetch_seconds: float = Field(
+        10.0, ge=0, description="least time between JWKS refetches triggered by an unknown key id"
+    )
+    leeway_seconds: int = Field(30, ge=0, le=300, description="clock-skew leeway for exp/nbf/iat")
+    client_roles_from: str | None = Field(
+        None, description="client id whose resource_access roles count (default: the audience)"
+    )
+    role_map: dict[str, str] = Field(
+        default_factory=lambda: {"registrar": "registrar"},
+        description="Keycloak role -> lab role (machine clients may hold only registrar or auditor)",
+    )
+
+
 class Settings(BaseSettings):
     """All lab settings. Use :func:`get_settings`; tests override it."""
 
@@ -61,8 +97,10 @@ class Settings(BaseSettings):
         "/services/lab-api", description="path prefix under which the Hub proxy forwards requests"
     )
     max_request_bytes: int = Field(64 * 1024 * 1024, description="largest request body accepted")
-    s3: S3Settings = Field(default_factory=S3Settings)  # type: ignore[arg-type]
-    hub: HubSettings = Field(default_factory=HubSettings)  # type: ignore[arg-type]
+    s3: S3Settings = Field(default_factory=S3Settings)
+    hub: HubSettings = Field(default_factory=HubSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    projects: ProjectsSettings = Field(default_factory=ProjectsSettings)
 
     @property
     def db_url(self) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from lab.errors import Unauthenticated
 from lab.identity import Principal
+from lab.identity.oidc import looks_like_jwt, verifier_for
 from lab.ledger import Ledger
 from lab.runtime import Runtime
 
@@ -48,7 +49,10 @@ def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
     token = bearer_token(request)
     if not token:
         raise Unauthenticated("a JupyterHub API token is required (Authorization: token <token>)")
-    principal = runtime.hub.resolve(token)
+    if runtime.settings.oidc.issuer and looks_like_jwt(token):  # machine client (Keycloak JWT)
+        principal = verifier_for(runtime.settings.oidc).verify(token)
+    else:
+        principal = runtime.hub.resolve(token)
     request.state.principal = principal
     return principal
 

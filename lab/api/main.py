@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lab import __version__
 from lab.api import problems
 from lab.api.routes import ROUTERS
+from lab.api.routes.audit import AuditMiddleware
 from lab.db.migrate import require_head
 from lab.runtime import Runtime
 from lab.settings import Settings, get_settings
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     problems.install(app)
     for router in ROUTERS():
         app.include_router(router)
+    app.add_middleware(AuditMiddleware)  # inside PrefixAndLimits: sees the routed scope
     app.add_middleware(PrefixAndLimits, prefix=settings.api_prefix, max_bytes=settings.max_request_bytes)
     return app
 

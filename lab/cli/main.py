@@ -20,6 +20,19 @@ app.add_typer(datasets, name="datasets")
 app.add_typer(ledger, name="ledger")
 register_stack(app)
 
+from lab.cli.products import products as _products  # noqa: E402
+
+app.add_typer(_products, name="products")
+from lab.cli.projects import projects as _projects  # noqa: E402
+
+app.add_typer(_projects, name="projects")
+from psi_service.cli import psi as _psi  # noqa: E402
+
+app.add_typer(_psi, name="psi")
+from he_compute.cli import he as _he  # noqa: E402
+
+app.add_typer(_he, name="he")
+
 try:
     from lab.cli.sample import sample
 

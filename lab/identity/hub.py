@@ -122,3 +122,19 @@ class HubClient:
         if r.status_code not in (200, 201):
             raise Unavailable(f"could not create a token for {user}: {r.status_code} {r.text[:200]}")
         return str(r.json()["token"])
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        """The Hub's model of user ``name`` (groups, servers, ...); None if there is no such user."""
+        r = self._request("GET", f"users/{name}", headers=self._admin_headers())
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise Unavailable(f"could not read Hub user {name}: {r.status_code}")
+        model: dict[str, Any] = r.json()
+        return model
+
+    def stop_server(self, name: str) -> None:
+        """Stop user ``name``'s default server (``DELETE /users/{name}/server``); no-op if none runs."""
+        r = self._request("DELETE", f"users/{name}/server", headers=self._admin_headers())
+        if r.status_code not in (202, 204, 400, 404):  # 400/404: no such user or nothing to stop
+            raise Unavailable(f"could not stop the server of {name}: {r.status_code} {r.text[:200]}")

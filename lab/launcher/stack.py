@@ -123,6 +123,7 @@ class Stack:
         self.secrets = load_secrets(self.data_dir)
         self.seaweed: SeaweedServer | None = None
         self.hub: HubProcess | None = None
+        self.demo_project: str | None = None
 
     @property
     def s3_endpoint(self) -> str:
@@ -145,12 +146,30 @@ class Stack:
             env=lab_env(self.settings, self.secrets, self.s3_endpoint),
         ).start()
         ensure_demo_users(self.hub.api_url, self.secrets["hub_service_token"])
+        self.demo_project = self.ensure_demo_project()
         run = {
             "pids": [p.pid for p in (self.seaweed and self.seaweed.process, self.hub.process) if p],
             "hub_api": self.hub.api_url,
             "public_url": self.hub.public_url,
         }
         (self.data_dir / "run.json").write_text(json.dumps(run))
+
+    def ensure_demo_project(self) -> str:
+        """The active project of ``alice`` that lets her spawn a server and run the notebooks."""
+        from lab.identity.hub import HubClient
+        from lab.launcher.demo_project import ensure_demo_project
+
+        assert self.hub is not None
+        hub = HubClient(
+            self.settings.hub.model_copy(
+                update={"api_url": self.hub.api_url, "api_token": self.secrets["hub_service_token"]}
+            )
+        )
+        try:
+            tokens = {u: hub.create_token(u, "lab up: demo project", 600) for u in ("alice", "bureau1", "bureau2")}
+        finally:
+            hub.close()
+        return ensure_demo_project(self.hub.lab_api_url, tokens)
 
     def stop(self) -> None:
         if self.hub:

@@ -21,6 +21,8 @@ KINDS: dict[str, int] = {
     "budget.spend": 1,
     "derived.record": 1,
     "product.transition": 1,
+    "psi.key_epoch": 1,
+    "artifact.published": 1,
 }
 
 

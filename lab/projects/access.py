@@ -69,7 +69,7 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 def load_project(session: Session, project_id: str, *, lock: bool = False) -> ProjectRow:
     q = select(ProjectRow).where(ProjectRow.id == project_id)
     if lock:
-        q = q.with_for_update()
+        q = q.with_for_update().execution_options(populate_existing=True)  # never a stale row
     project = session.execute(q).scalar_one_or_none()
     if project is None:
         raise ProjectNotFound(f"no project {project_id}")
@@ -103,7 +103,7 @@ def check_serving(project: ProjectRow, now: dt.datetime | None = None) -> None:
 def _budget(session: Session, project_id: str, dataset: str, *, lock: bool) -> BudgetRow | None:
     q = select(BudgetRow).where(BudgetRow.project_id == project_id, BudgetRow.dataset_id == dataset)
     if lock:
-        q = q.with_for_update()
+        q = q.with_for_update().execution_options(populate_existing=True)  # never a stale row
     return session.execute(q).scalar_one_or_none()
 
 
@@ -121,7 +121,7 @@ def _usage(
         UsageRow.period == period,
     )
     if lock:
-        q = q.with_for_update()
+        q = q.with_for_update().execution_options(populate_existing=True)  # never a stale row
     return session.execute(q).scalar_one_or_none()
 
 
@@ -271,7 +271,8 @@ def commit_result(
 ) -> DerivedRecordRow:
     """Charge ``cost`` and ``units``, write the derived record and its ledger entry — atomically.
 
-    Must run in the transaction whose commit releases the result. Raises
+    Must run in the transaction whose commit releases the result. The project, budget and usage rows
+    are locked and re-read (never the stale copies the caller may have loaded earlier). Raises
     :class:`BudgetExhausted` / :class:`QuotaExceeded` if a concurrent request got there first.
     """
     cost = cost or Budget.zero()

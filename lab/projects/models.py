@@ -46,6 +46,10 @@ class ProjectRow(Base):
     starts_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     disposed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Hub group sync: every change of who may spawn bumps hub_version; a successful sync of the
+    # project's Hub group records the version it pushed (see lab.projects.hubsync).
+    hub_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    hub_synced_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ProjectMemberRow(Base):

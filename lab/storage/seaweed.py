@@ -97,7 +97,9 @@ class SeaweedServer:
                 f"-s3.port={self.s3_port}",
                 f"-s3.config={config}",
                 "-master.volumeSizeLimitMB=256",
-                "-volume.max=64",
+                "-volume.max=4096",  # sparse volumes; each bucket (a collection) takes ~7 of them
+                "-s3.port.iceberg=0",  # the Iceberg catalog would bind 8181 (the lab API port)
+                "-s3.port.lance=0",  # and Lance 9101: parallel servers would collide
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,10 @@
+"""Homomorphic computation channel (TenSEAL CKKS): encrypted scoring and lookups, isolated worker.
+
+The operator's data stays encrypted under the operator's key; the lab receives a *public*
+context (no secret key, approved parameters — :mod:`he_compute.contexts`), combines the
+operator's ciphertexts with server-side material it has cleared (models, DP tables —
+:mod:`he_compute.ops`) and returns ciphertexts only the operator can decrypt. Every byte of
+operator material is parsed and evaluated in an isolated worker process
+(:mod:`he_compute.worker`) with memory, time and size limits. :mod:`he_compute.service` ties
+it to the grant (``authorize``) and the charge (``commit_result``).
+"""

@@ -1,0 +1,35 @@
+"""Tables of the HE channel: the public contexts operators registered (metadata; bytes in the work bucket)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lab.db.base import Base
+
+
+class HeContextRow(Base):
+    """A public CKKS context of one operator in one project.
+
+    The bytes live at ``projects/<project>/he/contexts/<sha256>`` in the work bucket; they were
+    checked in an isolated worker to hold no secret key and an approved parameter set. Disposal
+    deletes the bytes and stamps ``deleted_at`` (the row stays as metadata).
+    """
+
+    __tablename__ = "he_contexts"
+    __table_args__ = (Index("ix_he_contexts_project_owner", "project_id", "owner"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "hc_" + 32 hex
+    project_id: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(128))
+    param_set: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    bucket: Mapped[str] = mapped_column(String(63))
+    object_key: Mapped[str] = mapped_column(String(512))
+    has_relin_keys: Mapped[bool] = mapped_column(Boolean)
+    has_galois_keys: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

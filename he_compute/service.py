@@ -1,0 +1,290 @@
+"""The HE channel's service: grant check, streamed evaluation in the worker pool, atomic charge.
+
+A ``score`` or ``lookup`` call is one frame (:mod:`he_compute.frames`) whose header is a
+:class:`CallSpec` and whose blobs are the operator's ciphertexts, batch after batch (column-packed,
+see :mod:`he_compute.ops`). The service
+
+1. reads the header and, in a short transaction, resolves the model or table, runs
+   :func:`~lab.projects.access.authorize` (membership, project state, grant incl. the material,
+   policy, record quota), finds the caller's own context and plans the circuit;
+2. reads the ciphertexts as they arrive and hands each complete batch to the worker pool (a
+   bounded number in flight, so memory stays bounded and upload overlaps evaluation);
+3. in one transaction authorizes again and calls :func:`~lab.projects.access.commit_result`
+   (records charged as quota units, metadata-only parameters, digest of the result ciphertexts);
+4. returns the result ciphertexts.
+
+Any failure before step 3 charges nothing. Nothing of the operator's input is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+
+from he_compute import contexts, frames, material, ops, params
+from he_compute.worker import WorkerPool
+from lab.errors import BadRequest, Conflict, PayloadTooLarge
+from lab.identity import Principal
+from lab.projects.access import authorize, commit_result, quota_limit, quota_period
+from lab.projects.models import UsageRow
+from lab.runtime import Runtime
+
+Op = Literal["score", "lookup"]
+
+
+class CallSpec(BaseModel):
+    """The header of a ``score`` / ``lookup`` frame (and the body of a plan request)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: str = Field(min_length=1, max_length=32)
+    context: str = Field(min_length=1, max_length=40, description="id of the caller's registered context")
+    records: int = Field(ge=1, description="records encrypted in the ciphertexts (quota units)")
+    model: str | None = Field(None, max_length=128, description="score: model id or name")
+    table: str | None = Field(None, max_length=128, description="lookup: table id or name")
+    degree: int | None = Field(None, description="logistic: sigmoid polynomial degree")
+    output: Literal["probability", "logit"] = "probability"
+
+
+@dataclass
+class Prepared:
+    """Everything a call needs after its (pre-)authorization."""
+
+    op: Op
+    spec: CallSpec
+    kind: material.Kind
+    ref: str  # the identifier the grant lists
+    dataset: str
+    row_public: dict[str, Any]
+    param: params.ParamSet
+    context_id: str
+    context_sha: str
+    plan: dict[str, Any]
+    meta: dict[str, Any]
+
+    @property
+    def width(self) -> int:
+        """Ciphertexts per batch."""
+        return len(self.plan["weights"]) if self.op == "score" else sum(self.plan["shape"])
+
+    @property
+    def batches(self) -> int:
+        return math.ceil(self.spec.records / self.param.slots)
+
+    def batch_size(self, i: int) -> int:
+        return min(self.param.slots, self.spec.records - i * self.param.slots)
+
+    def summary(self) -> dict[str, Any]:
+        """What the caller needs to encrypt: layout, order, bounds and the plan's metadata."""
+        return {
+            "operation": self.op,
+            "project": self.spec.project,
+            "context": self.context_id,
+            "param_set": self.param.name,
+            "records": self.spec.records,
+            "slots": self.param.slots,
+            "batches": self.batches,
+            "ciphertexts_per_batch": self.width,
+            self.kind: self.row_public,
+            **self.meta,
+        }
+
+
+def _kind_ref(op: Op, spec: CallSpec) -> tuple[material.Kind, str]:
+    ref = spec.model if op == "score" else spec.table
+    if not ref:
+        raise BadRequest(f"{op} needs a {'model' if op == 'score' else 'table'}")
+    return ("model" if op == "score" else "table"), ref
+
+
+def _authorize(session: Any, principal: Principal, op: Op, spec: CallSpec) -> tuple[Any, Any, str]:
+    kind, ref = _kind_ref(op, spec)
+    row = material.resolve(session, kind, spec.project, ref)
+    key = material.listed_key(session, kind, spec.project, row)
+    access = authorize(
+        session, principal, spec.project, row.dataset_id, "he", op, {kind: key, "units": spec.records}
+    )
+    material.check_policy(access.policy, kind, row)
+    return row, access, key
+
+
+def prepare(runtime: Runtime, principal: Principal, op: Op, spec: CallSpec) -> tuple[Prepared, bytes]:
+    """Authorize (pre-check), find the context, plan the circuit; returns the plan and context bytes."""
+    kind, _ = _kind_ref(op, spec)
+    with runtime.transaction() as s:
+        row, _access, key = _authorize(s, principal, op, spec)
+        ctx_row = contexts.get_context(s, spec.project, principal.name, spec.context)
+        param = params.get(ctx_row.param_set)
+        try:
+            if op == "score":
+                if row.kind not in material.SCORABLE:
+                    raise BadRequest(f"models of kind {row.kind!r} cannot be scored homomorphically")
+                plan, meta = ops.score_plan(
+                    row.kind,
+                    row.params,
+                    list(row.features),
+                    degree=spec.degree,
+                    output=spec.output,
+                    levels=param.levels,
+                )
+                public = material.model_public(row)
+            else:
+                shape, values, missing = material.table_arrays(row)
+                plan = ops.lookup_plan(shape, values, param.levels)
+                meta = {"scale": plan["scale"], "missing_cells": missing}
+                public = material.table_public(row)
+        except ops.PlanError as exc:
+            raise BadRequest(str(exc)) from None
+        multiplies = (op == "lookup" and len(plan["shape"]) > 1) or bool(plan.get("poly"))
+        if multiplies and not ctx_row.has_relin_keys:
+            raise BadRequest(
+                "this operation multiplies ciphertexts: register a context with relinearization keys"
+            )
+        prep = Prepared(
+            op, spec, kind, key, row.dataset_id, public, param, ctx_row.id, ctx_row.sha256, plan, meta
+        )
+    return prep, contexts.load_context_bytes(runtime.store, ctx_row)
+
+
+def _quota(session: Any, access: Any) -> dict[str, int | None]:
+    used = session.execute(
+        select(UsageRow.used).where(
+            UsageRow.project_id == access.project.id,
+            UsageRow.dataset_id == access.dataset.dataset,
+            UsageRow.channel == "he",
+            UsageRow.period == quota_period("he"),
+        )
+    ).scalar_one_or_none()
+    return {"limit": quota_limit(access), "used": int(used or 0)}
+
+
+def commit(
+    runtime: Runtime, principal: Principal, prep: Prepared, input_sha: str, result_sha: str
+) -> dict[str, Any]:
+    """Authorize again and charge, record and log the call — one transaction."""
+    with runtime.transaction() as s:
+        row, access, _key = _authorize(s, principal, prep.op, prep.spec)
+        if row.id != prep.row_public["id"]:
+            raise Conflict(f"the {prep.kind} {row.name!r} changed during the call; retry")
+        approx = prep.meta.get("approximation") or {}
+        parameters: dict[str, Any] = {
+            prep.kind: {"id": row.id, "name": row.name},
+            "records": prep.spec.records,
+            "batches": prep.batches,
+            "param_set": prep.param.name,
+            "context_sha256": prep.context_sha,
+            "input_sha256": input_sha,
+        }
+        if approx:
+            parameters["sigmoid"] = {"degree": approx["degree"], "max_error": f"{approx['max_error']:.3e}"}
+        record = commit_result(
+            s,
+            runtime.ledger(s),
+            access,
+            units=prep.spec.records,
+            parameters=parameters,
+            result_digest=result_sha,
+        )
+        return {"record_id": record.id, "ledger_index": record.ledger_index, "quota": _quota(s, access)}
+
+
+def plan_call(runtime: Runtime, principal: Principal, op: Op, spec: CallSpec) -> dict[str, Any]:
+    """A dry run: everything :func:`run` would check before reading ciphertexts, and the layout."""
+    prep, _ = prepare(runtime, principal, op, spec)
+    return prep.summary()
+
+
+def parse_spec(header: dict[str, Any]) -> CallSpec:
+    try:
+        return CallSpec.model_validate(header)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadRequest(
+            f"invalid HE call header: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from None
+
+
+async def run(
+    runtime: Runtime,
+    pool: WorkerPool,
+    principal: Principal,
+    op: Op,
+    body: AsyncIterator[bytes],
+    *,
+    max_records: int,
+    on_spec: Callable[[CallSpec], None] | None = None,
+) -> tuple[dict[str, Any], list[bytes]]:
+    """Evaluate one streamed call; returns the response header and the result ciphertexts.
+
+    ``on_spec`` sees the parsed call header first (the API notes the project for its audit log).
+    """
+    reader = frames.StreamReader(body, max_total=1 << 62, max_blob_bytes=0)
+    try:
+        header, count = await reader.start()
+        spec = parse_spec(header)
+        if on_spec is not None:
+            on_spec(spec)
+        if spec.records > max_records:
+            raise BadRequest(f"one call carries at most {max_records} records")
+        prep, ctx_bytes = await asyncio.to_thread(prepare, runtime, principal, op, spec)
+        if count != prep.batches * prep.width:
+            raise BadRequest(
+                f"{count} ciphertexts sent; {prep.batches} batches × {prep.width} expected for "
+                f"{spec.records} records"
+            )
+        reader.max_blob_bytes = prep.param.max_ciphertext_bytes
+        reader.max_total = reader.consumed + count * (prep.param.max_ciphertext_bytes + 4)
+        if reader.total > reader.max_total:
+            raise PayloadTooLarge(f"the body exceeds {reader.max_total} bytes for {count} ciphertexts")
+        results = await _evaluate(reader, pool, prep, (prep.context_sha, ctx_bytes))
+    except Exception:
+        with contextlib.suppress(Exception):
+            await reader.drain()
+        raise
+    input_sha, blobs = results
+    info = await asyncio.to_thread(commit, runtime, principal, prep, input_sha, frames.BlobDigest.of(blobs))
+    return {**prep.summary(), **info, "result_sha256": frames.BlobDigest.of(blobs)}, blobs
+
+
+async def _evaluate(
+    reader: frames.StreamReader, pool: WorkerPool, prep: Prepared, context: tuple[str, bytes]
+) -> tuple[str, list[bytes]]:
+    """Read batch after batch and evaluate them in the pool, a bounded number at a time."""
+    results: list[bytes] = [b""] * prep.batches
+    slots = asyncio.Semaphore(pool.size + 1)
+    digest = frames.BlobDigest()
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(i: int, blobs: list[bytes]) -> None:
+        try:
+            task = {"op": prep.op, "plan": prep.plan, "size": prep.batch_size(i)}
+            _, out = await asyncio.to_thread(pool.run, task, blobs, context)
+            results[i] = out[0]
+        finally:
+            slots.release()
+
+    try:
+        for i in range(prep.batches):
+            blobs = [await reader.blob() for _ in range(prep.width)]
+            for b in blobs:
+                digest.update(b)
+            await slots.acquire()
+            for t in tasks:
+                if t.done() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+            tasks.append(asyncio.create_task(one(i, blobs)))
+        await reader.finish()
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return digest.hexdigest(), results

@@ -1,0 +1,381 @@
+"""``client.he``: encrypted scoring and lookups — the data is encrypted here and decrypted here.
+
+The CKKS keys are generated in this process; the lab receives the *public* context only
+(relinearization keys, no secret key, no Galois keys) and ciphertexts, and returns ciphertexts
+that only this process can decrypt. Encryption uses the secret key (symmetric CKKS: three times
+faster than public-key encryption, and the lab holds no key that can encrypt either).
+
+Typical use in a notebook::
+
+    c.use(project_id)
+    ctx = c.he.context("ckks-8192")                  # keys stay here; registered with the project
+    s = c.he.score(df, model="credit_score_v1")      # a Series aligned with df.index
+    s.attrs["record_id"], s.attrs["quota"]
+    p = c.he.score(df, model="default_risk", context=c.he.context("ckks-8192-deep"))  # logistic
+    p.attrs["approximation"]["max_error"]            # sigmoid approximation error on the model's range
+    v = c.he.lookup(people[["town"]], table="income_by_town")
+
+Records are packed column-wise: one ciphertext per feature (or category) holds up to
+``slots`` records (4096 for ``ckks-8192``), so a call costs ciphertexts, not records. Features
+are clipped to the model's bounds before encryption (the model was trained on clipped values).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import tenseal as ts
+
+    from lab.client._client import Client
+
+FRAME = "application/vnd.lab.he-frame"
+_U32 = struct.Struct("<I")
+
+
+class HeContext:
+    """A CKKS context whose secret key never leaves this process."""
+
+    def __init__(self, param_set: str, ctx: ts.Context) -> None:
+        self.param_set = param_set
+        self.ctx = ctx
+        self.public = ctx.serialize(save_secret_key=False, save_galois_keys=False, save_relin_keys=True)
+        self.sha256 = hashlib.sha256(self.public).hexdigest()
+        self.registered: dict[str, str] = {}  # project -> context id
+
+    @property
+    def slots(self) -> int:
+        return int(self.ctx.seal_context().data.first_context_data().parms().poly_modulus_degree()) // 2
+
+    def encrypt(self, values: np.ndarray) -> bytes:
+        import tenseal as ts
+
+        return bytes(ts.ckks_vector(self.ctx, values).serialize())
+
+    def decrypt(self, blob: bytes) -> np.ndarray:
+        import tenseal as ts
+
+        return np.asarray(ts.ckks_vector_from(self.ctx, blob).decrypt(), dtype=float)
+
+    def __repr__(self) -> str:
+        return f"HeContext({self.param_set!r}, sha256 {self.sha256[:12]}…, projects {list(self.registered)})"
+
+
+def make_context(
+    param_set: str, poly_modulus_degree: int, coeff_mod_bit_sizes: Sequence[int], scale_bits: int
+) -> HeContext:
+    """A fresh context with secret and relinearization keys (symmetric encryption)."""
+    import tenseal as ts
+
+    ctx = ts.context(
+        ts.SCHEME_TYPE.CKKS,
+        poly_modulus_degree,
+        coeff_mod_bit_sizes=list(coeff_mod_bit_sizes),
+        encryption_type=ts.ENCRYPTION_TYPE.SYMMETRIC,
+    )
+    ctx.global_scale = 2.0**scale_bits
+    return HeContext(param_set, ctx)
+
+
+def _frame(header: dict[str, Any], count: int, blobs: Iterator[bytes]) -> Iterator[bytes]:
+    import json
+
+    head = json.dumps(header, separators=(",", ":")).encode()
+    yield b"LHE1" + _U32.pack(len(head)) + head + _U32.pack(count)
+    for b in blobs:
+        yield _U32.pack(len(b)) + b
+
+
+def _unframe(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    import json
+
+    if data[:4] != b"LHE1":
+        raise ValueError("the lab did not answer with an HE frame")
+    (hlen,) = _U32.unpack_from(data, 4)
+    header = json.loads(data[8 : 8 + hlen])
+    pos = 8 + hlen
+    (count,) = _U32.unpack_from(data, pos)
+    pos += 4
+    blobs = []
+    for _ in range(count):
+        (n,) = _U32.unpack_from(data, pos)
+        blobs.append(data[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return header, blobs
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="ct", disable=not enabled or total < 8, leave=False)
+
+
+class HeAPI:
+    """Homomorphic encryption channel (see the module docstring)."""
+
+    def __init__(self, client: Client) -> None:
+        self._c = client
+        self._t = client.transport
+        self._contexts: dict[str, HeContext] = {}
+        self._params: dict[str, dict[str, Any]] | None = None
+        self.current: HeContext | None = None
+
+    # -- parameters and contexts -------------------------------------------------------------
+    def params(self) -> pd.DataFrame:
+        """The lab-approved CKKS parameter sets."""
+        return pd.DataFrame(self._t.get("/api/v1/he/params")).set_index("name")
+
+    def _sets(self) -> dict[str, dict[str, Any]]:
+        if self._params is None:
+            self._params = {p["name"]: p for p in self._t.get("/api/v1/he/params")}
+        return self._params
+
+    def _get(self, param_set: str) -> HeContext:
+        if param_set not in self._contexts:
+            sets = self._sets()
+            if param_set not in sets:
+                raise ValueError(f"unknown parameter set {param_set!r}; approved: {', '.join(sets)}")
+            p = sets[param_set]
+            self._contexts[param_set] = make_context(
+                param_set, p["poly_modulus_degree"], p["coeff_mod_bit_sizes"], p["scale_bits"]
+            )
+        return self._contexts[param_set]
+
+    def context(self, param_set: str = "ckks-8192", *, project: str | None = None) -> HeContext:
+        """This session's context of ``param_set`` (created once, keys stay here) — now the default.
+
+        It is registered (public part only) with ``project`` or the client's current project.
+        """
+        ctx = self._get(param_set)
+        chosen = project or self._c.project
+        if chosen:
+            self._register(ctx, chosen)
+        self.current = ctx
+        return ctx
+
+    def _pick(self, context: HeContext | None, levels: int) -> HeContext:
+        """The given context, else the current one if deep enough, else the smallest deep-enough set."""
+        if context is not None:
+            return context
+        sets = self._sets()
+        if self.current is not None and sets[self.current.param_set]["levels"] >= levels:
+            return self.current
+        fitting = [p for p in sets.values() if p["levels"] >= levels]
+        if not fitting:
+            raise ValueError(f"no approved parameter set has {levels} levels")
+        return self._get(min(fitting, key=lambda p: (p["poly_modulus_degree"], p["levels"]))["name"])
+
+    def _register(self, ctx: HeContext, project: str) -> str:
+        if project not in ctx.registered:
+            info = self._t.post(
+                "/api/v1/he/contexts",
+                params={"project": project, "param_set": ctx.param_set},
+                content=ctx.public,
+                headers={"content-type": "application/octet-stream"},
+            )
+            ctx.registered[project] = info["id"]
+        return ctx.registered[project]
+
+    def contexts(self, project: str | None = None) -> pd.DataFrame:
+        """Your registered contexts in a project (public parts; the lab holds nothing else)."""
+        rows = self._t.get("/api/v1/he/contexts", params={"project": self._c.require_project(project)})
+        return pd.DataFrame(rows)
+
+    def models(self, project: str | None = None) -> pd.DataFrame:
+        """Models the project may score with (names, features, bounds — never weights)."""
+        params = {"project": project or self._c.project} if (project or self._c.project) else {}
+        return pd.DataFrame(self._t.get("/api/v1/he/models", params=params))
+
+    def tables(self, project: str | None = None) -> pd.DataFrame:
+        """Statistics tables the project may look up in (dimensions — never values)."""
+        params = {"project": project or self._c.project} if (project or self._c.project) else {}
+        return pd.DataFrame(self._t.get("/api/v1/he/tables", params=params))
+
+    def _material(self, kind: str, ref: str, project: str) -> dict[str, Any]:
+        rows = self._t.get(f"/api/v1/he/{kind}s", params={"project": project})
+        by_id = [r for r in rows if r["id"] == ref]
+        named = [r for r in rows if r["name"] == ref]
+        own = [r for r in named if r["project"] == project]
+        newest = sorted(named, key=lambda r: r["created_at"], reverse=True)
+        found = by_id or own or newest
+        if not found:
+            raise ValueError(f"no {kind} {ref!r} is available to project {project}")
+        return dict(found[0])
+
+    # -- operations ----------------------------------------------------------------------------
+    def score(
+        self,
+        df: pd.DataFrame,
+        model: str,
+        *,
+        project: str | None = None,
+        context: HeContext | None = None,
+        degree: int | None = None,
+        output: str = "probability",
+        progress: bool = True,
+    ) -> pd.Series:
+        """Score ``df``'s rows with a server-side model, encrypted end to end; a Series on ``df.index``.
+
+        Linear models return ``w·x + b``; logistic models the probability of ``classes[1]`` through
+        a polynomial sigmoid (``attrs["approximation"]`` states its degree and max error on the
+        model's input range; values are clipped to [0, 1]) or, with ``output="logit"``, ``w·x + b``.
+        """
+        project = self._c.require_project(project)
+        info = self._material("model", model, project)
+        deep = info["kind"] == "logistic" and output == "probability"
+        context = self._pick(context, 3 if deep else 1)
+        features = list(info["features"])
+        missing = [f for f in features if f not in df.columns]
+        if missing:
+            raise ValueError(f"the frame lacks the model's features {missing}")
+        x = df[features].to_numpy(dtype=float)
+        if np.isnan(x).any():
+            raise ValueError("features contain missing values; impute them before scoring")
+        bounds = [info["bounds"].get(f) for f in features]
+        if all(b is not None for b in bounds):
+            lo, hi = np.array([b[0] for b in bounds]), np.array([b[1] for b in bounds])
+            clipped = int(((x < lo) | (x > hi)).any(axis=1).sum())
+            if clipped:
+                warnings.warn(
+                    f"{clipped} records had features outside the model's bounds; clipped", stacklevel=2
+                )
+            x = np.clip(x, lo, hi)
+        spec = {"project": project, "model": info["id"], "records": len(x), "output": output}
+        if degree is not None:
+            spec["degree"] = degree
+        header, values = self._call("score", spec, context, [x[:, j] for j in range(x.shape[1])], progress)
+        if header.get("output") == "probability":
+            values = np.clip(values, 0.0, 1.0)
+        out = pd.Series(values, index=df.index, name=info["name"])
+        out.attrs.update(header)
+        return out
+
+    def lookup(
+        self,
+        categories: pd.DataFrame | pd.Series,
+        table: str,
+        *,
+        project: str | None = None,
+        context: HeContext | None = None,
+        progress: bool = True,
+    ) -> pd.Series:
+        """Look each row's categories up in a server-side table, encrypted end to end.
+
+        ``categories`` has one column per table dimension (a Series for a 1-D table). Rows whose
+        category is outside the table's domain, or whose cell was suppressed, come back NaN.
+        """
+        project = self._c.require_project(project)
+        info = self._material("table", table, project)
+        frame = categories.to_frame() if isinstance(categories, pd.Series) else categories
+        dims = info["dims"]
+        context = self._pick(context, len(dims))
+        columns, known = [], np.ones(len(frame), dtype=bool)
+        cell = np.zeros(len(frame), dtype=np.int64)
+        for d in dims:
+            col = d["column"] if d["column"] in frame.columns else None
+            if col is None:
+                raise ValueError(f"the frame lacks the table's dimension {d['column']!r}")
+            values = frame[col].astype(object).to_numpy()
+            index = {v: i for i, v in enumerate(d["domain"])}
+            codes = np.array([index.get(v, -1) for v in values], dtype=np.int64)
+            known &= codes >= 0
+            cell = cell * len(d["domain"]) + np.maximum(codes, 0)
+            columns += [(codes == k).astype(float) for k in range(len(d["domain"]))]
+        spec = {"project": project, "table": info["id"], "records": len(frame)}
+        header, values = self._call("lookup", spec, context, columns, progress)
+        values = values * float(header.get("scale", 1.0))
+        values[~known] = np.nan
+        values[np.isin(cell, header.get("missing_cells") or [])] = np.nan
+        out = pd.Series(values, index=frame.index, name=info["name"])
+        out.attrs.update(header)
+        return out
+
+    def _call(
+        self, op: str, spec: dict[str, Any], context: HeContext, columns: list[np.ndarray], progress: bool
+    ) -> tuple[dict[str, Any], np.ndarray]:
+        project = spec["project"]
+        spec = {**spec, "context": self._register(context, project)}
+        plan = self._t.post(f"/api/v1/he/plan/{op}", json=spec)  # refusals before any encryption
+        n, slots, width = spec["records"], context.slots, len(columns)
+        batches = math.ceil(n / slots)
+        if plan["batches"] != batches or plan["ciphertexts_per_batch"] != width:
+            raise ValueError("the lab's plan does not match this context's layout")
+
+        def blobs() -> Iterator[bytes]:
+            with _progress(batches * width, f"encrypting {n} records", progress) as bar:
+                for b in range(batches):
+                    rows = slice(b * slots, min(n, (b + 1) * slots))
+                    for col in columns:
+                        yield context.encrypt(col[rows])
+                        bar.update(1)
+
+        r = self._t.request(
+            "POST",
+            f"/api/v1/he/{op}",
+            content=_frame(spec, batches * width, blobs()),
+            headers={"content-type": FRAME},
+        )
+        header, results = _unframe(r.content)
+        values = np.concatenate([context.decrypt(b) for b in results]) if results else np.empty(0)
+        return header, values[:n]
+
+    # -- bureau ------------------------------------------------------------------------------
+    def publish_model(
+        self,
+        name: str,
+        *,
+        kind: str,
+        dataset: str,
+        features: list[str],
+        target: str,
+        coef: Sequence[float],
+        intercept: float,
+        classes: list[Any] | None = None,
+        bounds: dict[str, list[float]] | None = None,
+        epsilon: str = "0",
+    ) -> dict[str, Any]:
+        """Publish a linear or logistic model for every project's encrypted scoring (bureau)."""
+        body = {
+            "name": name,
+            "kind": kind,
+            "dataset": dataset,
+            "features": features,
+            "target": target,
+            "coef": [float(c) for c in coef],
+            "intercept": float(intercept),
+            "classes": classes,
+            "bounds": bounds,
+            "epsilon": epsilon,
+        }
+        out: dict[str, Any] = self._t.post("/api/v1/he/models", json=body)
+        return out
+
+    def publish_table(
+        self,
+        name: str,
+        *,
+        dataset: str,
+        dims: list[dict[str, Any]],
+        statistic: str,
+        values: Sequence[float | None],
+        epsilon: str = "0",
+    ) -> dict[str, Any]:
+        """Publish a statistics table (row-major over the dims' domains) for encrypted lookups (bureau)."""
+        body = {
+            "name": name,
+            "dataset": dataset,
+            "dims": dims,
+            "statistic": statistic,
+            "values": [None if v is None else float(v) for v in values],
+            "epsilon": epsilon,
+        }
+        out: dict[str, Any] = self._t.post("/api/v1/he/tables", json=body)
+        return out

@@ -1,0 +1,377 @@
+"""The DP channel's service: authorize → plan → compute → release → charge, in one transaction.
+
+Every function runs in the caller's transaction (``session``) and calls
+:func:`lab.projects.access.authorize` first and :func:`~lab.projects.access.commit_result` last,
+after computing and before anything is returned, so a failed call charges nothing and no result
+exists without its charge, derived record and ledger entry.
+
+Repeated queries: an identical query (same normalized spec, same dataset version, same project)
+returns the answer released the first time — same values, same derived record — and is charged
+nothing. Fresh noise for the same question would let an operator average it away; replaying the
+answer costs no privacy. Table releases and trainings create new artifacts and are charged each time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from lab.artifacts.cohorts import get_cohort, load_cohort_keys
+from lab.artifacts.models import StatTableRow
+from lab.budgets import Budget
+from lab.catalog.service import Catalog, DatasetVersion
+from lab.db.base import utcnow
+from lab.dp.engine import DuckEngine
+from lab.dp.mechanisms import Rng
+from lab.dp.models import DpAnswerRow
+from lab.dp.plan import QueryPlan, plan_query
+from lab.dp.release import CONFIDENCE, AggRelease, Value, describe, mechanisms_for, release
+from lab.dp.spec import QuerySpec, TableSpec, canonical
+from lab.errors import BudgetExhausted, Forbidden, InvalidQuery
+from lab.identity import Principal, Role
+from lab.ledger.entries import canonical_json
+from lab.projects.access import Access, authorize, budget_remaining, commit_result, is_member, load_project
+from lab.runtime import Runtime
+
+REPEAT_POLICY = (
+    "an identical query (same spec, dataset version and project) returns the answer first released, "
+    "at no further cost"
+)
+
+
+def engine_for(runtime: Runtime) -> DuckEngine:
+    """The process's DuckDB engine for this runtime (salt derived from the lab's secret key)."""
+    salt = hmac.new(runtime.settings.encryption_key, b"lab.dp.contribution-bounding", "sha256").hexdigest()
+    return DuckEngine.shared(runtime.cache_dir, salt)
+
+
+def digest(value: Any) -> str:
+    """SHA-256 of a JSON value (floats written by ``repr``, so the digest is reproducible)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def spec_digest(spec: QuerySpec, version: DatasetVersion) -> str:
+    body = {"dataset": version.dataset, "version": version.version, "spec": canonical(spec)}
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def prepare(
+    runtime: Runtime, session: Session, access: Access, cohort_id: str | None, rows_per_entity: int
+) -> tuple[Path, pa.Array | None]:
+    """The bounded Parquet source of the granted version and the cohort's entity keys, if any."""
+    version = access.dataset
+    cohort = None
+    if cohort_id is not None:
+        row = get_cohort(session, access.project.id, cohort_id)
+        if row.dataset_id != version.dataset:
+            raise InvalidQuery(
+                f"cohort {cohort_id} holds keys of {row.dataset_id}, not {version.dataset}", field="cohort"
+            )
+        cohort = load_cohort_keys(runtime.store, row)
+    parquet = Catalog(session, runtime.store, runtime.ledger(session)).fetch(version, runtime.cache_dir)
+    columns = [c.name for c in version.policy.columns]
+    source = engine_for(runtime).bounded(
+        parquet, version.sha256, version.policy.entity_key, columns, rows_per_entity
+    )
+    return source, cohort
+
+
+def _cost_params(cost: Budget) -> dict[str, Any]:
+    return {"epsilon": cost.epsilon, "delta": cost.delta}
+
+
+def _rows(plan: QueryPlan, values: list[Value]) -> list[dict[str, Any]]:
+    keys = plan.cell_keys()
+    return [
+        {
+            "group": list(keys[v.cell]),
+            "name": v.name,
+            "agg": v.agg,
+            "column": v.column,
+            "key": v.key,
+            "value": v.value,
+            "error_95": v.error_95,
+            "unit": v.unit,
+            "mechanism": v.mechanism,
+            "flag": v.flag,
+        }
+        for v in values
+    ]
+
+
+def compute(
+    runtime: Runtime, session: Session, access: Access, plan: QueryPlan, rng: Rng = None
+) -> tuple[list[Value], list[AggRelease]]:
+    """Exact aggregates of ``plan`` on the granted version, noised (nothing is charged here)."""
+    source, cohort = prepare(runtime, session, access, plan.spec.cohort, plan.rows_per_entity)
+    exact = engine_for(runtime).aggregate(plan, source, cohort)
+    return release(plan, exact, rng), describe(plan)
+
+
+def _lookup(session: Session, project_id: str, key: str) -> DpAnswerRow | None:
+    return session.execute(
+        select(DpAnswerRow).where(DpAnswerRow.project_id == project_id, DpAnswerRow.spec_sha256 == key)
+    ).scalar_one_or_none()
+
+
+def _replay(session: Session, row: DpAnswerRow) -> dict[str, Any]:
+    left = budget_remaining(session, row.project_id, row.dataset_id) or Budget.zero()
+    return {
+        **row.answer,
+        "cached": True,
+        "epsilon_spent": "0",
+        "delta_spent": "0",
+        "remaining": left.as_strings(),
+    }
+
+
+def _authorize_or_replay(
+    session: Session, principal: Principal, project_id: str, spec: QuerySpec, operation: str
+) -> tuple[Access | None, DpAnswerRow | None]:
+    """Authorize the query; when only the budget says no, a replayable answer may still be served."""
+    try:
+        access = authorize(
+            session, principal, project_id, spec.dataset, "dp", operation, _cost_params(spec.cost())
+        )
+    except BudgetExhausted:
+        version = Catalog(session, None, None).get(spec.dataset)
+        hit = _lookup(session, project_id, spec_digest(spec, version))
+        if hit is None:
+            raise
+        return None, hit
+    return access, _lookup(session, project_id, spec_digest(spec, access.dataset))
+
+
+def query(
+    runtime: Runtime,
+    session: Session,
+    principal: Principal,
+    project_id: str,
+    spec: QuerySpec,
+    rng: Rng = None,
+) -> dict[str, Any]:
+    """Run a DP query and charge it (or replay the identical query's earlier answer for free)."""
+    access, hit = _authorize_or_replay(session, principal, project_id, spec, "query")
+    if hit is not None:
+        return _replay(session, hit)
+    assert access is not None
+    plan = plan_query(spec, access.policy)
+    values, infos = compute(runtime, session, access, plan, rng)
+    version, key = access.dataset, spec_digest(spec, access.dataset)
+    answer: dict[str, Any] = {
+        "dataset": version.dataset,
+        "version": version.version,
+        "group_by": list(spec.group_by),
+        "cohort": spec.cohort,
+        "noise": plan.noise,
+        "epsilon": plan.cost.as_strings()["epsilon"],
+        "delta": plan.cost.as_strings()["delta"],
+        "confidence": CONFIDENCE,
+        "rows": _rows(plan, values),
+        "aggregations": [i.as_dict() for i in infos],
+        "repeat_policy": REPEAT_POLICY,
+    }
+    load_project(session, project_id, lock=True)  # serialize with identical concurrent queries
+    hit = _lookup(session, project_id, key)
+    if hit is not None:
+        return _replay(session, hit)
+    record = commit_result(
+        session,
+        runtime.ledger(session),
+        access,
+        cost=plan.cost,
+        parameters={"spec": canonical(spec), "spec_sha256": key, "noise": plan.noise},
+        result_digest=digest(answer["rows"]),
+    )
+    answer["record_id"] = record.id
+    session.add(
+        DpAnswerRow(
+            project_id=project_id,
+            spec_sha256=key,
+            dataset_id=version.dataset,
+            dataset_version=version.version,
+            record_id=record.id,
+            answer=answer,
+            created_by=principal.name,
+            created_at=utcnow(),
+        )
+    )
+    session.flush()
+    left = budget_remaining(session, project_id, version.dataset) or Budget.zero()
+    spent = plan.cost.as_strings()
+    return {
+        **answer,
+        "cached": False,
+        "epsilon_spent": spent["epsilon"],
+        "delta_spent": spent["delta"],
+        "remaining": left.as_strings(),
+    }
+
+
+def _expected(plan: QueryPlan, infos: list[AggRelease], assumed_count: int | None) -> list[dict[str, Any]]:
+    """Per aggregation: the 95% error bound of its values (for means etc. at ``assumed_count`` rows)."""
+    out = []
+    for a, info in zip(plan.aggs, infos, strict=True):
+        first = info.components[0]
+        row: dict[str, Any] = {"name": a.label, "agg": a.agg, "unit": first.unit, "error_95": first.error_95}
+        if a.agg in ("mean", "variance", "stddev"):
+            row["formula"] = (
+                "(t_sum + h·t_count) / n" if a.agg == "mean" else "d_sq + 2h·d_sum (stddev: its square root)"
+            )
+            row["error_95"] = None
+            if assumed_count:
+                mechs = mechanisms_for(a, plan.rows_per_entity)
+                conf = 1 - (1 - CONFIDENCE) / len(mechs)
+                t = {k: m.bound(conf) for k, m in mechs.items()}
+                n, h = float(assumed_count), a.half
+                d_s = (t["centered_sum"] + h * t["count"]) / n
+                if a.agg == "mean":
+                    row["error_95"] = min(d_s, 2 * h)
+                else:
+                    d_v = min((t["centered_sum_of_squares"] + h * h * t["count"]) / n + 2 * h * d_s, h * h)
+                    row["error_95"] = d_v if a.agg == "variance" else min(d_v**0.5, h)
+        elif a.agg == "quantile":
+            row["formula"] = "rank error (2Δ/ε)(ln m + ln 20), plus the grid spacing"
+        out.append(row)
+    return out
+
+
+def preview(
+    runtime: Runtime,
+    session: Session,
+    principal: Principal,
+    project_id: str,
+    spec: QuerySpec,
+    assumed_count: int | None = None,
+) -> dict[str, Any]:
+    """What a query would cost and how accurate it would be — without touching any data."""
+    allowed, reason = True, None
+    try:
+        access, hit = _authorize_or_replay(session, principal, project_id, spec, "query")
+    except BudgetExhausted as exc:
+        allowed, reason, hit = False, exc.detail, None
+        access = None
+    version = access.dataset if access else Catalog(session, None, None).get(spec.dataset)
+    plan = plan_query(spec, version.policy)
+    if spec.cohort is not None:
+        row = get_cohort(session, project_id, spec.cohort)
+        if row.dataset_id != version.dataset:
+            raise InvalidQuery(f"cohort {spec.cohort} holds keys of {row.dataset_id}", field="cohort")
+    infos = describe(plan)
+    cost = Budget.zero() if hit is not None else plan.cost
+    left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
+    return {
+        "dataset": version.dataset,
+        "version": version.version,
+        "allowed": allowed or hit is not None,
+        "reason": reason if hit is None else None,
+        "cached": hit is not None,
+        "cost": cost.as_strings(),
+        "remaining": left.as_strings(),
+        "cells": plan.cells,
+        "values": plan.cells * sum(a.values_per_cell for a in plan.aggs),
+        "noise": plan.noise,
+        "confidence": CONFIDENCE,
+        "aggregations": [i.as_dict() for i in infos],
+        "expected": _expected(plan, infos, assumed_count),
+        "repeat_policy": REPEAT_POLICY,
+    }
+
+
+def release_table(
+    runtime: Runtime,
+    session: Session,
+    principal: Principal,
+    project_id: str,
+    spec: TableSpec,
+    rng: Rng = None,
+) -> dict[str, Any]:
+    """Release one statistic over the dims' full domains as a stored table (for HE lookups)."""
+    q = spec.as_query()
+    access = authorize(
+        session, principal, project_id, spec.dataset, "dp", "release_table", _cost_params(q.cost())
+    )
+    plan = plan_query(q, access.policy)
+    values, infos = compute(runtime, session, access, plan, rng)
+    stat = spec.statistic
+    statistic = stat.agg if stat.column is None else f"{stat.agg}({stat.column})"
+    if stat.agg == "quantile":
+        statistic = f"quantile({stat.column},{stat.levels[0]})"
+    record = commit_result(
+        session,
+        runtime.ledger(session),
+        access,
+        cost=plan.cost,
+        parameters={"spec": canonical(spec), "noise": plan.noise},
+        result_digest=digest([v.value for v in values]),
+    )
+    row = StatTableRow(
+        id="t_" + uuid.uuid4().hex,
+        project_id=project_id,
+        name=spec.label,
+        dataset_id=access.dataset.dataset,
+        dataset_version=access.dataset.version,
+        dims=[{"column": d.column, "domain": list(d.domain)} for d in plan.dims],
+        statistic=statistic,
+        values=[v.value for v in values],
+        epsilon=plan.cost.as_strings()["epsilon"],
+        created_by=principal.name,
+        created_at=utcnow(),
+        record_id=record.id,
+    )
+    session.add(row)
+    session.flush()
+    left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
+    return {
+        **table_out(row),
+        "errors_95": [v.error_95 for v in values],
+        "bounds": list(infos[0].bounds) if infos[0].bounds else None,
+        "aggregation": infos[0].as_dict(),
+        "delta": plan.cost.as_strings()["delta"],
+        "epsilon_spent": plan.cost.as_strings()["epsilon"],
+        "delta_spent": plan.cost.as_strings()["delta"],
+        "remaining": left.as_strings(),
+    }
+
+
+def table_out(row: StatTableRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "project": row.project_id,
+        "dataset": row.dataset_id,
+        "version": row.dataset_version,
+        "dims": row.dims,
+        "statistic": row.statistic,
+        "values": row.values,
+        "epsilon": row.epsilon,
+        "record_id": row.record_id,
+        "created_by": row.created_by,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def require_reader(session: Session, principal: Principal, project_id: str) -> None:
+    """Project members, the bureau and auditors may list a project's DP artifacts."""
+    load_project(session, project_id)
+    if not (principal.has(Role.bureau, Role.auditor) or is_member(session, project_id, principal.name)):
+        raise Forbidden(f"{principal.name} is not a member of project {project_id}")
+
+
+def list_tables(session: Session, principal: Principal, project_id: str) -> list[dict[str, Any]]:
+    """The project's DP statistics tables, then bureau-published ones."""
+    require_reader(session, principal, project_id)
+    rows = session.execute(
+        select(StatTableRow)
+        .where(or_(StatTableRow.project_id == project_id, StatTableRow.project_id.is_(None)))
+        .order_by(StatTableRow.created_at)
+    ).scalars()
+    return [table_out(r) for r in rows]

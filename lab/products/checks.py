@@ -1,0 +1,388 @@
+"""Automatic checks run on every product submission, before the bureau reviews it.
+
+* **lineage** — every named derived record exists and belongs to the submitting project
+  (otherwise the submission is refused with :class:`InvalidLineage`), and each record still
+  matches its ``derived.record`` ledger entry (otherwise the check fails: the record table was
+  altered).
+* **artifact_digest** — the SHA-256 computed while streaming the upload equals the digest the
+  client declared (a mismatch refuses the upload), and the stored object re-hashes to it.
+* **identifiers** (tables only: CSV, Parquet, XLSX) — up to :data:`SAMPLE_VALUES` distinct values of
+  each column are normalized like the identifier columns (and entity keys) of every non-open
+  dataset and tested for membership against that column's values, loaded server-side from the
+  dataset's Parquet with DuckDB. The match rate is reported per column; above
+  :data:`MATCH_THRESHOLD` the check fails. Sampled values never leave this module.
+* **small_counts** (tables only) — count columns (declared, or recognized by name) must have no cell
+  in ``1 .. min_cell_count - 1``, where ``min_cell_count`` is the largest policy threshold of the
+  datasets the lineage reached through channels other than DP. Counts released by DP are
+  noisy and exempt: a lineage of DP records only sets no threshold, and columns declared as
+  ``dp_columns`` are exempt when the lineage holds a DP record.
+
+A check is a dict ``{"name", "status": "pass"|"fail"|"skipped", "detail", "data"}``; the list of
+checks is stored with the submission and shown to the reviewer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lab.catalog.policy import ColumnRole, Normalization
+from lab.catalog.service import DatasetVersion
+from lab.errors import EntryNotFound
+from lab.identifiers import NORMALIZERS
+from lab.ledger import Ledger
+from lab.products.errors import InvalidArtifact, InvalidLineage
+from lab.records.models import DerivedRecordRow
+
+Check = dict[str, Any]
+
+SAMPLE_VALUES = 2_000  # distinct values sampled per artifact column for the identifier test
+MATCH_THRESHOLD = 0.01  # a column whose sampled values match a non-open identifier above this fails
+MAX_SCAN_ROWS = 1_000_000  # rows of a table read by the disclosure checks
+MAX_COLUMNS = 500
+MAX_LINEAGE = 200
+TABULAR = {".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
+MEDIA_TYPES = {
+    "text/csv": "csv",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+}
+COUNT_NAME = re.compile(
+    r"(^|_)(count|counts|cnt|n|num|number|freq|frequency|cases|persons|people|households|population)($|_)"
+    r"|人数|数量|计数|频数|户数|人次|个数|件数",
+    re.IGNORECASE,
+)
+
+
+def check(name: str, ok: bool | None, detail: str, **data: Any) -> Check:
+    """A check result; ``ok=None`` means skipped."""
+    status = "skipped" if ok is None else "pass" if ok else "fail"
+    return {"name": name, "status": status, "detail": detail, "data": data}
+
+
+# -- lineage --------------------------------------------------------------------------------
+def lineage(
+    session: Session, ledger: Ledger, project_id: str, record_ids: list[str]
+) -> tuple[list[dict[str, Any]], Check]:
+    """Resolve ``record_ids`` to a lineage snapshot; refuse unknown and foreign records.
+
+    Returns the snapshot (one dict per record, in the given order, with the leaf hash of its
+    ledger entry) and the ``lineage`` check.
+    """
+    ids = list(dict.fromkeys(record_ids))
+    if not ids:
+        raise InvalidLineage("a product names at least one derived record it comes from (derived_from)")
+    if len(ids) > MAX_LINEAGE:
+        raise InvalidLineage(f"at most {MAX_LINEAGE} derived records per product version")
+    rows = {
+        r.id: r
+        for r in session.execute(select(DerivedRecordRow).where(DerivedRecordRow.id.in_(ids))).scalars()
+    }
+    unknown = [i for i in ids if i not in rows]
+    if unknown:
+        raise InvalidLineage(
+            f"unknown derived record(s): {', '.join(unknown)}", records=unknown, problem="unknown-record"
+        )
+    foreign = [i for i in ids if rows[i].project_id != project_id]
+    if foreign:
+        raise InvalidLineage(
+            f"derived record(s) {', '.join(foreign)} belong to another project, not {project_id}",
+            records=foreign,
+            problem="other-project",
+        )
+    snapshot, problems = [], []
+    for i in ids:
+        r = rows[i]
+        leaf = ""
+        try:
+            entry = ledger.entry(r.ledger_index)
+            body = entry.entry.get("body", {})
+            leaf = entry.leaf_hash
+            if entry.kind != "derived.record" or (
+                body.get("record"),
+                body.get("project"),
+                body.get("channel"),
+                body.get("result_sha256"),
+            ) != (r.id, r.project_id, r.channel, r.result_digest):
+                problems.append(f"record {r.id} does not match its ledger entry {r.ledger_index}")
+        except EntryNotFound:
+            problems.append(f"record {r.id} names ledger entry {r.ledger_index}, which does not exist")
+        snapshot.append(
+            {
+                "record": r.id,
+                "channel": r.channel,
+                "operation": r.operation,
+                "caller": r.caller,
+                "datasets": r.datasets,
+                "epsilon": r.epsilon,
+                "delta": r.delta,
+                "result_sha256": r.result_digest,
+                "created_at": r.created_at.isoformat(),
+                "ledger_index": r.ledger_index,
+                "leaf_hash": leaf,
+            }
+        )
+    detail = (
+        f"{len(ids)} derived record(s) of project {project_id}, each matching its ledger entry"
+        if not problems
+        else "; ".join(problems)
+    )
+    return snapshot, check("lineage", not problems, detail, records=ids, problems=problems)
+
+
+# -- artifact digest -------------------------------------------------------------------------
+def artifact_digest(declared: str | None, computed: str, size: int, stored: str | None = None) -> Check:
+    """Refuse a declared digest that the upload does not match; report the digest check."""
+    if declared is not None and declared.lower() != computed:
+        raise InvalidArtifact(
+            f"the artifact's SHA-256 is {computed}, not the declared {declared.lower()}: "
+            "the upload was altered or truncated",
+            computed_sha256=computed,
+        )
+    if stored is not None and stored != computed:
+        return check("artifact_digest", False, "the stored object does not hash to the uploaded digest")
+    how = "matches the declared digest" if declared else "computed on upload (no digest declared)"
+    return check("artifact_digest", True, f"SHA-256 {computed} ({size} bytes) {how}", sha256=computed)
+
+
+# -- tables -------------------------------------------------------------------------------------
+def tabular_kind(filename: str | None, media_type: str | None) -> str | None:
+    """``csv``, ``parquet`` or ``xlsx`` if the artifact is a table we can read, else None."""
+    suffix = Path(filename or "").suffix.lower()
+    return TABULAR.get(suffix) or MEDIA_TYPES.get((media_type or "").split(";")[0].strip().lower())
+
+
+def load_tables(path: Path, kind: str, max_rows: int = MAX_SCAN_ROWS) -> list[tuple[str, pd.DataFrame]]:
+    """Read a tabular artifact as ``(sheet, frame)`` pairs of strings (bounded rows and columns)."""
+    try:
+        if kind == "csv":
+            frame = None
+            for enc in ("utf-8-sig", "gb18030"):
+                try:
+                    frame = pd.read_csv(path, dtype=str, nrows=max_rows, keep_default_na=False, encoding=enc)
+                    break
+                except UnicodeDecodeError:
+                    continue
+            if frame is None:
+                raise InvalidArtifact("the CSV artifact is neither UTF-8 nor GB18030 text")
+            return [("", frame.iloc[:, :MAX_COLUMNS])]
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            names = pf.schema_arrow.names[:MAX_COLUMNS]
+            parts, n = [], 0
+            for batch in pf.iter_batches(batch_size=65_536, columns=names):
+                parts.append(batch.to_pandas())
+                n += batch.num_rows
+                if n >= max_rows:
+                    break
+            frame = pd.concat(parts) if parts else pd.DataFrame(columns=names)
+            return [("", frame.head(max_rows).astype("string"))]
+        if kind == "xlsx":
+            return _load_xlsx(path, max_rows)
+    except InvalidArtifact:
+        raise
+    except Exception as exc:  # any parser failure is the artifact's problem, reported to the caller
+        raise InvalidArtifact(
+            f"the {kind} artifact cannot be read: {exc.__class__.__name__}: {exc}"
+        ) from None
+    return []
+
+
+def _load_xlsx(path: Path, max_rows: int) -> list[tuple[str, pd.DataFrame]]:
+    import openpyxl
+
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        out = []
+        for ws in book.worksheets:
+            rows = ws.iter_rows(values_only=True, max_row=max_rows + 1, max_col=MAX_COLUMNS)
+            header = next(rows, None)
+            if header is None:
+                continue
+            names = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
+            data = [["" if v is None else str(v) for v in row] for row in rows]
+            out.append((ws.title, pd.DataFrame(data, columns=names, dtype=str)))
+        return out
+    finally:
+        book.close()
+
+
+@dataclass(frozen=True)
+class IdentifierTarget:
+    """One identifying column of a non-open dataset version, with its local Parquet file."""
+
+    dataset: str
+    version: int
+    column: str
+    normalization: str
+    parquet: Path
+
+
+def identifier_targets_of(version: DatasetVersion, parquet: Path) -> list[IdentifierTarget]:
+    """Identifier and entity-key columns of a non-open dataset version (none for open datasets)."""
+    if version.policy.is_open:
+        return []
+    return [
+        IdentifierTarget(
+            version.dataset,
+            version.version,
+            c.name,
+            (c.normalization or Normalization.generic).value,
+            parquet,
+        )
+        for c in version.policy.columns
+        if c.role in (ColumnRole.identifier, ColumnRole.entity_key) and c.type == "string"
+    ]
+
+
+def _label(sheet: str, column: str) -> str:
+    return f"{sheet}!{column}" if sheet else column
+
+
+def _samples(tables: list[tuple[str, pd.DataFrame]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for sheet, frame in tables:
+        for col in frame.columns:
+            s = frame[col].dropna().astype(str).str.strip()
+            s = pd.Series(s[s != ""].unique())
+            if len(s) > SAMPLE_VALUES:
+                s = s.sample(SAMPLE_VALUES, random_state=0)
+            if len(s):
+                out[_label(sheet, str(col))] = s.tolist()
+    return out
+
+
+def identifiers(
+    tables: list[tuple[str, pd.DataFrame]],
+    targets: list[IdentifierTarget],
+    threshold: float = MATCH_THRESHOLD,
+) -> Check:
+    """Flag columns whose values are a non-open dataset's identifiers (match rate above ``threshold``)."""
+    import duckdb
+
+    samples = _samples(tables)
+    if not targets:
+        return check("identifiers", True, "no non-open dataset has identifier columns", columns=[])
+    normalized: dict[str, dict[str, list[str]]] = {}
+    for norm in {t.normalization for t in targets}:
+        fn = NORMALIZERS[norm]
+        per_col: dict[str, list[str]] = {}
+        for label, values in samples.items():
+            ok = set()
+            for v in values:
+                try:
+                    ok.add(fn(v))
+                except (ValueError, TypeError):
+                    continue
+            if ok:
+                per_col[label] = sorted(ok)
+        normalized[norm] = per_col
+    results: list[dict[str, Any]] = []
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads TO 2")
+        for t in targets:
+            cand = normalized[t.normalization]
+            if not cand:
+                continue
+            frame = pd.DataFrame(
+                [(label, v) for label, vals in cand.items() for v in vals], columns=["col", "v"]
+            )
+            con.register("cand", frame)
+            rows = con.execute(
+                f"SELECT col, count(DISTINCT v) FROM cand WHERE v IN "  # noqa: S608 - column names are policy-validated
+                f'(SELECT CAST("{t.column}" AS VARCHAR) FROM read_parquet(?)) GROUP BY col',
+                [str(t.parquet)],
+            ).fetchall()
+            con.unregister("cand")
+            for label, matched in rows:
+                sampled = len(samples[label])
+                results.append(
+                    {
+                        "column": label,
+                        "dataset": t.dataset,
+                        "dataset_version": t.version,
+                        "dataset_column": t.column,
+                        "sampled": sampled,
+                        "matched": int(matched),
+                        "match_rate": round(int(matched) / sampled, 4),
+                    }
+                )
+    finally:
+        con.close()
+    flagged = [r for r in results if r["match_rate"] > threshold]
+    if flagged:
+        detail = "; ".join(
+            f"column {r['column']!r}: {r['match_rate']:.1%} of {r['sampled']} sampled values are "
+            f"{r['dataset']}.{r['dataset_column']} identifiers (non-open)"
+            for r in flagged
+        )
+    else:
+        detail = (
+            f"no column matches a non-open identifier above {threshold:.1%} ({len(samples)} columns sampled)"
+        )
+    return check("identifiers", not flagged, detail, threshold=threshold, columns=results)
+
+
+def small_counts(
+    tables: list[tuple[str, pd.DataFrame]],
+    threshold: int,
+    sources: list[str],
+    *,
+    has_dp: bool,
+    count_columns: list[str] | None = None,
+    dp_columns: list[str] | None = None,
+) -> Check:
+    """Flag count cells in ``1 .. threshold-1`` (``sources`` name the datasets that set the threshold)."""
+    if threshold <= 1:
+        why = "lineage reaches non-open data only through DP" if has_dp else "no policy sets a threshold"
+        return check("small_counts", True, f"no minimum cell count applies ({why})", threshold=threshold)
+    declared = set(count_columns or [])
+    exempt = set(dp_columns or []) if has_dp else set()
+    found: list[dict[str, Any]] = []
+    checked: list[str] = []
+    for sheet, frame in tables:
+        for col in frame.columns:
+            name = str(col)
+            if name in exempt or not (name in declared or COUNT_NAME.search(name)):
+                continue
+            nums = pd.to_numeric(frame[col], errors="coerce")
+            valid = nums.dropna()
+            if valid.empty or (name not in declared and not (valid == valid.round()).all()):
+                continue
+            checked.append(_label(sheet, name))
+            small = valid[(valid > 0) & (valid < threshold)]
+            if len(small):
+                found.append(
+                    {
+                        "column": _label(sheet, name),
+                        "cells": len(small),
+                        "rows": [int(i) + 1 for i in small.index[:10]],
+                    }
+                )
+    data = {
+        "threshold": threshold,
+        "sources": sources,
+        "checked": checked,
+        "exempt": sorted(exempt),
+        "cells": found,
+    }
+    if found:
+        detail = "; ".join(
+            f"column {f['column']!r} has {f['cells']} count cell(s) below {threshold} "
+            f"(set by {', '.join(sources)})"
+            for f in found
+        )
+        return check("small_counts", False, detail, **data)
+    return check(
+        "small_counts", True, f"no count cell below {threshold} in {len(checked)} count column(s)", **data
+    )

@@ -1,0 +1,68 @@
+"""Ledger status: the signed tree head, entries by kind, the latest entries, the last verification.
+
+The last verification result is kept in ``<data_dir>/web/ledger-verification.json`` (written
+atomically by whoever runs it from the pages); a run recomputes the whole log, so the page shows the
+stored result rather than recomputing on every view.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lab.db.base import utcnow
+from lab.ledger import Ledger
+from lab.settings import Settings
+
+RECENT = 20
+
+
+def _result_path(settings: Settings) -> Path:
+    return settings.data_dir / "web" / "ledger-verification.json"
+
+
+def last_verification(settings: Settings) -> dict[str, Any] | None:
+    """The stored result of the last verification run from the pages, if any."""
+    path = _result_path(settings)
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def run_verification(settings: Settings, ledger: Ledger, actor: str) -> dict[str, Any]:
+    """Recompute the whole log, store and return the result."""
+    r = ledger.verify()
+    result = {
+        "ok": r.ok,
+        "size": r.size,
+        "root_hash": r.root_hash,
+        "checked_tree_heads": r.checked_tree_heads,
+        "first_bad_index": r.first_bad_index,
+        "reason": r.reason,
+        "by": actor,
+        "at": utcnow().isoformat(),
+    }
+    path = _result_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)
+    return result
+
+
+def ledger_status(settings: Settings, ledger: Ledger) -> dict[str, Any]:
+    """Everything the ledger page shows."""
+    head = ledger.head().as_dict()
+    head["signed_at"] = dt.datetime.fromtimestamp(head["timestamp_ms"] / 1000, dt.UTC)
+    recent = ledger.entries(max(0, head["size"] - RECENT), RECENT)
+    return {
+        "head": head,
+        "kinds": sorted(ledger.count_by_kind().items()),
+        "recent": list(reversed(recent)),
+        "last": last_verification(settings),
+    }

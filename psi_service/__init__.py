@@ -1,0 +1,15 @@
+"""Private set intersection channel, around openmined-psi (ECDH-PSI on P-256).
+
+Modes (chosen per dataset column by policy, granted per project):
+
+* ``intersection`` — the operator learns which of its items are in the column (open data only);
+* ``cardinality`` — the operator learns only how many;
+* ``cohort`` — roles reversed: the lab learns which of its records match, stores them as a cohort
+  of the project and tells the operator only a DP-noised size.
+
+Modules: :mod:`~psi_service.normalize` (shared identifier normalization), :mod:`~psi_service.protocol`
+(the versioned envelope), :mod:`~psi_service.structures` (GCS/Bloom packing), :mod:`~psi_service.parallel`
+(EC work in worker processes), :mod:`~psi_service.keys` (key epochs), :mod:`~psi_service.setups`
+(the setup cache), :mod:`~psi_service.server` and :mod:`~psi_service.cohort` (the service),
+:mod:`~psi_service.operator` (the operator's side, used by ``lab.client``). No web framework here.
+"""

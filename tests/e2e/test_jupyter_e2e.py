@@ -1,0 +1,241 @@
+"""End to end through the real embedded lab: SeaweedFS, SQLite, JupyterHub with configurable-http-proxy,
+the lab API as a managed Hub service, a real single-user JupyterLab server and Chromium.
+
+* an operator in an active project logs in with the browser, the Hub spawns her server, JupyterLab
+  opens the getting-started notebook (screenshot in test-artifacts/), and code run in that server's
+  kernel reaches the lab API with the server's *own* token;
+* the server's environment and home directory hold no storage or database credentials;
+* an operator in no active project cannot spawn;
+* a sign-up can log in only after a bureau reviewer approves it, and then holds the operator role.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from tests.e2e._stack import ARTIFACTS, LabStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.hub, pytest.mark.slow]
+
+GRANTS = {
+    "health_visits": {"dp": {"epsilon": "2.0", "delta": "0", "epsilon_per_query": "1.0"}},
+    "enterprise_registry": {"psi": {"modes": ["intersection", "cardinality"], "columns": ["uscc"], "quota": 20}},
+}
+
+
+def wait_ready(stack: LabStack, user: str, timeout: float = 120) -> dict[str, Any]:
+    """Wait until ``user``'s default server is ready; returns its Hub model."""
+    deadline = time.monotonic() + timeout
+    with stack.admin() as admin:
+        while time.monotonic() < deadline:
+            model = admin.get(f"users/{user}").json()
+            server = (model.get("servers") or {}).get("")
+            if server and server.get("ready"):
+                return dict(server)
+            time.sleep(0.5)
+    raise AssertionError(f"the server of {user} did not become ready in {timeout}s")
+
+
+def run_in_kernel(stack: LabStack, user: str, token: str, code: str, timeout: float = 90) -> str:
+    """Run ``code`` in a new kernel of ``user``'s server; returns its stdout (fails on an error)."""
+    base = f"{stack.public_url}/user/{user}/api"
+    h = {"Authorization": f"token {token}"}
+    kernel = httpx.post(f"{base}/kernels", headers=h, json={"name": "python3"}, timeout=60)
+    assert kernel.status_code == 201, kernel.text
+    kid = kernel.json()["id"]
+    msg_id = uuid.uuid4().hex
+    request = {
+        "header": {
+            "msg_id": msg_id,
+            "username": user,
+            "session": uuid.uuid4().hex,
+            "msg_type": "execute_request",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": {"code": code, "silent": False, "store_history": False, "allow_stdin": False},
+        "channel": "shell",
+    }
+    out: list[str] = []
+    ws_url = base.replace("http://", "ws://", 1) + f"/kernels/{kid}/channels"
+    try:
+        with ws_connect(ws_url, additional_headers=h, open_timeout=30, max_size=None) as ws:
+            ws.send(json.dumps(request))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv(timeout=deadline - time.monotonic()))
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "stream":
+                    out.append(content["text"])
+                elif kind == "error":
+                    raise AssertionError(f"{content['ename']}: {content['evalue']}\n" + "".join(out))
+                elif kind == "status" and content["execution_state"] == "idle":
+                    return "".join(out)
+    finally:
+        httpx.delete(f"{base}/kernels/{kid}", headers=h, timeout=30)
+    raise AssertionError("the kernel did not finish in time")
+
+
+def login(page: Any, stack: LabStack, user: str, password: str) -> None:
+    page.goto(f"{stack.public_url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+
+
+@pytest.fixture(scope="module")
+def alice_server(lab_stack: LabStack, browser: Any) -> Iterator[dict[str, Any]]:
+    """Alice (operator, member of an active project) logs in with Chromium; her server spawns."""
+    pid = lab_stack.project(GRANTS, ["alice"])
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(90_000)
+    login(page, lab_stack, "alice", lab_stack.passwords["alice"])
+    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=120_000)
+    server = wait_ready(lab_stack, "alice")
+    yield {"project": pid, "page": page, "server": server, "token": lab_stack.token("alice")}
+    context.close()
+    with lab_stack.admin() as admin:
+        admin.delete("users/alice/server")
+
+
+def test_jupyterlab_opens_the_getting_started_notebook(alice_server: dict[str, Any]) -> None:
+    page = alice_server["page"]
+    assert "/lab/tree/notebooks/00-getting-started.ipynb" in page.url
+    page.wait_for_selector(".jp-NotebookPanel", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-MarkdownOutput h1:has-text(\"Getting started\")", timeout=60_000)
+    page.wait_for_timeout(1500)  # let the kernel indicator settle
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "jupyterlab-getting-started.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 20_000
+
+
+def test_code_in_the_server_reaches_the_lab_api_with_its_own_token(
+    lab_stack: LabStack, alice_server: dict[str, Any]
+) -> None:
+    code = (
+        "import json, os, lab.client\n"
+        "c = lab.client.connect()\n"
+        "me = c.whoami()\n"
+        "cat = c.catalog.list()\n"
+        "print(json.dumps({'me': me, 'datasets': sorted(cat['id']), 'url': os.environ['LAB_API_URL'],\n"
+        "                  'project': os.environ.get('LAB_PROJECT'),\n"
+        "                  'token_is_own': os.environ['JUPYTERHUB_API_TOKEN'] != ''}))\n"
+    )
+    result = json.loads(run_in_kernel(lab_stack, "alice", alice_server["token"], code).strip().splitlines()[-1])
+    assert result["me"]["name"] == "alice"
+    assert "operator" in result["me"]["roles"]
+    assert result["url"] == lab_stack.lab_api_url
+    assert result["project"] == alice_server["project"]
+    assert "health_visits" in result["datasets"] and "enterprise_registry" in result["datasets"]
+
+
+def test_the_server_token_is_narrow(lab_stack: LabStack, alice_server: dict[str, Any]) -> None:
+    """The server's own token resolves to alice with her groups, and can do nothing administrative."""
+    code = (
+        "import os, json, httpx\n"
+        "t = os.environ['JUPYTERHUB_API_TOKEN']\n"
+        "r = httpx.get(os.environ['JUPYTERHUB_API_URL'] + '/user', headers={'Authorization': 'token ' + t})\n"
+        "u = httpx.get(os.environ['JUPYTERHUB_API_URL'] + '/users', headers={'Authorization': 'token ' + t})\n"
+        "print(json.dumps({'me': r.json(), 'list_users': u.status_code}))\n"
+    )
+    out = json.loads(run_in_kernel(lab_stack, "alice", alice_server["token"], code).strip().splitlines()[-1])
+    assert out["me"]["name"] == "alice"
+    assert f"project-{alice_server['project']}" in out["me"]["groups"]
+    assert "access:services!service=lab-api" in out["me"]["scopes"]
+    assert not any(s.startswith(("admin", "tokens", "list:users")) for s in out["me"]["scopes"])
+    assert out["list_users"] == 403
+
+
+def test_notebook_server_holds_no_storage_or_database_credentials(
+    lab_stack: LabStack, alice_server: dict[str, Any]
+) -> None:
+    code = (
+        "import os, json, pathlib\n"
+        "home = pathlib.Path.home()\n"
+        "files = {}\n"
+        "for p in home.rglob('*'):\n"
+        "    if p.is_file() and p.stat().st_size < 5_000_000:\n"
+        "        files[str(p.relative_to(home))] = p.read_bytes().decode('utf-8', 'replace')\n"
+        "print(json.dumps({'env': dict(os.environ), 'home': str(home), 'files': files}))\n"
+    )
+    raw = run_in_kernel(lab_stack, "alice", alice_server["token"], code).strip().splitlines()[-1]
+    seen = json.loads(raw)
+    env: dict[str, str] = seen["env"]
+    leaked = [k for k in env if k.startswith(("LAB_S3", "LAB_DATABASE", "LAB_SECRET", "LAB_HUB", "AWS_"))]
+    assert leaked == []
+    assert not any(k.startswith("CONFIGPROXY") for k in env)
+    assert set(k for k in env if k.startswith("LAB_")) <= {"LAB_API_URL", "LAB_PROJECT", "LAB_PROJECTS"}
+    assert seen["home"].endswith("/homes/alice")
+    assert "notebooks/00-getting-started.ipynb" in seen["files"]
+    secrets = {k: v for k, v in lab_stack.secrets.items() if k != "s3_access_key"}
+    blob = json.dumps(env) + json.dumps(seen["files"])
+    for name, value in secrets.items():
+        assert value not in blob, f"the notebook server can see {name}"
+    assert lab_stack.secrets["s3_access_key"] not in json.dumps(env)
+
+
+def test_operator_without_an_active_project_cannot_spawn(lab_stack: LabStack, browser: Any) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        login(page, lab_stack, "bob", lab_stack.passwords["bob"])
+        page.wait_for_selector("text=not a member of an active lab project", timeout=60_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "hub-spawn-refused.png"))
+    finally:
+        context.close()
+    token = lab_stack.token("bob")
+    r = httpx.post(
+        f"{lab_stack.hub.api_url}/users/bob/server", headers={"Authorization": f"token {token}"}, timeout=60
+    )
+    assert r.status_code == 403, r.text
+    assert "not a member of an active lab project" in r.json()["message"]
+    with lab_stack.admin() as admin:
+        assert admin.get("users/bob").json()["servers"] == {}
+
+
+def _form(http: httpx.Client, path: str, data: dict[str, str]) -> httpx.Response:
+    page = http.get(path)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+    assert xsrf, page.text[:500]
+    return http.post(path, data={**data, "_xsrf": xsrf.group(1)})
+
+
+def test_signup_needs_bureau_approval_then_gives_the_operator_role(lab_stack: LabStack) -> None:
+    hub = lab_stack.public_url
+    password = "Zx9-" + uuid.uuid4().hex[:12]
+    with httpx.Client(base_url=hub, follow_redirects=True, timeout=30) as carol:
+        r = _form(carol, "/hub/signup", {"username": "carol", "signup_password": password,
+                                         "signup_password_confirmation": password})
+        assert r.status_code == 200 and "sent to the admin" in r.text
+        refused = _form(carol, "/hub/login", {"username": "carol", "password": password})
+        assert refused.status_code == 403 and "not been authorized" in refused.text
+    with httpx.Client(base_url=hub, follow_redirects=True, timeout=30) as reviewer:
+        _form(reviewer, "/hub/login", {"username": "bureau1", "password": lab_stack.passwords["bureau1"]})
+        area = reviewer.get("/hub/authorize")
+        assert area.status_code == 200 and "carol" in area.text
+        assert reviewer.get("/hub/authorize/carol").status_code == 200
+    with httpx.Client(base_url=hub, follow_redirects=False, timeout=30) as carol:
+        r = _form(carol, "/hub/login", {"username": "carol", "password": password})
+        assert r.status_code == 302
+    with lab_stack.admin() as admin:
+        assert "operator" in admin.get("users/carol").json()["groups"]
+    with httpx.Client(base_url=hub, follow_redirects=False, timeout=30) as impostor:
+        r = _form(impostor, "/hub/signup", {"username": "alice", "signup_password": password,
+                                            "signup_password_confirmation": password})
+        assert "sent to the admin" not in r.text

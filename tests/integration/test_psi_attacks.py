@@ -1,0 +1,208 @@
+"""Attacks on the PSI channel are refused with 4xx problems, charge nothing and leave the service answering.
+
+The requests are built by hand (``psi_service.operator`` + ``psi_service.protocol``) so that they can be
+replayed, truncated, re-framed and sent across projects.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from lab.identifiers import NORMALIZERS
+from psi_service import operator
+from psi_service.protocol import MEDIA_TYPE, Frame, build_request, decode, encode, parse_response
+from tests.conftest import HubHandle
+from tests.factories import active_project
+from tests.integration._psi import charges, column, grants, import_psi_sample, lab_client, operator_list
+
+pytestmark = [pytest.mark.integration, pytest.mark.hub]
+SCALE = 3000
+PSI = "/api/v1/psi/sessions"
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"token {token}"}
+
+
+def problem(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = r.json()
+    if code:
+        assert body["code"] == code, body
+    return body
+
+
+@pytest.fixture
+def env(api: Any, runtime: Any, hub: HubHandle) -> dict[str, Any]:
+    import_psi_sample(runtime, SCALE, ("population",))
+    ids, _ = column(SCALE, "population", "resident_id", "person_id")
+    a = active_project(runtime, grants({"population": ["cardinality"]}, quota=5), members=["alice"])
+    b = active_project(runtime, grants({"population": ["cardinality"]}), members=["alice", "bob"])
+    values = sorted({NORMALIZERS["resident_id"](v) for v in ids[:150]})
+    return {
+        "a": a,
+        "b": b,
+        "alice": hub.token_for("alice", ["operator"]),
+        "bob": hub.token_for("bob", ["operator"]),
+        "values": values,
+        "ids": ids,
+    }
+
+
+def start(api: Any, token: str, project: str, size: int, mode: str = "cardinality") -> Any:
+    body = {"project": project, "dataset": "population", "column": "resident_id", "mode": mode, "size": size}
+    return api.post(PSI, json=body, headers=auth(token))
+
+
+def request_body(info: dict[str, Any], values: list[str], **override: Any) -> bytes:
+    key = operator.new_client_key(False)
+    frame = Frame(
+        session=info["id"],
+        nonce=base64.urlsafe_b64decode(info["nonce"]),
+        project=info["project"],
+        dataset="population",
+        column="resident_id",
+        mode=info["mode"],
+        declared_size=info["declared_size"],
+        parts=1,
+        request=build_request(operator.encrypt_items(key, values, reveal=False), reveal=False),
+    )
+    for name, value in override.items():
+        setattr(frame, name, value)
+    return encode(frame)
+
+
+def post(api: Any, token: str, info: dict[str, Any], body: bytes, what: str = "request") -> Any:
+    return api.post(
+        f"{PSI}/{info['id']}/{what}", content=body, headers={**auth(token), "Content-Type": MEDIA_TYPE}
+    )
+
+
+def test_single_item_probes_and_oversized_sets_are_refused_before_any_work(
+    api: Any, env: dict[str, Any]
+) -> None:
+    body = problem(start(api, env["alice"], env["a"], 1), 400, "bad-request")
+    assert "minimum" in body["detail"]
+    problem(start(api, env["alice"], env["a"], 99), 400)
+    assert "maximum" in problem(start(api, env["alice"], env["a"], 1_000_001), 400)["detail"]
+    problem(start(api, env["alice"], env["a"], 0), 422)
+    assert charges(api.app.state.runtime, env["a"])["records"] == 0
+
+
+def test_modes_outside_the_grant_or_policy_are_refused(api: Any, env: dict[str, Any]) -> None:
+    problem(start(api, env["alice"], env["a"], 150, "cohort"), 403, "not-in-grant")  # not granted
+    problem(start(api, env["alice"], env["a"], 150, "intersection"), 403, "not-in-grant")  # not in policy
+    problem(start(api, env["bob"], env["a"], 150), 403, "forbidden")  # not a member
+    assert charges(api.app.state.runtime, env["a"]) == {"records": 0, "units": 0, "ledger_records": 0}
+
+
+def test_replayed_requests_are_refused(api: Any, env: dict[str, Any]) -> None:
+    info = start(api, env["alice"], env["a"], len(env["values"])).json()
+    body = request_body(info, env["values"])
+    first = post(api, env["alice"], info, body)
+    assert first.status_code == 200 and first.headers["Lab-Record-Id"].startswith("dr_")
+    assert len(parse_response(decode(first.content, max_bytes=1 << 24).response)) == len(env["values"])
+    assert "replay" in problem(post(api, env["alice"], info, body), 409, "conflict")["detail"]
+    # the same body against a fresh session: the nonce does not match
+    fresh = start(api, env["alice"], env["a"], len(env["values"])).json()
+    problem(post(api, env["alice"], fresh, body), 400, "psi-protocol")
+    assert charges(api.app.state.runtime, env["a"])["units"] == 1  # only the legitimate run
+
+
+def test_truncated_or_reframed_requests_are_refused_and_the_session_stays_usable(
+    api: Any, env: dict[str, Any]
+) -> None:
+    info = start(api, env["alice"], env["a"], len(env["values"])).json()
+    body = request_body(info, env["values"])
+    for cut in (1, 40, len(body) // 2, len(body) - 33, len(body) - 1):
+        problem(post(api, env["alice"], info, body[:cut]), 400, "psi-protocol")
+    # a well-formed message with fewer items than declared (truncated at an element boundary)
+    short = request_body(info, env["values"][:-1])
+    assert "declared" in problem(post(api, env["alice"], info, short), 400, "psi-protocol")["detail"]
+    problem(post(api, env["alice"], info, b"not a protobuf"), 400, "psi-protocol")
+    wrong_type = api.post(f"{PSI}/{info['id']}/request", content=body, headers=auth(env["alice"]))
+    problem(wrong_type, 400, "psi-protocol")
+    assert charges(api.app.state.runtime, env["a"])["records"] == 0
+    assert post(api, env["alice"], info, body).status_code == 200  # still answering, same session
+
+
+def test_requests_against_another_projects_session_are_refused(api: Any, env: dict[str, Any]) -> None:
+    info = start(api, env["alice"], env["a"], len(env["values"])).json()
+    across = request_body(info, env["values"], project=env["b"])
+    assert "another project" in problem(post(api, env["alice"], info, across), 403, "forbidden")["detail"]
+    # bob (member of project b only) can neither download project a's setup nor answer its session
+    problem(api.get(f"{PSI}/{info['id']}/setup", headers=auth(env["bob"])), 403)
+    problem(post(api, env["bob"], info, request_body(info, env["values"])), 403)
+    problem(api.get(f"{PSI}/psis_nope/setup", headers=auth(env["alice"])), 404)
+    runtime = api.app.state.runtime
+    assert charges(runtime, env["a"])["records"] == 0 and charges(runtime, env["b"])["records"] == 0
+    assert post(api, env["alice"], info, request_body(info, env["values"])).status_code == 200
+
+
+def test_quota_is_enforced_and_failed_runs_are_not_counted(api: Any, env: dict[str, Any]) -> None:
+    c = lab_client(api, env["alice"]).use(env["a"])
+    items, expected = operator_list(env["ids"], "resident_id", n=200, inside=80, invalid=0)
+    for _ in range(5):
+        assert c.psi.intersect(
+            items, dataset="population", column="resident_id", mode="cardinality"
+        ).size == len(expected)
+    problem(start(api, env["alice"], env["a"], 200), 429, "quota-exceeded")
+    assert charges(api.app.state.runtime, env["a"])["units"] == 5
+
+
+def test_malformed_cohort_uploads_are_refused_without_harm(
+    api: Any, runtime: Any, env: dict[str, Any]
+) -> None:
+    pid = active_project(runtime, grants({"population": ["cohort"]}), members=["alice"])
+    values = env["values"]
+    info = start(api, env["alice"], pid, len(values), "cohort").json()
+    lab_request = decode(
+        api.get(f"{PSI}/{info['id']}/setup", headers=auth(env["alice"])).content, max_bytes=1 << 26
+    )
+    from psi_service.protocol import parse_request
+
+    elements = parse_request(lab_request.request, reveal=True)
+    assert len(elements) == info["lab_set_size"]
+    setup, response = operator.answer_lab_request(values, elements, fpr=float(info["fpr"]))
+    base = Frame(
+        session=info["id"],
+        nonce=base64.urlsafe_b64decode(info["nonce"]),
+        project=pid,
+        dataset="population",
+        column="resident_id",
+        mode="cohort",
+        declared_size=len(values),
+        parts=1,
+    )
+
+    def upload(**kw: Any) -> Any:
+        frame = Frame(**{**base.__dict__, "setup": setup, "response": response, **kw})
+        return post(api, env["alice"], info, encode(frame), "cohort")
+
+    problem(upload(setup=b"\x00garbage"), 400, "psi-protocol")
+    problem(upload(response=parse_and_drop_one(response)), 400, "psi-protocol")
+    import private_set_intersection.python as psi
+
+    hostile = psi.ServerSetup()
+    hostile.gcs.bits, hostile.gcs.div, hostile.gcs.hash_range = b"\x00" * 7 + b"\x80", 62, 2**62
+    r = upload(setup=hostile.SerializeToString())
+    assert r.status_code in (200, 400), (
+        r.text
+    )  # parsed in an isolated worker: an answer or a 400, never a crash
+    assert charges(runtime, pid)["records"] == (1 if r.status_code == 200 else 0)
+    if r.status_code == 400:
+        ok = upload()
+        assert ok.status_code == 409  # the session was consumed by the failed attempt
+    again = lab_client(api, env["alice"]).use(pid)
+    co = again.psi.intersect(values, dataset="population", column="resident_id", mode="cohort")
+    assert co.cohort_id.startswith("co_")  # still answering
+
+
+def parse_and_drop_one(response: bytes) -> bytes:
+    from psi_service.protocol import build_response
+
+    return build_response(parse_response(response)[:-1])
