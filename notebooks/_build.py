@@ -27,7 +27,9 @@ def cells(source: str) -> list[nbformat.NotebookNode]:
             return
         text = "\n".join(lines).strip("\n")
         if kind == "markdown":
-            text = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in text.splitlines())
+            text = "\n".join(
+                line[2:] if line.startswith("# ") else line.lstrip("#") for line in text.splitlines()
+            )
             out.append(nbformat.v4.new_markdown_cell(text))
         elif text:
             out.append(nbformat.v4.new_code_cell(text))

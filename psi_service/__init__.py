@@ -10,6 +10,7 @@ Modes (chosen per dataset column by policy, granted per project):
 Modules: :mod:`~psi_service.normalize` (shared identifier normalization), :mod:`~psi_service.protocol`
 (the versioned envelope), :mod:`~psi_service.structures` (GCS/Bloom packing), :mod:`~psi_service.parallel`
 (EC work in worker processes), :mod:`~psi_service.keys` (key epochs), :mod:`~psi_service.setups`
-(the setup cache), :mod:`~psi_service.server` and :mod:`~psi_service.cohort` (the service),
+(the setup cache), :mod:`~psi_service.server`, :mod:`~psi_service.requests` and
+:mod:`~psi_service.cohort` (the service),
 :mod:`~psi_service.operator` (the operator's side, used by ``lab.client``). No web framework here.
 """

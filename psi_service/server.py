@@ -1,4 +1,4 @@
-"""The PSI service: sessions, setups, request processing (intersection and cardinality modes).
+"""The PSI service: sessions, their setups and the checks every upload passes.
 
 A run is one **session** (single use, bound to its caller, project, dataset version, column, mode,
 declared size, key epoch and the cached setup it was issued with):
@@ -7,11 +7,9 @@ declared size, key epoch and the cached setup it was issued with):
    policy mode, client-set size bounds, quota), then the cached setup for the size bucket (built
    on first use) and a fresh 16-byte nonce;
 2. ``artifact`` — the setup (or, in cohort mode, the lab's request) for the client to download;
-3. ``submit_request`` — the client's encrypted set, in one or more parts, each an envelope carrying
-   the session's nonce. When the last part arrives the lab re-encrypts everything (in parallel),
-   sorts the answer in cardinality mode (so it cannot be mapped back to items), then
-   ``commit_result`` charges the quota unit, writes the derived record and its ledger entry and
-   closes the session — one transaction, before the response leaves.
+3. the upload — :func:`psi_service.requests.submit_request` (intersection, cardinality) or
+   :func:`psi_service.cohort.finish_cohort` (cohort): envelopes carrying the session's nonce, answered
+   and charged (``commit_result``, one transaction) before the response leaves.
 
 The EC work runs **outside** any database transaction (on SQLite a transaction holds the write lock):
 the session is claimed (``open`` → ``processing``) in a short transaction, computed, then access
@@ -36,26 +34,16 @@ from sqlalchemy.orm import Session
 
 from lab.catalog.service import Catalog, DatasetVersion
 from lab.db.base import utcnow
-from lab.errors import BadRequest, Conflict, Forbidden, LabError, NotFound, PayloadTooLarge
+from lab.errors import BadRequest, Conflict, Forbidden, NotFound
 from lab.identity import Principal
-from lab.projects.access import Access, authorize, commit_result
+from lab.projects.access import Access, authorize
 from lab.runtime import Runtime
-from psi_service import parallel
 from psi_service.config import PsiSettings, get_psi_settings
 from psi_service.keys import KeyRing
 from psi_service.models import PsiArtifactRow, PsiSessionRow
-from psi_service.protocol import (
-    MODES,
-    POINT_BYTES,
-    Frame,
-    ProtocolError,
-    build_response,
-    decode,
-    encode,
-    parse_request,
-)
+from psi_service.protocol import MODES, POINT_BYTES, Frame, ProtocolError, encode
 from psi_service.setups import Artifact, SetupCache
-from psi_service.structures import size_bucket
+from psi_service.structures import choose_structure, size_bucket
 
 ENVELOPE_OVERHEAD = 4096
 
@@ -202,7 +190,11 @@ class PsiService:
             max_body_bytes=self.max_body_bytes,
             artifact_sha256=art.stored.sha256,
             artifact_bytes=art.stored.size,
-            data_structure=art.data_structure if row.mode != "cohort" else "gcs",
+            data_structure=(
+                art.data_structure
+                if row.mode != "cohort"  # cohort: what the operator's setup should use
+                else choose_structure(self.cfg.fpr, max(1, art.server_size), row.declared_size)
+            ),
             fpr=repr(self.cfg.fpr) if row.mode == "cohort" else art.fpr,
             lab_set_size=art.server_size if row.mode == "cohort" else None,
             nonce=nonce,
@@ -297,135 +289,3 @@ class PsiService:
             row = s.get(PsiSessionRow, session_id, with_for_update=True)
             if row is not None and row.status == "processing":
                 row.status, row.detail, row.finished_at = "failed", reason[:500], utcnow()
-
-    # -- intersection / cardinality ----------------------------------------------------------------
-    def submit_request(self, principal: Principal, session_id: str, body: bytes) -> Outcome:
-        """Accept one part of the client's request; answer when the last part is in."""
-        frame = decode(body, max_bytes=self.max_body_bytes)
-        with self.rt.transaction() as s:
-            row = self._session(s, principal, session_id, lock=True)
-            self.check_frame(row, frame)
-            if row.mode == "cohort":
-                raise ProtocolError("a cohort session takes the operator's setup and response, not a request")
-            parts = row.parts or frame.parts
-            if frame.parts != parts or not 0 <= frame.part < parts or parts < 1:
-                raise ProtocolError(
-                    f"part {frame.part} of {frame.parts} does not fit a request of {parts} parts"
-                )
-            received = list(row.parts_received or [])
-            if any(p["part"] == frame.part for p in received):
-                raise Conflict(
-                    f"part {frame.part} of PSI session {row.id} was already received (replay refused)"
-                )
-            elements = parse_request(frame.request, reveal=row.mode == "intersection")
-            if len(elements) > self.cfg.part_items:
-                raise PayloadTooLarge(
-                    f"a part holds at most {self.cfg.part_items} items, got {len(elements)}"
-                )
-            total = row.items_received + len(elements)
-            last = len(received) + 1 == parts
-            if total > row.declared_size or (last and total != row.declared_size):
-                raise ProtocolError(
-                    f"the request holds {total} items, the session declared {row.declared_size} (truncated?)"
-                )
-            self._authorize(
-                s, principal, row.project_id, row.dataset_id, row.mode, row.column, row.declared_size
-            )
-            if not last:
-                prefix = f"projects/{row.project_id}/psi/sessions/{row.id}"
-                obj = self.rt.store.put_bytes(self.rt.store.cfg.bucket_work, prefix, frame.request)
-                received.append({"part": frame.part, "key": obj.key, "sha256": obj.sha256, "size": obj.size})
-                row.parts, row.parts_received, row.items_received = parts, received, total
-                return Outcome(received=len(received), parts=parts)
-            row.parts, row.status, row.items_received = parts, "processing", total
-            art = self._artifact(s, row.artifact_id)
-        try:
-            response = self._respond(row, received, frame.part, elements)
-        except LabError as exc:
-            self._fail(row.id, exc.detail)
-            raise
-        except Exception:
-            self._fail(row.id, "internal error")
-            raise
-        try:
-            record_id = self._commit(principal, row.id, response, art)
-        except LabError as exc:
-            self._fail(row.id, exc.detail)
-            raise
-        out = Frame(
-            session=row.id,
-            project=row.project_id,
-            dataset=row.dataset_id,
-            column=row.column,
-            mode=row.mode,
-            declared_size=row.declared_size,
-            part=parts - 1,
-            parts=parts,
-            response=response,
-        )
-        return Outcome(received=parts, parts=parts, body=encode(out), record_id=record_id)
-
-    def _respond(
-        self, row: PsiSessionRow, received: list[dict[str, Any]], part: int, last: list[bytes]
-    ) -> bytes:
-        from lab.storage import StoredObject
-
-        by_part: dict[int, list[bytes]] = {part: last}
-        for p in received:
-            data = self.rt.store.get_bytes(
-                StoredObject(self.rt.store.cfg.bucket_work, p["key"], p["sha256"], p["size"])
-            )
-            by_part[p["part"]] = parse_request(data, reveal=row.mode == "intersection")
-        elements = [e for i in sorted(by_part) for e in by_part[i]]
-        if len(set(elements)) != len(elements):
-            raise ProtocolError("the request repeats encrypted elements across parts")
-        with self.rt.transaction() as s:
-            version = Catalog(s, None, None).get(row.dataset_id, row.dataset_version)
-        key = self.cache.server_key(version, row.column, row.epoch)
-        reveal = row.mode == "intersection"
-        try:
-            chunks = parallel.run_chunked(
-                parallel.process_request_chunk,
-                elements,
-                key,
-                reveal,
-                workers=self.cfg.effective_workers,
-                min_items=self.cfg.parallel_min_items,
-                timeout=self.cfg.worker_timeout_seconds,
-            )
-        except parallel.WorkerFailed as exc:
-            raise ProtocolError(f"the request was refused: {exc.reason}") from None
-        out = [e for chunk in chunks for e in chunk]
-        if not reveal:
-            out.sort()  # hide which response element answers which request element
-        return build_response(out)
-
-    def _commit(self, principal: Principal, session_id: str, response: bytes, art: Artifact) -> str:
-        with self.rt.transaction() as s:
-            row = self._session(s, principal, session_id, lock=True)
-            access = self._authorize(
-                s, principal, row.project_id, row.dataset_id, row.mode, row.column, row.declared_size
-            )
-            record = commit_result(
-                s,
-                self.rt.ledger(s),
-                self._pinned(s, access, row.dataset_version),
-                units=1,
-                parameters={
-                    "mode": row.mode,
-                    "column": row.column,
-                    "client_size": row.declared_size,
-                    "client_bound": row.client_bound,
-                    "data_structure": art.data_structure,
-                    "fpr": art.fpr,
-                    "key_epoch": row.epoch,
-                    "setup_sha256": art.stored.sha256,
-                    "session": row.id,
-                    "parts": row.parts,
-                },
-                result_digest=digest_hex(response),
-            )
-            row.status, row.record_id, row.finished_at = "done", record.id, utcnow()
-            for p in row.parts_received or []:
-                self.rt.store.client.remove_object(self.rt.store.cfg.bucket_work, p["key"])
-            return record.id

@@ -20,6 +20,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from lab.launcher.hubconfig import configure  # noqa: E402
+from lab.launcher.hubconfig import configure
 
 configure(get_config())  # type: ignore[name-defined]  # noqa: F821

@@ -104,7 +104,9 @@ def up(
 
         for user, groups in DEMO_ACCOUNTS.items():
             typer.echo(f"    {user:10} {pw[user]:14} {','.join(groups)}")
-        typer.echo(f"  demo project    {stack.demo_project} (alice; open ~/notebooks/00-getting-started.ipynb)")
+        typer.echo(
+            f"  demo project    {stack.demo_project} (alice; open ~/notebooks/00-getting-started.ipynb)"
+        )
         typer.echo("  a token for scripts:  lab token alice")
         typer.echo("Ctrl-C or `lab down` stops everything.")
         while not stopping:

@@ -4,7 +4,7 @@ The lab reads a caller's roles from its Hub groups (``bureau``, ``steward``, ``o
 ``registrar``) and manages project groups (``project-<id>``) through the Hub API. JupyterHub's own
 ``Authenticator.manage_groups`` would replace *all* of a user's groups at each login and disable the
 group API, so the authenticators here keep ``manage_groups`` off and instead synchronize only the
-role groups after a successful login (see docs/adr/0002-role-groups-without-manage-groups.md):
+role groups after a successful login (see docs/adr/0004-keycloak-roles-as-hub-role-groups.md):
 
 * :class:`LabNativeAuthenticator` (embedded lab): the launcher's demo accounts (PBKDF2 hashes in the
   accounts file) log in with the printed passwords and get exactly their demo roles; anyone else signs
@@ -125,7 +125,11 @@ class LabNativeAuthenticator(RoleGroupsMixin, NativeAuthenticator):  # type: ign
         if record is not None:  # a demo account: its password and roles come from the accounts file
             if not check_password(record, data.get("password") or ""):
                 return None
-            return {"name": name, "lab_roles": list(record.get("groups", [])), "lab_roles_authoritative": True}
+            return {
+                "name": name,
+                "lab_roles": list(record.get("groups", [])),
+                "lab_roles_authoritative": True,
+            }
         approved = await super().authenticate(handler, data)
         if not approved:
             return None

@@ -54,7 +54,7 @@ def ensure_demo_project(
                     return str(row["id"])
         project = op.projects.apply(
             title=title,
-            purpose="Show how an authorized operator builds products from public data through PSI, DP and HE.",
+            purpose="Show how an authorized operator builds products from public data with PSI, DP, HE.",
             scenario="A bank screens loan applicants and scores credit; an insurer studies health-care use.",
             datasets=datasets or DEMO_DATASETS,
             days=90,

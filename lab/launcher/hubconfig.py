@@ -17,7 +17,7 @@ Everything is read from environment variables (the Hub process's settings):
 Invariants (tested in tests/e2e/test_jupyter_e2e.py and tests/integration/test_keycloak_login.py):
 
 * only members of a project group (``project-<id>``, kept by the lab to the active projects'
-  members) may spawn a server; one default server per user (docs/adr/0001-one-server-per-user.md);
+  members) may spawn a server; one default server per user (docs/adr/0001-one-notebook-server-per-user.md);
 * the server's own ``JUPYTERHUB_API_TOKEN`` may reach the lab API and resolve the user's groups;
 * the server's environment is built from ``Spawner.env_keep`` (:data:`ENV_KEEP`) and
   ``Spawner.environment`` only: no ``LAB_S3__*``, ``LAB_DATABASE_URL`` or ``LAB_SECRET_KEY``.
@@ -67,7 +67,9 @@ def may_spawn(spawner: Any) -> None:
     groups = {g.name for g in spawner.user.orm_user.groups}
     projects = project_ids(groups)
     if not projects:
-        message = f"{spawner.user.name} is not a member of an active lab project; ask the bureau to approve one"
+        message = (
+            f"{spawner.user.name} is not a member of an active lab project; ask the bureau to approve one"
+        )
         refusal = web.HTTPError(403, message)
         refusal.jupyterhub_message = message  # shown on the Hub's error page instead of "failed to start"
         raise refusal
@@ -148,7 +150,7 @@ def configure_common(c: Any) -> None:
             "scopes": ["self", "access:services!service=lab-api"],
         },
     ]
-    c.JupyterHub.allow_named_servers = False  # docs/adr/0001-one-server-per-user.md
+    c.JupyterHub.allow_named_servers = False  # docs/adr/0001-one-notebook-server-per-user.md
     c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
     c.Spawner.env_keep = ENV_KEEP
     c.Spawner.environment = {
@@ -228,7 +230,7 @@ def configure_keycloak_auth(c: Any) -> None:
     k.login_service = "Keycloak"
     k.username_claim = "preferred_username"
     k.scope = ["openid", "profile", "email", "roles"]
-    k.manage_groups = False  # the lab manages project-* groups through the Hub API; ADR 0002
+    k.manage_groups = False  # the lab manages project-* groups through the Hub API; ADR 0004
     k.allow_all = False
     k.enable_auth_state = False
 

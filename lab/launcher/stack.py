@@ -156,17 +156,24 @@ class Stack:
 
     def ensure_demo_project(self) -> str:
         """The active project of ``alice`` that lets her spawn a server and run the notebooks."""
+        from pydantic import SecretStr
+
         from lab.identity.hub import HubClient
         from lab.launcher.demo_project import ensure_demo_project
 
         assert self.hub is not None
         hub = HubClient(
             self.settings.hub.model_copy(
-                update={"api_url": self.hub.api_url, "api_token": self.secrets["hub_service_token"]}
+                update={
+                    "api_url": self.hub.api_url,
+                    "api_token": SecretStr(self.secrets["hub_service_token"]),
+                }
             )
         )
         try:
-            tokens = {u: hub.create_token(u, "lab up: demo project", 600) for u in ("alice", "bureau1", "bureau2")}
+            tokens = {
+                u: hub.create_token(u, "lab up: demo project", 600) for u in ("alice", "bureau1", "bureau2")
+            }
         finally:
             hub.close()
         return ensure_demo_project(self.hub.lab_api_url, tokens)

@@ -94,8 +94,9 @@ if len(budget):
     b = budget.assign(
         spent=budget["epsilon_spent"].astype(float), remaining=budget["epsilon_remaining"].astype(float)
     )
-    ax = b.plot.barh(x="dataset", y=["spent", "remaining"], stacked=True, figsize=(7, 2.5),
-                     color=["tab:red", "tab:green"])
+    ax = b.plot.barh(
+        x="dataset", y=["spent", "remaining"], stacked=True, figsize=(7, 2.5), color=["tab:red", "tab:green"]
+    )
     ax.set_xlabel("ε")
     ax.set_title("Privacy budget per dataset")
     plt.tight_layout()

@@ -25,7 +25,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 import lab.client as lc
 from lab.identifiers import make_uscc
@@ -57,7 +56,9 @@ rng = np.random.default_rng(2026)
 n_local, n_other, n_typos = 160, 70, 6
 local = local_firms.sample(n_local, random_state=7)
 other_uscc = [
-    make_uscc("9", "1", rng.choice(["310115", "320506", "330106", "110105"]), f"{rng.integers(10**6, 10**7)}A")
+    make_uscc(
+        "9", "1", rng.choice(["310115", "320506", "330106", "110105"]), f"{rng.integers(10**6, 10**7)}A"
+    )
     for _ in range(n_other)
 ]
 typos = [u[:-1] for u in local_firms["uscc"].sample(n_typos, random_state=3)]  # a dropped character
@@ -65,8 +66,9 @@ applicants = pd.DataFrame(
     {
         "application": [f"LA-2026-{i:04d}" for i in range(n_local + n_other + n_typos)],
         "uscc": list(local["uscc"]) + other_uscc + typos,
-        "product": rng.choice(["working capital", "equipment", "agri-season", "green upgrade"],
-                              n_local + n_other + n_typos),
+        "product": rng.choice(
+            ["working capital", "equipment", "agri-season", "green upgrade"], n_local + n_other + n_typos
+        ),
         "amount_10k": rng.integers(5, 300, n_local + n_other + n_typos),
     }
 ).sample(frac=1, random_state=1, ignore_index=True)
@@ -88,8 +90,10 @@ checked.invalid.examples
 registered = c.psi.intersect(
     applicants["uscc"], dataset="enterprise_registry", column="uscc", mode="intersection", progress=True
 )
-print(f"{registered.size} of {registered.client_size} applicants are in the registry "
-      f"(derived record {registered.record_id})")
+print(
+    f"{registered.size} of {registered.client_size} applicants are in the registry "
+    f"(derived record {registered.record_id})"
+)
 applicants["registered"] = applicants.index.isin(registered.matches.index)
 applicants.groupby("registered").size()
 
@@ -101,7 +105,9 @@ applicants.groupby("registered").size()
 # %%
 insured = c.psi.intersect(
     applicants.loc[applicants["registered"], "uscc"],
-    dataset="social_insurance", column="uscc", mode="cardinality",
+    dataset="social_insurance",
+    column="uscc",
+    mode="cardinality",
 )
 print(f"{insured.size} of the {registered.size} registered applicants appear in social insurance records")
 
@@ -114,8 +120,11 @@ print(f"{insured.size} of the {registered.size} registered applicants appear in 
 # %%
 summary = (
     applicants.groupby("product")
-    .agg(applications=("application", "count"), registered=("registered", "sum"),
-         amount_10k=("amount_10k", "sum"))
+    .agg(
+        applications=("application", "count"),
+        registered=("registered", "sum"),
+        amount_10k=("amount_10k", "sum"),
+    )
     .reset_index()
 )
 summary["registered_share"] = (summary["registered"] / summary["applications"]).round(3)
@@ -123,11 +132,15 @@ summary
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-summary.plot.bar(x="product", y=["applications", "registered"], ax=axes[0], rot=0,
-                 color=["tab:grey", "tab:green"])
+summary.plot.bar(
+    x="product", y=["applications", "registered"], ax=axes[0], rot=0, color=["tab:grey", "tab:green"]
+)
 axes[0].set_title("Applicants registered in Chongming, by loan product")
-axes[1].bar(["applicants", "registered (PSI)", "insured (PSI count)"],
-            [registered.client_size, registered.size, insured.size], color=["tab:grey", "tab:green", "tab:blue"])
+axes[1].bar(
+    ["applicants", "registered (PSI)", "insured (PSI count)"],
+    [registered.client_size, registered.size, insured.size],
+    color=["tab:grey", "tab:green", "tab:blue"],
+)
 axes[1].set_title("Screening funnel")
 plt.tight_layout()
 plt.show()
@@ -140,8 +153,16 @@ plt.show()
 
 # %%
 artifact = workdir / "loan-screening-summary.csv"
-funnel = pd.DataFrame([{"product": "ALL", "applications": registered.client_size, "registered": registered.size,
-                        "insured": insured.size}])
+funnel = pd.DataFrame(
+    [
+        {
+            "product": "ALL",
+            "applications": registered.client_size,
+            "registered": registered.size,
+            "insured": insured.size,
+        }
+    ]
+)
 pd.concat([summary, funnel], ignore_index=True).to_csv(artifact, index=False)
 product = c.products.register(
     name={"zh": "小微企业贷款申请人筛查汇总", "en": "Small-business loan applicant screening summary"},

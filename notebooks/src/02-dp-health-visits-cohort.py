@@ -52,8 +52,11 @@ rng = np.random.default_rng(11)
 local = people[people["age"] >= 18].sample(1500, random_state=5)["resident_id"]
 elsewhere = [
     make_resident_id("310104", date(int(y), int(m), 15), int(s))
-    for y, m, s in tqdm(zip(rng.integers(1950, 2005, 300), rng.integers(1, 13, 300), rng.integers(0, 999, 300),
-                            strict=True), total=300, desc="simulated policyholders")
+    for y, m, s in tqdm(
+        zip(rng.integers(1950, 2005, 300), rng.integers(1, 13, 300), rng.integers(0, 999, 300), strict=True),
+        total=300,
+        desc="simulated policyholders",
+    )
 ]
 policyholders = pd.Series(list(local) + elsewhere, name="resident_id").sample(frac=1, random_state=2)
 len(policyholders)
@@ -62,10 +65,13 @@ len(policyholders)
 # ## 1. A server-side cohort (PSI, cohort mode)
 
 # %%
-cohort = c.psi.intersect(policyholders, dataset="health_visits", column="resident_id", mode="cohort",
-                         progress=True)
-print(f"cohort {cohort.cohort_id}: about {cohort.noisy_size} ± {cohort.error_bound_95} people "
-      f"(ε {cohort.epsilon}; expires {cohort.expires_at})")
+cohort = c.psi.intersect(
+    policyholders, dataset="health_visits", column="resident_id", mode="cohort", progress=True
+)
+print(
+    f"cohort {cohort.cohort_id}: about {cohort.noisy_size} ± {cohort.error_bound_95} people "
+    f"(ε {cohort.epsilon}; expires {cohort.expires_at})"
+)
 
 # %% [markdown]
 # ## 2. What will the queries cost, and how accurate will they be?
@@ -80,8 +86,14 @@ select = [
     {"agg": "mean", "column": "visits", "bounds": [0, 24]},
     {"agg": "mean", "column": "cost", "bounds": [0, 20000]},
 ]
-preview = c.dp.preview("health_visits", select=select, group_by="age_band", cohort=cohort.cohort_id,
-                       epsilon=0.9, assumed_count=max(cohort.noisy_size, 100))
+preview = c.dp.preview(
+    "health_visits",
+    select=select,
+    group_by="age_band",
+    cohort=cohort.cohort_id,
+    epsilon=0.9,
+    assumed_count=max(cohort.noisy_size, 100),
+)
 print("cost:", preview.cost, "| remaining before:", preview.remaining)
 preview.frame
 
@@ -99,11 +111,18 @@ for label, q in tqdm(queries.items(), desc="DP queries"):
     print(label, results[label])
 
 # %%
-table = pd.concat(
-    [r.wide().assign(population=label) for label, r in results.items()], ignore_index=True
-)
-table = table[["population", "age_band", "count", "mean_visits", "mean_visits_error_95",
-               "mean_cost", "mean_cost_error_95"]]
+table = pd.concat([r.wide().assign(population=label) for label, r in results.items()], ignore_index=True)
+table = table[
+    [
+        "population",
+        "age_band",
+        "count",
+        "mean_visits",
+        "mean_visits_error_95",
+        "mean_cost",
+        "mean_cost_error_95",
+    ]
+]
 table.round(2)
 
 # %%

@@ -41,8 +41,13 @@ c.projects.budget()
 
 # %%
 model = c.dp.train(
-    "social_insurance", model="linear", features=["headcount"], target="avg_wage_base",
-    epsilon=1.0, bounds={"headcount": [0, 500]}, name="credit_score_v1",
+    "social_insurance",
+    model="linear",
+    features=["headcount"],
+    target="avg_wage_base",
+    epsilon=1.0,
+    bounds={"headcount": [0, 500]},
+    name="credit_score_v1",
 )
 print(model)
 print("coefficients:", model.coef, "intercept:", model.intercept)
@@ -92,7 +97,12 @@ steps.update()
 owner_income = c.he.lookup(applicants[["town", "education"]], table="income_by_town", progress=False)
 steps.update()
 steps.close()
-print("score record:", expected_wage.attrs.get("record_id"), "| lookup record:", owner_income.attrs.get("record_id"))
+print(
+    "score record:",
+    expected_wage.attrs.get("record_id"),
+    "| lookup record:",
+    owner_income.attrs.get("record_id"),
+)
 
 # %%
 # the decrypted predictions agree with the DP model applied in the clear (CKKS error ~1e-3)
@@ -111,15 +121,21 @@ ratio = (card["declared_wage"] / card["expected_wage"].clip(lower=1)).clip(0, 3)
 card["wage_points"] = (100 - 60 * (ratio - 1).abs()).clip(0, 100)
 card["income_points"] = (card["owner_income"].fillna(card["owner_income"].median()) / 100).clip(0, 100)
 card["score"] = (500 + 2 * card["wage_points"] + card["income_points"]).round(0)
-card["grade"] = pd.cut(card["score"], [0, 600, 650, 700, 1000], labels=["D", "C", "B", "A"])
-card[["application", "headcount", "declared_wage", "expected_wage", "owner_income", "score", "grade"]].head(10)
+card["grade"] = pd.qcut(card["score"].rank(method="first"), 4, labels=["D", "C", "B", "A"])
+card[["application", "headcount", "declared_wage", "expected_wage", "owner_income", "score", "grade"]].head(
+    10
+)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 axes[0].scatter(card["headcount"], card["declared_wage"], s=8, alpha=0.5, label="declared (bank)")
 order = np.argsort(card["headcount"].to_numpy())
-axes[0].plot(card["headcount"].to_numpy()[order], card["expected_wage"].to_numpy()[order], color="tab:red",
-             label="DP model, scored under encryption")
+axes[0].plot(
+    card["headcount"].to_numpy()[order],
+    card["expected_wage"].to_numpy()[order],
+    color="tab:red",
+    label="DP model, scored under encryption",
+)
 axes[0].set_xlabel("headcount")
 axes[0].set_ylabel("monthly wage base (yuan)")
 axes[0].legend()
@@ -142,7 +158,12 @@ report = (
     .reset_index()
 )
 report.to_csv(workdir / "scorecard-report.csv", index=False)
-lineage = [model.record_id, income.record_id, expected_wage.attrs["record_id"], owner_income.attrs["record_id"]]
+lineage = [
+    model.record_id,
+    income.record_id,
+    expected_wage.attrs["record_id"],
+    owner_income.attrs["record_id"],
+]
 product = c.products.register(
     name={"zh": "小微企业贷款加密评分卡报告", "en": "Encrypted small-business credit scorecard report"},
     type="report",

@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.hub, pytest.mark.slow]
 
 GRANTS = {
     "health_visits": {"dp": {"epsilon": "2.0", "delta": "0", "epsilon_per_query": "1.0"}},
-    "enterprise_registry": {"psi": {"modes": ["intersection", "cardinality"], "columns": ["uscc"], "quota": 20}},
+    "enterprise_registry": {
+        "psi": {"modes": ["intersection", "cardinality"], "columns": ["uscc"], "quota": 20}
+    },
 }
 
 
@@ -116,7 +118,7 @@ def test_jupyterlab_opens_the_getting_started_notebook(alice_server: dict[str, A
     assert "/lab/tree/notebooks/00-getting-started.ipynb" in page.url
     page.wait_for_selector(".jp-NotebookPanel", timeout=90_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector(".jp-MarkdownOutput h1:has-text(\"Getting started\")", timeout=60_000)
+    page.wait_for_selector('.jp-MarkdownOutput h1:has-text("Getting started")', timeout=60_000)
     page.wait_for_timeout(1500)  # let the kernel indicator settle
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "jupyterlab-getting-started.png"
@@ -136,7 +138,9 @@ def test_code_in_the_server_reaches_the_lab_api_with_its_own_token(
         "                  'project': os.environ.get('LAB_PROJECT'),\n"
         "                  'token_is_own': os.environ['JUPYTERHUB_API_TOKEN'] != ''}))\n"
     )
-    result = json.loads(run_in_kernel(lab_stack, "alice", alice_server["token"], code).strip().splitlines()[-1])
+    result = json.loads(
+        run_in_kernel(lab_stack, "alice", alice_server["token"], code).strip().splitlines()[-1]
+    )
     assert result["me"]["name"] == "alice"
     assert "operator" in result["me"]["roles"]
     assert result["url"] == lab_stack.lab_api_url
@@ -148,9 +152,9 @@ def test_the_server_token_is_narrow(lab_stack: LabStack, alice_server: dict[str,
     """The server's own token resolves to alice with her groups, and can do nothing administrative."""
     code = (
         "import os, json, httpx\n"
-        "t = os.environ['JUPYTERHUB_API_TOKEN']\n"
-        "r = httpx.get(os.environ['JUPYTERHUB_API_URL'] + '/user', headers={'Authorization': 'token ' + t})\n"
-        "u = httpx.get(os.environ['JUPYTERHUB_API_URL'] + '/users', headers={'Authorization': 'token ' + t})\n"
+        "h = {'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']}\n"
+        "r = httpx.get(os.environ['JUPYTERHUB_API_URL'] + '/user', headers=h)\n"
+        "u = httpx.get(os.environ['JUPYTERHUB_API_URL'] + '/users', headers=h)\n"
         "print(json.dumps({'me': r.json(), 'list_users': u.status_code}))\n"
     )
     out = json.loads(run_in_kernel(lab_stack, "alice", alice_server["token"], code).strip().splitlines()[-1])
@@ -220,8 +224,11 @@ def test_signup_needs_bureau_approval_then_gives_the_operator_role(lab_stack: La
     hub = lab_stack.public_url
     password = "Zx9-" + uuid.uuid4().hex[:12]
     with httpx.Client(base_url=hub, follow_redirects=True, timeout=30) as carol:
-        r = _form(carol, "/hub/signup", {"username": "carol", "signup_password": password,
-                                         "signup_password_confirmation": password})
+        r = _form(
+            carol,
+            "/hub/signup",
+            {"username": "carol", "signup_password": password, "signup_password_confirmation": password},
+        )
         assert r.status_code == 200 and "sent to the admin" in r.text
         refused = _form(carol, "/hub/login", {"username": "carol", "password": password})
         assert refused.status_code == 403 and "not been authorized" in refused.text
@@ -236,6 +243,9 @@ def test_signup_needs_bureau_approval_then_gives_the_operator_role(lab_stack: La
     with lab_stack.admin() as admin:
         assert "operator" in admin.get("users/carol").json()["groups"]
     with httpx.Client(base_url=hub, follow_redirects=False, timeout=30) as impostor:
-        r = _form(impostor, "/hub/signup", {"username": "alice", "signup_password": password,
-                                            "signup_password_confirmation": password})
+        r = _form(
+            impostor,
+            "/hub/signup",
+            {"username": "alice", "signup_password": password, "signup_password_confirmation": password},
+        )
         assert "sent to the admin" not in r.text

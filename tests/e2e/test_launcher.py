@@ -28,8 +28,12 @@ def lab_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     env = {**os.environ, "LAB_DATA_DIR": str(data)}
     env.pop("LAB_DATABASE_URL", None)
     log = (data / "lab-up.log").open("w")
-    proc = subprocess.Popen([LAB, "up", "--scale", "2000", "--public-port", str(public), "--s3-port", str(s3)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [LAB, "up", "--scale", "2000", "--public-port", str(public), "--s3-port", str(s3)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 240
     text = ""
     while time.monotonic() < deadline:
@@ -42,8 +46,7 @@ def lab_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     else:
         proc.terminate()
         pytest.fail(f"lab up not ready:\n{text[-3000:]}")
-    yield {"url": f"http://127.0.0.1:{public}/services/lab-api", "data": str(data), "log": text,
-           "env": env}  # type: ignore[dict-item]
+    yield {"url": f"http://127.0.0.1:{public}/services/lab-api", "data": str(data), "log": text, "env": env}  # type: ignore[dict-item]
     subprocess.run([LAB, "down"], env=env, check=True, timeout=90)
     proc.wait(60)
     log.close()
@@ -58,14 +61,28 @@ def test_lab_up_prints_urls_and_demo_accounts(lab_up: dict[str, str]) -> None:
 def test_catalog_through_the_proxy_with_and_without_a_token(lab_up: dict[str, str]) -> None:
     r = httpx.get(f"{lab_up['url']}/api/v1/catalog", timeout=30)
     assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
-    token = subprocess.run([LAB, "token", "alice"], env=lab_up["env"], capture_output=True, text=True,  # type: ignore[arg-type]
-                           check=True, timeout=60).stdout.strip()
+    token = subprocess.run(
+        [LAB, "token", "alice"],
+        env=lab_up["env"],
+        capture_output=True,
+        text=True,  # type: ignore[arg-type]
+        check=True,
+        timeout=60,
+    ).stdout.strip()
     r = httpx.get(f"{lab_up['url']}/api/v1/catalog", headers={"Authorization": f"token {token}"}, timeout=30)
     assert r.status_code == 200
     ids = {e["id"] for e in r.json()}
-    assert ids == {"population", "enterprise_registry", "tax_credit", "social_insurance", "health_visits",
-                   "environment_monitoring"}
-    me = httpx.get(f"{lab_up['url']}/api/v1/me", headers={"Authorization": f"token {token}"}, timeout=30).json()
+    assert ids == {
+        "population",
+        "enterprise_registry",
+        "tax_credit",
+        "social_insurance",
+        "health_visits",
+        "environment_monitoring",
+    }
+    me = httpx.get(
+        f"{lab_up['url']}/api/v1/me", headers={"Authorization": f"token {token}"}, timeout=30
+    ).json()
     assert me["name"] == "alice" and me["roles"] == ["operator"]
 
 

@@ -166,6 +166,24 @@ def test_parallel_queries_never_overspend(runtime: Runtime, sample: dict[str, An
     assert sorted(charged) == sorted(spent)
 
 
+def test_identical_parallel_queries_are_charged_once(runtime: Runtime, sample: dict[str, Any]) -> None:
+    pid = dp_project(runtime)
+    answers: list[Any] = []
+
+    def worker() -> None:
+        answers.append(run(runtime, pid, spec([{"agg": "count"}], group_by=["education"], epsilon="0.4")))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 4 and sum(not a["cached"] for a in answers) == 1
+    assert len({a["record_id"] for a in answers}) == 1
+    assert all(a["rows"] == answers[0]["rows"] for a in answers)
+    assert remaining(runtime, pid).epsilon == Decimal("2.6") and counts(runtime, pid) == (1, 1)
+
+
 def test_gaussian_query_spends_delta(runtime: Runtime, sample: dict[str, Any]) -> None:
     pid = dp_project(runtime)
     out = run(
@@ -267,3 +285,39 @@ def test_cohort_restricts_the_query_to_its_keys(runtime: Runtime, sample: dict[s
     with pytest.raises(NotFound):
         run(runtime, pid, spec([{"agg": "count"}], cohort=elsewhere, epsilon="0.9"))
     assert counts(runtime, pid) == (1, 1)
+
+
+def test_filters_select_the_rows_they_say(runtime: Runtime, sample: dict[str, DatasetVersion]) -> None:
+    import datetime as dt
+
+    import pandas as pd
+
+    pid = dp_project(runtime)
+    with runtime.transaction() as s:
+        path = Catalog(s, runtime.store, runtime.ledger(s)).fetch(sample["population"], runtime.cache_dir)
+    df = pd.read_parquet(path)
+    towns = list(sample["population"].policy.column("town").domain[:5])
+    where = [
+        {"column": "town", "op": "in", "value": towns},
+        {"column": "gender", "op": "ne", "value": "男"},
+        {"column": "age", "op": "between", "value": [20, 60]},
+        {"column": "birth_date", "op": "ge", "value": "1975-06-01"},
+        {"column": "education", "op": "not_in", "value": ["小学及以下"]},
+    ]
+    truth = df[
+        df.town.isin(towns)
+        & (df.gender != "男")
+        & df.age.between(20, 60)
+        & (df.birth_date >= dt.date(1975, 6, 1))
+        & ~df.education.isin(["小学及以下"])
+    ]
+    out = run(
+        runtime,
+        pid,
+        spec([{"agg": "count"}, {"agg": "sum", "column": "employed"}], where=where, epsilon="1"),
+        seed=4,
+    )
+    count, employed = out["rows"]
+    assert abs(count["value"] - len(truth)) <= 2 * count["error_95"]
+    assert abs(employed["value"] - truth.employed.sum()) <= 2 * employed["error_95"]
+    assert 0 < len(truth) < len(df) / 5

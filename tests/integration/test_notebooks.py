@@ -59,7 +59,9 @@ def test_notebook_runs_against_the_lab(
     monkeypatch.setenv("LAB_PROJECTS", demo_project)
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", lab_stack.token("alice"))
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     out = ARTIFACTS / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
     try:

@@ -214,44 +214,43 @@ def test_a_reviewer_cannot_review_their_own_project(api: Any, hub: HubHandle, pe
     assert r.status_code == 403 and "bureau" in r.json()["detail"]
 
 
-@pytest.mark.parametrize(
-    ("datasets", "message"),
-    [
-        (
-            {"population": {"dp": {"epsilon": 9}}},
-            "population.dp.epsilon: requested 9 exceeds the policy cap epsilon_per_project=5",
-        ),
-        (
-            {"population": {"dp": {"epsilon": "1", "epsilon_per_query": "2"}}},
-            "population.dp.epsilon_per_query: requested 2 exceeds the policy cap epsilon_per_query=1",
-        ),
-        (
-            {"population": {"psi": {"modes": ["intersection"]}}},
-            "population.psi.modes: the policy does not open mode 'intersection'",
-        ),
-        (
-            {"enterprise_registry": {"psi": {"modes": ["cardinality"], "quota": 500}}},
-            "enterprise_registry.psi.quota: requested 500 exceeds the policy cap daily_quota=100",
-        ),
-        (
-            {"environment_monitoring": {"psi": {"modes": ["cardinality"]}}},
-            "environment_monitoring: the dataset's policy does not open the psi channel",
-        ),
-        (
-            {"population": {"he": {"tables": ["secret_table"]}}},
-            "population.he.tables: secret_table not cleared",
-        ),
-        ({"nope": {"dp": {"epsilon": 1}}}, "nope: no such dataset in the catalog"),
-    ],
-)
-def test_requests_above_policy_caps_are_refused_at_application(
-    api: Any, people: People, datasets: dict[str, Any], message: str
-) -> None:
-    r = api.post(P, json=application(datasets=datasets), headers=auth(people.alice))
-    assert r.status_code == 400, r.text
-    body = r.json()
-    assert body["code"] == "invalid-project" and body["detail"].startswith(message)
-    assert body["dataset"] == next(iter(datasets))
+OVER_CAP = [
+    (
+        {"population": {"dp": {"epsilon": 9}}},
+        "population.dp.epsilon: requested 9 exceeds the policy cap epsilon_per_project=5",
+    ),
+    (
+        {"population": {"dp": {"epsilon": "1", "epsilon_per_query": "2"}}},
+        "population.dp.epsilon_per_query: requested 2 exceeds the policy cap epsilon_per_query=1",
+    ),
+    (
+        {"population": {"psi": {"modes": ["intersection"]}}},
+        "population.psi.modes: the policy does not open mode 'intersection'",
+    ),
+    (
+        {"enterprise_registry": {"psi": {"modes": ["cardinality"], "quota": 500}}},
+        "enterprise_registry.psi.quota: requested 500 exceeds the policy cap daily_quota=100",
+    ),
+    (
+        {"environment_monitoring": {"psi": {"modes": ["cardinality"]}}},
+        "environment_monitoring: the dataset's policy does not open the psi channel",
+    ),
+    (
+        {"population": {"he": {"tables": ["secret_table"]}}},
+        "population.he.tables: secret_table not cleared",
+    ),
+    ({"nope": {"dp": {"epsilon": 1}}}, "nope: no such dataset in the catalog"),
+]
+
+
+def test_requests_above_policy_caps_are_refused_at_application(api: Any, people: People) -> None:
+    for datasets, message in OVER_CAP:
+        r = api.post(P, json=application(datasets=datasets), headers=auth(people.alice))
+        assert r.status_code == 400, r.text
+        body = r.json()
+        assert body["code"] == "invalid-project" and body["detail"].startswith(message), (datasets, body)
+        assert body["dataset"] == next(iter(datasets))
+    assert api.get(P, headers=auth(people.alice)).json() == []  # nothing was filed
 
 
 def test_grants_and_terms_only_shrink_at_review(api: Any, people: People) -> None:

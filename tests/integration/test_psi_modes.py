@@ -95,7 +95,8 @@ def test_cohort_stores_the_matching_records_and_releases_a_noisy_size(
         stored = set(load_cohort_keys(runtime.store, row).to_pylist())
         after = budget_remaining(s, pid, "population")
     assert stored == truth and row.size == len(truth)
-    assert abs(r.noisy_size - len(truth)) <= r.error_bound_95 * 2  # 95% bound, doubled: flake-free
+    # 3x the stated 95% bound: a correct geometric mechanism exceeds it with probability ~1e-4
+    assert abs(r.noisy_size - len(truth)) <= 3 * r.error_bound_95
     assert r.epsilon == "0.1" and before is not None and after is not None
     assert before.epsilon - after.epsilon == Decimal("0.1")
     assert r.invalid.count == invalid and not hasattr(r, "matches")

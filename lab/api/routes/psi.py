@@ -29,6 +29,7 @@ from lab.errors import (
 )
 from psi_service.cohort import finish_cohort
 from psi_service.protocol import CONTENT_TYPE, MEDIA_TYPE, ProtocolError
+from psi_service.requests import submit_request
 from psi_service.schemas import CohortOut, PartAccepted, SessionCreate, SessionOut
 from psi_service.server import PsiService
 
@@ -91,7 +92,7 @@ async def post_request(
 ) -> Response:
     service = PsiService(runtime)
     body = await _envelope(request, service.max_body_bytes)
-    outcome = await run_in_threadpool(service.submit_request, principal, session_id, body)
+    outcome = await run_in_threadpool(submit_request, service, principal, session_id, body)
     if outcome.body is None:
         accepted = PartAccepted(session=session_id, received=outcome.received, parts=outcome.parts)
         return JSONResponse(accepted.model_dump(), status_code=202)

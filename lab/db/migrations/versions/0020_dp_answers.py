@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0020_dp_answers"
 down_revision = "0003_shared_artifacts"
 branch_labels = None
