@@ -283,8 +283,11 @@ def main() -> None:
         f"\nlinear:   endpoint = {ours / a:,.0f}× (a) [target ≥ 100×], {ours / b:.0%} of (b) [target ≥ 50%];"
         f" max |error| vs plaintext {err:.2e}"
     )
-    print(f"logistic: endpoint = {lours / la:,.0f}× (a), {lours / lb:.0%} of (b); sigmoid degree {approx['degree']},"
-          f" max approximation error {approx['max_error']:.3f} on logits {approx['logit_range'][0]:.2f}..{approx['logit_range'][1]:.2f}")  # fmt: skip
+    lo, hi = approx["logit_range"]
+    print(
+        f"logistic: endpoint = {lours / la:,.0f}× (a), {lours / lb:.0%} of (b); sigmoid degree "
+        f"{approx['degree']}, max approximation error {approx['max_error']:.3f} on logits {lo:.2f}..{hi:.2f}"
+    )
 
 
 if __name__ == "__main__":

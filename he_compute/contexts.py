@@ -18,6 +18,7 @@ import hashlib
 import threading
 import uuid
 from collections import OrderedDict
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -39,7 +40,7 @@ def he_prefix(project_id: str) -> str:
     return f"projects/{project_id}/he"
 
 
-def check_context(pool: WorkerPool, param_set: str, data: bytes) -> dict[str, object]:
+def check_context(pool: WorkerPool, param_set: str, data: bytes) -> dict[str, Any]:
     """Inspect ``data`` in a worker; return its facts or raise :class:`ContextRejected`."""
     declared = params.get(param_set)
     if len(data) > declared.max_context_bytes:
@@ -48,8 +49,8 @@ def check_context(pool: WorkerPool, param_set: str, data: bytes) -> dict[str, ob
             "generate relinearization keys only, no Galois keys",
             max_bytes=declared.max_context_bytes,
         )
-    facts, _ = pool.run({"op": "inspect"}, [data])
-    f = facts["facts"]
+    reply, _ = pool.run({"op": "inspect"}, [data])
+    f: dict[str, Any] = dict(reply["facts"])
     if f.get("is_private") or f.get("has_secret_key"):
         raise ContextRejected(
             "the context carries a secret key; upload ctx.serialize(save_secret_key=False) — "
@@ -57,9 +58,8 @@ def check_context(pool: WorkerPool, param_set: str, data: bytes) -> dict[str, ob
         )
     if f.get("scheme") != "SCHEME_TYPE.CKKS":
         raise ContextRejected("only CKKS contexts are accepted")
-    matched = params.match(
-        int(f["poly_modulus_degree"]), [int(b) for b in f["coeff_mod_bit_sizes"]], float(f["scale_bits"])
-    )
+    bits = [int(b) for b in f["coeff_mod_bit_sizes"]]
+    matched = params.match(int(f["poly_modulus_degree"]), bits, float(f["scale_bits"]))
     if matched.name != declared.name:
         raise ContextRejected(f"the context uses {matched.name}, not the declared {param_set}")
     return f
@@ -74,7 +74,7 @@ def register_context(
     owner: str,
     param_set: str,
     data: bytes,
-    facts: dict[str, object] | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> HeContextRow:
     """Check (unless ``facts`` from :func:`check_context` are given) and store a context.
 
@@ -146,7 +146,7 @@ def delete_context(session: Session, store: ObjectStore, row: HeContextRow) -> N
         )
     ).first()
     if shared is None:
-        store.client.remove_object(row.bucket, row.object_key)
+        store.delete_prefix(row.bucket, row.object_key)
     _CACHE.drop(row.sha256)
 
 

@@ -73,7 +73,7 @@ def sigmoid_approximation(lo: float, hi: float, degree: int) -> SigmoidApprox:
     def f(u: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(mid + half * u)))
 
-    cheb = np.polynomial.chebyshev.chebinterpolate(f, degree)
+    cheb: Any = np.polynomial.chebyshev.chebinterpolate(f, degree)
     coeffs = np.polynomial.chebyshev.cheb2poly(cheb)
     grid = np.linspace(-1.0, 1.0, 20001)
     err = float(np.max(np.abs(np.polynomial.polynomial.polyval(grid, coeffs) - f(grid))))

@@ -9,7 +9,7 @@ name               N      coefficient bits            levels  use
 =================  =====  ==========================  ======  ===============================================
 ``ckks-8192``      8192   60, 40, 40, 60              2       linear scoring; lookups in 1- or 2-D tables
 ``ckks-8192-deep`` 8192   50, 40, 40, 40, 48          3       logistic scoring (degree-3 sigmoid); 3-D lookups
-``ckks-16384``     16384  60, 40×7, 60                7       logistic with a degree-7 (or 15) sigmoid
+``ckks-16384``     16384  60, 40×7, 60                7       logistic with a degree-15 (or 5–13) sigmoid
 =================  =====  ==========================  ======  ===============================================
 
 Invariants: every set stays within the HomomorphicEncryption.org 128-bit bound for its N
@@ -92,7 +92,13 @@ APPROVED: dict[str, ParamSet] = {
     for p in (
         ParamSet("ckks-8192", 8192, (60, 40, 40, 60), 4 << 20, "linear scoring, lookups in 1-2 dimensions"),
         ParamSet("ckks-8192-deep", 8192, (50, 40, 40, 40, 48), 6 << 20, "logistic scoring (degree 3)"),
-        ParamSet("ckks-16384", 16384, (60, 40, 40, 40, 40, 40, 40, 40, 60), 32 << 20, "logistic (degree 7)"),
+        ParamSet(
+            "ckks-16384",
+            16384,
+            (60, 40, 40, 40, 40, 40, 40, 40, 60),
+            32 << 20,
+            "logistic scoring (degree up to 15)",
+        ),
     )
 }
 for _p in APPROVED.values():

@@ -258,7 +258,7 @@ async def _evaluate(
 ) -> tuple[str, list[bytes]]:
     """Read batch after batch and evaluate them in the pool, a bounded number at a time."""
     results: list[bytes] = [b""] * prep.batches
-    slots = asyncio.Semaphore(pool.size + 1)
+    slots = asyncio.Semaphore(2 * pool.size + 2)
     digest = frames.BlobDigest()
     tasks: list[asyncio.Task[None]] = []
 

@@ -16,6 +16,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends fonts-noto-cjk 
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 1000 --create-home --shell /bin/bash jovyan
 COPY --from=build /install /usr/local
+# no news or update pop-ups: notebook pods have no route to the Internet
+RUN mkdir -p /usr/local/share/jupyter/lab/settings && printf '%s\n' \
+  '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+  > /usr/local/share/jupyter/lab/settings/overrides.json
 COPY notebooks/*.ipynb /opt/lab/notebooks/
 COPY infra/docker/singleuser-start.sh /usr/local/bin/lab-singleuser-start
 ENV PYTHONUNBUFFERED=1 HOME=/home/jovyan

@@ -24,12 +24,14 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    """One transaction per request: committed if the route returns, rolled back if it raises."""
+    """One transaction per request: committed when the route function returns — before the response
+    is sent, so no result leaves the lab unless its charge and ledger entry are committed — and rolled
+    back if it raises."""
     with runtime.transaction() as session:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def bearer_token(request: Request) -> str:

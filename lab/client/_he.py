@@ -230,6 +230,8 @@ class HeAPI:
         """
         project = self._c.require_project(project)
         info = self._material("model", model, project)
+        if len(df) == 0:
+            return pd.Series([], index=df.index, name=info["name"], dtype=float)
         deep = info["kind"] == "logistic" and output == "probability"
         context = self._pick(context, 3 if deep else 1)
         features = list(info["features"])
@@ -275,6 +277,8 @@ class HeAPI:
         project = self._c.require_project(project)
         info = self._material("table", table, project)
         frame = categories.to_frame() if isinstance(categories, pd.Series) else categories
+        if len(frame) == 0:
+            return pd.Series([], index=frame.index, name=info["name"], dtype=float)
         dims = info["dims"]
         context = self._pick(context, len(dims))
         columns, known = [], np.ones(len(frame), dtype=bool)

@@ -18,7 +18,6 @@ role groups after a successful login (see docs/adr/0004-keycloak-roles-as-hub-ro
 from __future__ import annotations
 
 import json
-from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +161,9 @@ class KeycloakAuthenticator(RoleGroupsMixin, GenericOAuthenticator):  # type: ig
 
     @staticmethod
     def _claim(info: dict[str, Any], path: str) -> list[str]:
-        try:
-            value = reduce(lambda d, k: d.get(k) if isinstance(d, dict) else None, path.split("."), info)
-        except TypeError:
-            return []
+        value: Any = info
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
         if not isinstance(value, list):
             return []
         return [str(v) for v in value]

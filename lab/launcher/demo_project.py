@@ -69,4 +69,4 @@ def ensure_demo_project(
             break
     if state.status != "active":
         raise RuntimeError(f"the demo project {project.id} is {state.status} after two approvals")
-    return project.id
+    return str(project.id)

@@ -71,11 +71,18 @@ def may_spawn(spawner: Any) -> None:
             f"{spawner.user.name} is not a member of an active lab project; ask the bureau to approve one"
         )
         refusal = web.HTTPError(403, message)
-        refusal.jupyterhub_message = message  # shown on the Hub's error page instead of "failed to start"
+        refusal.jupyterhub_message = message  # type: ignore[attr-defined]  # shown on the Hub's error page instead of "failed to start"
         raise refusal
     spawner.environment = {**spawner.environment, "LAB_PROJECTS": ",".join(projects)}
     if len(projects) == 1:
         spawner.environment["LAB_PROJECT"] = projects[0]
+
+
+#: JupyterLab user settings written once into a new home: no news or update pop-ups (no Internet here).
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": '{"fetchNews": "false", '
+    '"checkForUpdates": false}\n',
+}
 
 
 def copy_notebooks(spawner: Any) -> None:
@@ -86,6 +93,11 @@ def copy_notebooks(spawner: Any) -> None:
     for nb in sorted(NOTEBOOKS.glob("*.ipynb")):
         if not (target / nb.name).exists():
             shutil.copyfile(nb, target / nb.name)
+    for name, text in LAB_SETTINGS.items():
+        path = home / ".jupyter" / "lab" / "user-settings" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
 
 
 def _embedded_pre_spawn(spawner: Any) -> None:

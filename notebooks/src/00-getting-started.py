@@ -107,9 +107,11 @@ if len(budget):
 # and how accurate it would be:
 
 # %%
-preview = c.dp.preview("health_visits", select=["count", "mean(visits)"], group_by="age_band", epsilon=0.2)
-print("allowed:", preview.allowed, "| cost:", preview.cost, "| remaining:", preview.remaining)
-preview.frame
+dp_datasets = [d for d, g in project_info.grants.items() if "dp" in g]
+if dp_datasets:
+    preview = c.dp.preview(dp_datasets[0], select=["count"], epsilon=0.1)
+    print(dp_datasets[0], "| allowed:", preview.allowed, "| cost:", preview.cost, "| remaining:", preview.remaining)
+    display(preview.frame)  # noqa: F821 - IPython's display
 
 # %% [markdown]
 # ## The ledger

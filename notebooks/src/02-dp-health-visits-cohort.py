@@ -91,7 +91,7 @@ preview = c.dp.preview(
     select=select,
     group_by="age_band",
     cohort=cohort.cohort_id,
-    epsilon=0.9,
+    epsilon=0.6,
     assumed_count=max(cohort.noisy_size, 100),
 )
 print("cost:", preview.cost, "| remaining before:", preview.remaining)
@@ -102,8 +102,8 @@ preview.frame
 
 # %%
 queries = {
-    "policyholders": dict(cohort=cohort.cohort_id, epsilon=0.9),
-    "all residents": dict(cohort=None, epsilon=0.9),
+    "policyholders": dict(cohort=cohort.cohort_id, epsilon=0.6),
+    "all residents": dict(cohort=None, epsilon=0.6),
 }
 results = {}
 for label, q in tqdm(queries.items(), desc="DP queries"):

@@ -11,6 +11,7 @@ Used by tests/e2e/test_jupyter_e2e.py and tests/integration/test_notebooks.py.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ import pytest
 from lab.db.migrate import upgrade
 from lab.identity.hub import HubClient
 from lab.launcher.hub import HubProcess
-from lab.launcher.stack import DEMO_ACCOUNTS, ensure_demo_users, write_accounts
+from lab.launcher.demo_auth import hash_password
+from lab.launcher.stack import DEMO_ACCOUNTS, ensure_demo_users
 from lab.runtime import Runtime
 from lab.settings import HubSettings, Settings
 from lab.storage.seaweed import SeaweedServer, free_port_block
@@ -33,6 +35,8 @@ from tests.factories import active_project, import_sample
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 SCALE = 5000
+#: Accounts of the Jupyter e2e test only (other suites share the stack and change the demo users' projects).
+E2E_ACCOUNTS: dict[str, list[str]] = {"olivia": ["operator"], "oscar": ["operator"]}
 DATASETS = [
     "population",
     "enterprise_registry",
@@ -98,9 +102,13 @@ class LabStack:
         )
 
     def token(self, user: str) -> str:
-        """A new Hub API token of ``user`` (who must exist)."""
+        """A new Hub API token of ``user`` (created in the Hub with their account's roles if needed)."""
         client = self.hub_client()
         try:
+            if client.get_user(user) is None:
+                client.ensure_user(user)
+                for group in E2E_ACCOUNTS.get(user, []):
+                    client.set_group_members(group, [*client.group_members(group), user])
             return client.create_token(user, note="e2e test")
         finally:
             client.close()
@@ -125,8 +133,13 @@ def start_stack(seaweed: SeaweedServer, base: Path) -> LabStack:
     runtime = Runtime(settings)
     runtime.store.ensure_buckets()
     import_sample(runtime, DATASETS, SCALE, base)
-    passwords = {u: secrets.token_urlsafe(9) for u in DEMO_ACCOUNTS}
-    accounts = write_accounts(data_dir, passwords)
+    roles = {**DEMO_ACCOUNTS, **E2E_ACCOUNTS}
+    passwords = {u: secrets.token_urlsafe(9) for u in roles}
+    accounts = data_dir / "demo-accounts.json"  # the launcher's format (lab.launcher.stack.write_accounts)
+    accounts.write_text(
+        json.dumps({u: {**hash_password(passwords[u]), "groups": g} for u, g in roles.items()})
+    )
+    accounts.chmod(0o600)
     port = free_port_block(4, 40000, 48000)
     hub = HubProcess(
         data_dir,

@@ -1,6 +1,8 @@
 """End to end through the real embedded lab: SeaweedFS, SQLite, JupyterHub with configurable-http-proxy,
 the lab API as a managed Hub service, a real single-user JupyterLab server and Chromium.
 
+(The test's own operators ``olivia`` and ``oscar``: other suites change the demo users' projects.)
+
 * an operator in an active project logs in with the browser, the Hub spawns her server, JupyterLab
   opens the getting-started notebook (screenshot in test-artifacts/), and code run in that server's
   kernel reaches the lab API with the server's *own* token;
@@ -98,23 +100,23 @@ def login(page: Any, stack: LabStack, user: str, password: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def alice_server(lab_stack: LabStack, browser: Any) -> Iterator[dict[str, Any]]:
-    """Alice (operator, member of an active project) logs in with Chromium; her server spawns."""
-    pid = lab_stack.project(GRANTS, ["alice"])
+def operator_server(lab_stack: LabStack, browser: Any) -> Iterator[dict[str, Any]]:
+    """Olivia (operator, member of an active project) logs in with Chromium; her server spawns."""
+    pid = lab_stack.project(GRANTS, ["olivia"])
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(90_000)
-    login(page, lab_stack, "alice", lab_stack.passwords["alice"])
-    page.wait_for_url(re.compile(r".*/user/alice/lab.*"), timeout=120_000)
-    server = wait_ready(lab_stack, "alice")
-    yield {"project": pid, "page": page, "server": server, "token": lab_stack.token("alice")}
+    login(page, lab_stack, "olivia", lab_stack.passwords["olivia"])
+    page.wait_for_url(re.compile(r".*/user/olivia/lab.*"), timeout=120_000)
+    server = wait_ready(lab_stack, "olivia")
+    yield {"project": pid, "page": page, "server": server, "token": lab_stack.token("olivia")}
     context.close()
     with lab_stack.admin() as admin:
-        admin.delete("users/alice/server")
+        admin.delete("users/olivia/server")
 
 
-def test_jupyterlab_opens_the_getting_started_notebook(alice_server: dict[str, Any]) -> None:
-    page = alice_server["page"]
+def test_jupyterlab_opens_the_getting_started_notebook(operator_server: dict[str, Any]) -> None:
+    page = operator_server["page"]
     assert "/lab/tree/notebooks/00-getting-started.ipynb" in page.url
     page.wait_for_selector(".jp-NotebookPanel", timeout=90_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
@@ -126,8 +128,40 @@ def test_jupyterlab_opens_the_getting_started_notebook(alice_server: dict[str, A
     assert shot.stat().st_size > 20_000
 
 
+def test_the_getting_started_notebook_runs_in_the_browser_without_editing(
+    lab_stack: LabStack, operator_server: dict[str, Any]
+) -> None:
+    """What a newcomer does: Run ▸ Run All Cells, then save; the saved notebook holds no error."""
+    page = operator_server["page"]
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
+    page.click("text=Run", timeout=30_000)
+    page.click("text=Run All Cells", timeout=30_000)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        if prompts and all(re.search(r"\[\d+\]", p) for p in prompts):
+            break
+        page.wait_for_timeout(1000)
+    else:
+        raise AssertionError(f"the notebook did not finish: {prompts}")
+    page.keyboard.press("Control+s")
+    page.wait_for_timeout(1500)
+    first_plot = page.locator(".jp-OutputArea-output img").first
+    first_plot.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "jupyterlab-getting-started-run.png"))
+    r = httpx.get(
+        f"{lab_stack.public_url}/user/olivia/api/contents/notebooks/00-getting-started.ipynb",
+        headers={"Authorization": f"token {operator_server['token']}"},
+        timeout=30,
+    )
+    cells = r.json()["content"]["cells"]
+    outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
+    assert [o for o in outputs if o["output_type"] == "error"] == []
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # catalog and budget plots
+
+
 def test_code_in_the_server_reaches_the_lab_api_with_its_own_token(
-    lab_stack: LabStack, alice_server: dict[str, Any]
+    lab_stack: LabStack, operator_server: dict[str, Any]
 ) -> None:
     code = (
         "import json, os, lab.client\n"
@@ -139,17 +173,17 @@ def test_code_in_the_server_reaches_the_lab_api_with_its_own_token(
         "                  'token_is_own': os.environ['JUPYTERHUB_API_TOKEN'] != ''}))\n"
     )
     result = json.loads(
-        run_in_kernel(lab_stack, "alice", alice_server["token"], code).strip().splitlines()[-1]
+        run_in_kernel(lab_stack, "olivia", operator_server["token"], code).strip().splitlines()[-1]
     )
-    assert result["me"]["name"] == "alice"
+    assert result["me"]["name"] == "olivia"
     assert "operator" in result["me"]["roles"]
     assert result["url"] == lab_stack.lab_api_url
-    assert result["project"] == alice_server["project"]
+    assert result["project"] == operator_server["project"]
     assert "health_visits" in result["datasets"] and "enterprise_registry" in result["datasets"]
 
 
-def test_the_server_token_is_narrow(lab_stack: LabStack, alice_server: dict[str, Any]) -> None:
-    """The server's own token resolves to alice with her groups, and can do nothing administrative."""
+def test_the_server_token_is_narrow(lab_stack: LabStack, operator_server: dict[str, Any]) -> None:
+    """The server's own token resolves to its user with her groups, and can do nothing administrative."""
     code = (
         "import os, json, httpx\n"
         "h = {'Authorization': 'token ' + os.environ['JUPYTERHUB_API_TOKEN']}\n"
@@ -157,16 +191,18 @@ def test_the_server_token_is_narrow(lab_stack: LabStack, alice_server: dict[str,
         "u = httpx.get(os.environ['JUPYTERHUB_API_URL'] + '/users', headers=h)\n"
         "print(json.dumps({'me': r.json(), 'list_users': u.status_code}))\n"
     )
-    out = json.loads(run_in_kernel(lab_stack, "alice", alice_server["token"], code).strip().splitlines()[-1])
-    assert out["me"]["name"] == "alice"
-    assert f"project-{alice_server['project']}" in out["me"]["groups"]
+    out = json.loads(
+        run_in_kernel(lab_stack, "olivia", operator_server["token"], code).strip().splitlines()[-1]
+    )
+    assert out["me"]["name"] == "olivia"
+    assert f"project-{operator_server['project']}" in out["me"]["groups"]
     assert "access:services!service=lab-api" in out["me"]["scopes"]
     assert not any(s.startswith(("admin", "tokens", "list:users")) for s in out["me"]["scopes"])
     assert out["list_users"] == 403
 
 
 def test_notebook_server_holds_no_storage_or_database_credentials(
-    lab_stack: LabStack, alice_server: dict[str, Any]
+    lab_stack: LabStack, operator_server: dict[str, Any]
 ) -> None:
     code = (
         "import os, json, pathlib\n"
@@ -177,14 +213,14 @@ def test_notebook_server_holds_no_storage_or_database_credentials(
         "        files[str(p.relative_to(home))] = p.read_bytes().decode('utf-8', 'replace')\n"
         "print(json.dumps({'env': dict(os.environ), 'home': str(home), 'files': files}))\n"
     )
-    raw = run_in_kernel(lab_stack, "alice", alice_server["token"], code).strip().splitlines()[-1]
+    raw = run_in_kernel(lab_stack, "olivia", operator_server["token"], code).strip().splitlines()[-1]
     seen = json.loads(raw)
     env: dict[str, str] = seen["env"]
     leaked = [k for k in env if k.startswith(("LAB_S3", "LAB_DATABASE", "LAB_SECRET", "LAB_HUB", "AWS_"))]
     assert leaked == []
     assert not any(k.startswith("CONFIGPROXY") for k in env)
     assert set(k for k in env if k.startswith("LAB_")) <= {"LAB_API_URL", "LAB_PROJECT", "LAB_PROJECTS"}
-    assert seen["home"].endswith("/homes/alice")
+    assert seen["home"].endswith("/homes/olivia")
     assert "notebooks/00-getting-started.ipynb" in seen["files"]
     secrets = {k: v for k, v in lab_stack.secrets.items() if k != "s3_access_key"}
     blob = json.dumps(env) + json.dumps(seen["files"])
@@ -197,20 +233,20 @@ def test_operator_without_an_active_project_cannot_spawn(lab_stack: LabStack, br
     context = browser.new_context()
     page = context.new_page()
     try:
-        login(page, lab_stack, "bob", lab_stack.passwords["bob"])
+        login(page, lab_stack, "oscar", lab_stack.passwords["oscar"])
         page.wait_for_selector("text=not a member of an active lab project", timeout=60_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "hub-spawn-refused.png"))
     finally:
         context.close()
-    token = lab_stack.token("bob")
+    token = lab_stack.token("oscar")
     r = httpx.post(
-        f"{lab_stack.hub.api_url}/users/bob/server", headers={"Authorization": f"token {token}"}, timeout=60
+        f"{lab_stack.hub.api_url}/users/oscar/server", headers={"Authorization": f"token {token}"}, timeout=60
     )
     assert r.status_code == 403, r.text
     assert "not a member of an active lab project" in r.json()["message"]
     with lab_stack.admin() as admin:
-        assert admin.get("users/bob").json()["servers"] == {}
+        assert admin.get("users/oscar").json()["servers"] == {}
 
 
 def _form(http: httpx.Client, path: str, data: dict[str, str]) -> httpx.Response:

@@ -89,4 +89,5 @@ def test_catalog_through_the_proxy_with_and_without_a_token(lab_up: dict[str, st
 def test_ledger_verifies_after_the_sample_import(lab_up: dict[str, str]) -> None:
     env = lab_up["env"]
     out = subprocess.run([LAB, "ledger", "verify"], env=env, capture_output=True, text=True, timeout=60)  # type: ignore[arg-type]
-    assert out.returncode == 0 and out.stdout.startswith("ok: 6 entries"), out.stdout + out.stderr
+    # 6 catalog imports + the demo project's application and its two approvals
+    assert out.returncode == 0 and out.stdout.startswith("ok: 9 entries"), out.stdout + out.stderr

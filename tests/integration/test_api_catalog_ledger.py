@@ -6,7 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import APIRouter
+from fastapi.testclient import TestClient
 
+from lab.api.deps import SessionDep
+from lab.db.base import utcnow
+from lab.ledger.models import LedgerEntryRow
 from tests.conftest import HubHandle
 from tests.integration.test_catalog_import import POLICY, write_health_csv
 
@@ -134,3 +139,31 @@ def test_oversized_body_is_refused_before_reading(api: Any, hub: HubHandle) -> N
 def test_openapi_is_served(api: Any) -> None:
     spec = api.get("/openapi.json").json()
     assert "/api/v1/catalog" in spec["paths"] and "/api/v1/ledger/head" in spec["paths"]
+
+
+def test_session_commits_before_the_response_is_sent(api: Any) -> None:
+    """A route's transaction commits before its response leaves: a commit that fails is never a 200."""
+    runtime = api.app.state.runtime
+    with runtime.transaction() as s:
+        existing = runtime.ledger(s).append("derived.record", {"probe": 0}, actor="t")
+    router = APIRouter()
+
+    @router.post("/test-only/conflicting-write")
+    def _write(session: SessionDep) -> dict[str, str]:
+        # violates the primary key only when the transaction is flushed at commit
+        session.add(
+            LedgerEntryRow(
+                idx=existing.index,
+                kind="derived.record",
+                body="{}",
+                leaf_hash="0" * 64,
+                root_after="0" * 64,
+                created_at=utcnow(),
+            )
+        )
+        return {"released": "a result that must not leave without its commit"}
+
+    api.app.include_router(router)
+    r = TestClient(api.app, raise_server_exceptions=False).post("/test-only/conflicting-write")
+    assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
+    assert "released" not in r.text

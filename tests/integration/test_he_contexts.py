@@ -77,6 +77,16 @@ def test_no_stored_context_can_decrypt(api: Any, runtime: Runtime, hub: HubHandl
             ts.ckks_vector_from(held, ct).decrypt()
         assert np.allclose(ts.ckks_vector_from(owner.ctx, ct).decrypt(), [1, 2, 3], atol=1e-4)
 
+    bureau = client(api, hub.token_for("bureau1", ["bureau"]))
+    assert len(bureau.he.contexts(project)) == 4  # the bureau sees everyone's (public parts)
+    doomed = alice.he.contexts()["id"].iloc[0]
+    bearer = {"Authorization": f"token {hub.token_for('bob', ['operator'])}"}
+    gone = api.delete(f"/api/v1/he/contexts/{doomed}", params={"project": project}, headers=bearer)
+    assert gone.status_code == 404  # bob cannot delete alice's context
+    alice.transport.request("DELETE", f"/api/v1/he/contexts/{doomed}", params={"project": project})
+    assert doomed not in set(alice.he.contexts()["id"])
+    assert len(runtime.store.list_keys(bucket, f"projects/{project}/he/")) == 3
+
 
 def test_disposal_deletes_the_contexts(api: Any, runtime: Runtime, hub: HubHandle, project: str) -> None:
     alice = client(api, hub.token_for("alice", ["operator"]), project)

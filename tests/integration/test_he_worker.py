@@ -95,3 +95,27 @@ def test_busy_crashed_and_hung_workers_are_replaced(pool: WorkerPool) -> None:
         pool.limits.task_seconds = 60
     assert hung not in pool.pids() and pool.timeouts == 1
     assert pool.run({"op": "ping"}, [])[0]["pong"]
+
+
+CRASHER = """
+import struct, tenseal as ts
+ctx = ts.context(ts.SCHEME_TYPE.CKKS, 8192, coeff_mod_bit_sizes=[60, 40, 40, 60])
+ctx.global_scale = 2.0 ** 40
+public = ts.context_from(ctx.serialize(save_secret_key=False))
+real = ts.ckks_vector_from(public, ts.ckks_vector(ctx, [1.0, 2.0]).serialize())
+hollow = ts.ckks_vector_from(public, b"\\x0a\\x01\\x02\\x19" + struct.pack("<d", 2.0 ** 40))
+real + hollow
+"""
+
+
+def test_why_parsing_is_isolated() -> None:
+    """A 12-byte 'ciphertext' (a vector holding no SEAL ciphertext) segfaults TenSEAL next to a real one.
+
+    The worker refuses such vectors before evaluating (``test_he_refusals``), and whatever such
+    input is not yet known crashes a worker, not the API (``test_a_worker_dying_mid_call...``).
+    """
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", CRASHER], capture_output=True, timeout=120)
+    assert run.returncode == -signal.SIGSEGV, run.stderr[-500:]

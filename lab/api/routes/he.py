@@ -52,7 +52,7 @@ Project = Annotated[str, Query(min_length=1, max_length=32)]
 @router.get("/params", response_model=list[ParamSetOut], responses=responses(Unauthenticated))
 def list_params(principal: PrincipalDep) -> list[ParamSetOut]:
     """The approved CKKS parameter sets (the only ones a context may use)."""
-    return [ParamSetOut(**p.describe()) for p in params.APPROVED.values()]  # type: ignore[arg-type]
+    return [ParamSetOut.model_validate(p.describe()) for p in params.APPROVED.values()]
 
 
 @router.post(
