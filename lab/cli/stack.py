@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command("down")(down)
     app.command("token")(token)
     app.command("serve")(serve)
+    app.command("bench")(bench)
 
 
 def _load_sample(settings_dir: Path, scale: int, rt_settings: Settings) -> list[str]:
@@ -171,3 +172,20 @@ def serve(
     import uvicorn
 
     uvicorn.run("lab.api.main:app_factory", factory=True, host=host, port=port)
+
+
+def bench(
+    quick: Annotated[bool, typer.Option(help="small sizes: only check the benchmarks run")] = False,
+    only: Annotated[list[str] | None, typer.Argument(help="benchmark names (default: all)")] = None,
+) -> None:
+    """Run the benchmarks in bench/ (each prints its figures beside a same-run baseline)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "run_all.py"
+    if not script.exists():
+        typer.secho("bench/ is not part of this installation (run from a source checkout)", err=True)
+        raise typer.Exit(2)
+    raise typer.Exit(
+        subprocess.call([sys.executable, str(script), *(["--quick"] if quick else []), *(only or [])])
+    )
