@@ -42,6 +42,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.factories
 
 
+def emit(line: str) -> None:
+    print(line, flush=True)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its worker processes (user + system)."""
+    import psutil
+
+    me = psutil.Process()
+    procs = [me, *me.children(recursive=True)]
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 def _hub(tmp: Path) -> tuple[Any, str]:
     import httpx
 
@@ -143,7 +163,12 @@ if __name__ == "__main__":
 """
 
 
-def _spu(tmp: Path, server_items: list[str], client_items: list[str]) -> list[str]:
+def _spu(tmp: Path, server_items: list[str], client_items: list[str]) -> None:
+    for line in _spu_rows(tmp, server_items, client_items):
+        emit(line)
+
+
+def _spu_rows(tmp: Path, server_items: list[str], client_items: list[str]) -> list[str]:
     venv = Path("/tmp/spu-venv")
     py = venv / "bin" / "python"
     try:
@@ -177,7 +202,11 @@ def main() -> None:
     ap.add_argument("--server", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=2, help="timed endpoint requests per mode (best kept)")
     ap.add_argument("--spu", action="store_true", help="also run SecretFlow SPU in /tmp/spu-venv")
+    ap.add_argument("--only", choices=["setup", "requests"], help="run only the setup or the request part")
     args = ap.parse_args()
+    parts = {args.only} if args.only else {"setup", "requests"}
+    if args.spu:
+        parts.add("spu")
 
     import pyarrow.parquet as pq
 
@@ -198,7 +227,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-psi-"))
     cores = PsiSettings().effective_workers
-    print(f"PSI bench: {args.client:,} client × {args.server:,} server items, {cores} cores, tmp {tmp}")
+    emit(f"PSI bench: {args.client:,} client × {args.server:,} server items, {cores} cores, tmp {tmp}")
     seaweed = start_seaweed(tmp / "s3", "bench", secrets.token_urlsafe(16))
     hub, token = _hub(tmp)
     try:
@@ -236,11 +265,11 @@ def main() -> None:
         fpr = get_psi_settings().fpr
         bucket = size_bucket(args.client)
         ds = choose_structure(fpr, bucket, len(server_items))
-        lines = [f"server set {len(server_items):,} distinct USCCs; bucket {bucket:,}; FPR {fpr:g}; {ds}"]
+        emit(f"server set {len(server_items):,} distinct USCCs; bucket {bucket:,}; FPR {fpr:g}; {ds}")
 
         # -- first-time setup: 1 worker, then all cores (fresh epochs) -----------------------------
         setups = {}
-        for workers in (1, cores):
+        for workers in (1, cores) if "setup" in parts else ():
             ring = KeyRing(rt)
             ring.rotate("bench")
             cache = SetupCache(rt, PsiSettings(workers=workers), ring)
@@ -252,31 +281,30 @@ def main() -> None:
                 min_items=1,
                 timeout=60,
             )  # fmt: skip - start the pool outside the timing
+            load, cpu0 = os.getloadavg()[0], _cpu_seconds()
             t = time.perf_counter()
             enc = cache.encrypted_set(version, "uscc", ring.active())
             t_enc = time.perf_counter() - t
             art = cache.setup(version, "uscc", ring.active(), bucket)
-            setups[workers] = (t_enc, time.perf_counter() - t, art.stored.size)
+            setups[workers] = total = time.perf_counter() - t
+            cpu = _cpu_seconds() - cpu0
             assert enc.server_size == len(server_items)
-        for w, (t_enc, total, size) in setups.items():
-            lines.append(
-                f"  setup, ours, {w} worker(s): encrypt {t_enc:7.1f} s + pack = {total:7.1f} s ({size:,} B)"
+            emit(
+                f"  setup, ours, {workers} worker(s): encrypt {t_enc:7.1f} s + pack = {total:7.1f} s "
+                f"({art.stored.size:,} B); CPU {cpu:.1f} s = {cpu / total:.2f} cores busy; load {load:.1f}"
             )
-        speedup = setups[1][1] / setups[cores][1]
-        lines.append(f"  setup speed-up {cores} cores vs 1: {speedup:.2f}x  (target >= 1.7x)")
+        if setups:
+            emit(f"  setup speed-up {cores} cores vs 1: {setups[1] / setups[cores]:.2f}x  (target >= 1.7x)")
 
         # -- raw library, same process --------------------------------------------------------------
+        if "requests" not in parts:
+            if "spu" in parts:
+                _spu(tmp, server_items, client_items)
+            return
         raw = _raw(server_items, client_items, fpr, bucket, ds)
-        lines.append(f"  setup, raw CreateSetupMessage (1 call, 1 core): {raw['setup']:7.1f} s")
+        emit(f"  setup, raw CreateSetupMessage (1 call, 1 core): {raw['setup']:7.1f} s")
 
         # -- endpoint -------------------------------------------------------------------------------
-        rt.settings.hub = HubSettings(
-            api_url=hub.api_url,
-            api_token=hub.service_token,
-            public_url=hub.public_url,
-            token_cache_seconds=300,
-        )  # type: ignore[arg-type]
-        server, url = _serve(rt)
         c = connect(url, token, timeout=3600).use(pid)
         # warm-up (untimed): the client downloads and caches the setup, the server's pool is up
         c.psi.intersect(
@@ -296,19 +324,16 @@ def main() -> None:
                 size = r.size
                 assert size == raw[f"{mode}:size"], (size, raw[f"{mode}:size"])
                 ratio = best / raw[f"{mode}:total"]
-                lines.append(
+                emit(
                     f"  {mode:12} endpoint (server {label:9}) {best:7.2f} s  size {size:,} = {ratio:.2f}x raw"
                 )
         for mode in ("cardinality", "intersection"):
             phases = " + ".join(f"{p} {raw[f'{mode}:{p}']:.2f}" for p in ("request", "response", "match"))
-            lines.append(f"  {mode:12} raw library (1 process)   {raw[f'{mode}:total']:7.2f} s  = {phases}")
-        lines.append(
-            "  targets: endpoint <= 1.2x raw request+response phases; setup >= 1.7x faster on 2 cores"
-        )
-        if args.spu:
-            lines += _spu(tmp, server_items, client_items)
+            emit(f"  {mode:12} raw library (1 process)   {raw[f'{mode}:total']:7.2f} s  = {phases}")
+        emit("  targets: endpoint <= 1.2x raw request+response phases; setup >= 1.7x faster on 2 cores")
+        if "spu" in parts:
+            _spu(tmp, server_items, client_items)
         server.should_exit = True
-        print("\n".join(lines))
         rt.close()
     finally:
         hub.stop()

@@ -7,8 +7,9 @@ see :mod:`he_compute.ops`). The service
 1. reads the header and, in a short transaction, resolves the model or table, runs
    :func:`~lab.projects.access.authorize` (membership, project state, grant incl. the material,
    policy, record quota), finds the caller's own context and plans the circuit;
-2. reads the ciphertexts as they arrive and hands each complete batch to the worker pool (a
-   bounded number in flight, so memory stays bounded and upload overlaps evaluation);
+2. reads the ciphertexts as they arrive and hands each complete batch to the worker pool (at
+   most ``2 × workers + 2`` batches and :data:`IN_FLIGHT_BYTES` in flight, so memory stays
+   bounded while upload overlaps evaluation);
 3. in one transaction authorizes again and calls :func:`~lab.projects.access.commit_result`
    (records charged as quota units, metadata-only parameters, digest of the result ciphertexts);
 4. returns the result ciphertexts.
@@ -37,6 +38,8 @@ from lab.projects.models import UsageRow
 from lab.runtime import Runtime
 
 Op = Literal["score", "lookup"]
+#: Ciphertext bytes one call may hold in memory while its batches wait for or sit in workers.
+IN_FLIGHT_BYTES = 256 << 20
 
 
 class CallSpec(BaseModel):
@@ -258,7 +261,8 @@ async def _evaluate(
 ) -> tuple[str, list[bytes]]:
     """Read batch after batch and evaluate them in the pool, a bounded number at a time."""
     results: list[bytes] = [b""] * prep.batches
-    slots = asyncio.Semaphore(2 * pool.size + 2)
+    batch_bytes = prep.width * prep.param.max_ciphertext_bytes
+    slots = asyncio.Semaphore(max(1, min(2 * pool.size + 2, IN_FLIGHT_BYTES // batch_bytes)))
     digest = frames.BlobDigest()
     tasks: list[asyncio.Task[None]] = []
 

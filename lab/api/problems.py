@@ -8,12 +8,27 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lab.errors import LabError
 
 log = logging.getLogger("lab.api")
 PROBLEM = "application/problem+json"
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error response of the API carries it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str | None = None
+    instance: str | None = None
 
 
 def problem_response(
@@ -23,7 +38,8 @@ def problem_response(
 
 
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn exceptions into problem responses."""
+    """Register the handlers that turn exceptions into problem responses, and document them."""
+    _document_problems(app)
 
     @app.exception_handler(LabError)
     async def _lab_error(request: Request, exc: LabError) -> JSONResponse:
@@ -92,3 +108,36 @@ def responses(*errors: type[LabError]) -> dict[int | str, dict[str, Any]]:
     for e in errors:
         out.setdefault(e.status, {"description": e.title, "content": {PROBLEM: {}}})
     return out
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the handlers send: every 4xx/5xx is a :class:`Problem`.
+
+    FastAPI documents request validation errors (422) as ``application/json`` with its own schema;
+    the handler above answers ``application/problem+json``, so the generated document is rewritten.
+    Every operation with a body may also answer 400 (unparsable) and 413 (``PrefixAndLimits``).
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = Problem.model_json_schema()
+        for ops in schema.get("paths", {}).values():
+            for op in ops.values():
+                if "requestBody" in op:  # unparsable (400) or oversized (413) bodies, on any route
+                    op["responses"].setdefault("400", {"description": "Body cannot be parsed"})
+                    op["responses"].setdefault("413", {"description": "Payload too large"})
+                for status, resp in op.get("responses", {}).items():
+                    if status[:1] in ("4", "5"):
+                        resp["content"] = {PROBLEM: {"schema": PROBLEM_REF}}
+                        if status == "422":
+                            resp["description"] = "Request does not validate"
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

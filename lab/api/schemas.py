@@ -6,6 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+#: The largest integer a query or path parameter may carry where the database compares it: integer
+#: columns are 32-bit on PostgreSQL, and a larger value would fail in the driver (a 500), not as a 4xx.
+MAX_INT = 2**31 - 1
+
 
 class CatalogEntry(BaseModel):
     id: str

@@ -58,7 +58,15 @@ class HeContext:
     def encrypt(self, values: np.ndarray) -> bytes:
         import tenseal as ts
 
-        return bytes(ts.ckks_vector(self.ctx, values).serialize())
+        out: bytes = ts.ckks_vector(self.ctx, values).serialize()
+        return out
+
+    def encrypt_batches(self, columns: list[np.ndarray], n: int) -> Iterator[list[bytes]]:
+        """Column-packed batches of ``slots`` records, in order (one ciphertext per column)."""
+        slots = self.slots
+        for b in range(math.ceil(n / slots)):
+            rows = slice(b * slots, min(n, (b + 1) * slots))
+            yield [self.encrypt(col[rows]) for col in columns]
 
     def decrypt(self, blob: bytes) -> np.ndarray:
         import tenseal as ts
@@ -91,7 +99,8 @@ def _frame(header: dict[str, Any], count: int, blobs: Iterator[bytes]) -> Iterat
     head = json.dumps(header, separators=(",", ":")).encode()
     yield b"LHE1" + _U32.pack(len(head)) + head + _U32.pack(count)
     for b in blobs:
-        yield _U32.pack(len(b)) + b
+        yield _U32.pack(len(b))
+        yield b
 
 
 def _unframe(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
@@ -315,10 +324,9 @@ class HeAPI:
 
         def blobs() -> Iterator[bytes]:
             with _progress(batches * width, f"encrypting {n} records", progress) as bar:
-                for b in range(batches):
-                    rows = slice(b * slots, min(n, (b + 1) * slots))
-                    for col in columns:
-                        yield context.encrypt(col[rows])
+                for batch in context.encrypt_batches(columns, n):
+                    for blob in batch:
+                        yield blob
                         bar.update(1)
 
         r = self._t.request(

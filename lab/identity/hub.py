@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from lab.errors import Unauthenticated, Unavailable
+from lab.errors import Forbidden, Unauthenticated, Unavailable
 from lab.identity.principal import Principal
 from lab.settings import HubSettings
 
@@ -53,11 +53,22 @@ class HubClient:
             raise Unavailable(f"JupyterHub answered {r.status_code} when resolving a token")
         model = r.json()
         kind = "service" if model.get("kind") == "service" else "user"
+        scopes = model.get("scopes")
+        if kind == "user" and scopes is not None and not self._may_access(scopes):
+            raise Forbidden(
+                f"this token of {model['name']} may not access the lab API "
+                f"(it lacks access:services!service={self.cfg.service_name})"
+            )
         principal = Principal.from_groups(model["name"], model.get("groups") or [], kind=kind)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (now, principal)
         return principal
+
+    def _may_access(self, scopes: list[str]) -> bool:
+        """Whether a token's (expanded) scopes allow it to reach the lab API service."""
+        wanted = {"access:services", f"access:services!service={self.cfg.service_name}"}
+        return any(s in wanted for s in scopes)
 
     def forget(self) -> None:
         """Drop cached resolutions (after group changes)."""

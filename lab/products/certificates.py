@@ -21,8 +21,9 @@ SHA-256.
 A **registry status document** (``format: lab-registry-status/v1``, served publicly at
 ``/api/v1/registry/{number}/status?since=<tree_size>``) extends that to "still valid now": a
 newer signed tree head, a consistency proof from the certificate's tree (the log was not
-rewritten), the current stored entries of the approval and lineage with inclusion proofs (they
-were not changed), and, if revoked, the revocation entry with its inclusion proof.
+rewritten), the leaf hashes of the currently stored entries of the approval and lineage, recomputed
+from their content, with inclusion proofs (they were not changed; the entries themselves stay
+private), and, if revoked, the revocation entry with its inclusion proof.
 """
 
 from __future__ import annotations
@@ -104,8 +105,10 @@ def _first_difference(a: Any, b: Any, path: str) -> str | None:
     return None if canonical(a) == canonical(b) else path
 
 
-def _leaf(entry: dict[str, Any]) -> str:
+def leaf_hash(entry: dict[str, Any]) -> str:
+    """The RFC 9162 leaf hash of a ledger entry (hex)."""
     return hashlib.sha256(b"\x00" + canonical(entry)).hexdigest()
+
 
 
 def verify_certificate(
@@ -165,7 +168,7 @@ def _verify(
         p = proofs.get(item["record"])
         if p is None:
             return rep.fail(f"no ledger proof for lineage record {item['record']}")
-        if _leaf(p["entry"]) != item["leaf_hash"] or p["leaf_hash"] != item["leaf_hash"]:
+        if leaf_hash(p["entry"]) != item["leaf_hash"] or p["leaf_hash"] != item["leaf_hash"]:
             return rep.fail(
                 f"lineage record {item['record']}: its ledger entry does not match the attested leaf hash"
             )
@@ -229,7 +232,8 @@ def _verify_status(cert: dict[str, Any], status: dict[str, Any], rep: Certificat
         cur = entries.get(index)
         if cur is None:
             return rep.fail(f"the status document lacks ledger entry {index}")
-        if _leaf(cur["entry"]) != leaf:
+        current = leaf_hash(cur["entry"]) if "entry" in cur else cur.get("leaf_hash")
+        if current != leaf:
             what = "the product's approval" if index == int(doc["index"]) else "a lineage record"
             return rep.fail(
                 f"ledger entry {index} ({what}) was changed after the certificate was issued: "
@@ -251,7 +255,7 @@ def _verify_status(cert: dict[str, Any], status: dict[str, Any], rep: Certificat
             or body.get("registration_number") != cert["registration_number"]
         ):
             return rep.fail("the revocation proof is not a revocation of this product")
-        if not _included(_leaf(entry), int(rev["index"]), new_size, rev["audit_path"], new_root):
+        if not _included(leaf_hash(entry), int(rev["index"]), new_size, rev["audit_path"], new_root):
             return rep.fail("the revocation entry is not included in the current signed tree")
         rep.revoked, rep.revocation = (
             True,

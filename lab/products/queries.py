@@ -1,6 +1,8 @@
 """Reading products: lists, the review queue, detail with lineage, certificates, public lookup.
 
-Who may read: the members of the product's project, the bureau, registrars and auditors.
+Who may read: the members of the product's project, the bureau, registrars and auditors (anyone
+else gets 403, without the product's project); artifacts are downloaded by the project's members
+and the bureau only.
 The public lookup (:func:`lookup`, :func:`registry_status`) needs no identity and returns only
 non-sensitive metadata, the status and ledger proofs.
 
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session
 from lab.errors import Forbidden, InvalidProof
 from lab.identity import Principal, Role
 from lab.ledger import Ledger
-from lab.products.certificates import STATUS_FORMAT
+from lab.products.certificates import STATUS_FORMAT, leaf_hash
 from lab.products.errors import ProductNotFound
 from lab.products.models import REVIEWABLE, ProductEventRow, ProductRow, ProductVersionRow
 from lab.products.schemas import (
@@ -116,13 +118,19 @@ def _member_projects(session: Session, username: str) -> list[str]:
     return list(session.execute(q).scalars())
 
 
-def _readable(session: Session, principal: Principal, product_id: str) -> ProductRow:
+def _readable(
+    session: Session, principal: Principal, product_id: str, overseers: tuple[Role, ...] = READ_ALL
+) -> ProductRow:
+    """The product if ``principal`` is a member of its project or holds one of ``overseers``.
+
+    Anyone else is refused without learning the product's project.
+    """
     prod = session.get(ProductRow, product_id)
     if prod is None:
         raise ProductNotFound(f"no product {product_id}")
-    if principal.has(*READ_ALL) or prod.project_id in _member_projects(session, principal.name):
+    if principal.has(*overseers) or prod.project_id in _member_projects(session, principal.name):
         return prod
-    raise Forbidden(f"{principal.name} may not read products of project {prod.project_id}")
+    raise Forbidden(f"{principal.name} may not read product {product_id} (not a member of its project)")
 
 
 def get_product(session: Session, principal: Principal, product_id: str) -> ProductOut:
@@ -222,8 +230,12 @@ def certificate(
 def artifact_object(
     session: Session, principal: Principal, product_id: str, version: int | None = None
 ) -> tuple[StoredObject, str]:
-    """Where a version's file artifact is stored (read access required) and its file name."""
-    prod = _readable(session, principal, product_id)
+    """Where a version's file artifact is stored and its file name.
+
+    Only the members of the product's project and the bureau may download it: a submitted artifact
+    may still hold what the disclosure checks flag, so registrars and auditors get the digest only.
+    """
+    prod = _readable(session, principal, product_id, (Role.bureau,))
     row = _row_version(session, prod.id, version if version is not None else prod.current_version)
     if row.artifact_bucket is None or row.artifact_key is None:
         raise ProductNotFound(f"version {row.version} of {prod.id} has no file artifact")
@@ -265,8 +277,11 @@ def registry_status(session: Session, ledger: Ledger, number: str, since: int) -
     """Public: a registry status document proving the state of ``number`` against the current log.
 
     ``since`` is the tree size of the certificate; the document carries a consistency proof from
-    it, the current entries of the approval and lineage with inclusion proofs, and the
-    revocation (if any) with its inclusion proof. See :mod:`lab.products.certificates`.
+    it, for the approval and each lineage record the leaf hash of its *currently stored* entry
+    (recomputed from the content, so a changed row shows) with its inclusion proof, and the
+    revocation (if any) with its inclusion proof. Never the entries themselves: they name the
+    project, the lineage records and their parameters, which the public must not see (the
+    certificate's holder has them). See :mod:`lab.products.certificates`.
     """
     prod = _by_number(session, number)
     row = _row_version(session, prod.id, prod.approved_version or prod.current_version)
@@ -279,7 +294,7 @@ def registry_status(session: Session, ledger: Ledger, number: str, since: int) -
     entries = {}
     for i in sorted(indexes):
         p = ledger.inclusion(i, head.size)
-        entries[str(i)] = {"entry": p["entry"], "leaf_hash": p["leaf_hash"], "audit_path": p["audit_path"]}
+        entries[str(i)] = {"leaf_hash": leaf_hash(p["entry"]), "audit_path": p["audit_path"]}
     revocation = None
     if prod.revoke_ledger_index is not None:
         p = ledger.inclusion(prod.revoke_ledger_index, head.size)

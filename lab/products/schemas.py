@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lab.products.models import ProductType
 
 RecordId = str
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    """Times are UTC; SQLite returns them without a zone, which is not an RFC 3339 date-time."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+Time = Annotated[dt.datetime, AfterValidator(_aware)]
 MAX_ENDPOINT_BYTES = 64 * 1024
 
 
@@ -95,10 +103,10 @@ class VersionOut(BaseModel):
     checks: list[Check]
     checks_passed: bool
     submitted_by: str
-    submitted_at: dt.datetime
+    submitted_at: Time
     submit_ledger_index: int
     reviewed_by: str | None
-    reviewed_at: dt.datetime | None
+    reviewed_at: Time | None
     review_reason: str | None
     review_ledger_index: int | None
     has_certificate: bool
@@ -114,9 +122,9 @@ class ProductOut(BaseModel):
     current_version: int
     approved_version: int | None
     created_by: str
-    created_at: dt.datetime
-    registered_at: dt.datetime | None
-    revoked_at: dt.datetime | None
+    created_at: Time
+    registered_at: Time | None
+    revoked_at: Time | None
     revoked_by: str | None
     revoke_reason: str | None
     latest: VersionOut
@@ -143,7 +151,7 @@ class Event(BaseModel):
     action: str
     actor: str
     reason: str
-    at: dt.datetime
+    at: Time
     ledger_index: int | None
 
 
@@ -167,7 +175,7 @@ class QueueItem(BaseModel):
     status: str  # in_review | flagged
     failed_checks: list[str]
     submitted_by: str
-    submitted_at: dt.datetime
+    submitted_at: Time
     registration_number: str | None
 
 
@@ -181,8 +189,8 @@ class PublicEntry(BaseModel):
     organization: str
     version: int | None
     artifact_sha256: str | None
-    registered_at: dt.datetime | None
-    revoked_at: dt.datetime | None
+    registered_at: Time | None
+    revoked_at: Time | None
     revoke_reason: str | None
     approval_ledger_index: int | None
     revoke_ledger_index: int | None
@@ -191,7 +199,7 @@ class PublicEntry(BaseModel):
 class ReviewIn(BaseModel):
     decision: Literal["approve", "reject"]
     reason: str = Field("", max_length=4000)
-    version: int | None = None
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 class RevokeIn(BaseModel):

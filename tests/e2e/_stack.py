@@ -23,8 +23,8 @@ import pytest
 
 from lab.db.migrate import upgrade
 from lab.identity.hub import HubClient
-from lab.launcher.hub import HubProcess
 from lab.launcher.demo_auth import hash_password
+from lab.launcher.hub import HubProcess
 from lab.launcher.stack import DEMO_ACCOUNTS, ensure_demo_users
 from lab.runtime import Runtime
 from lab.settings import HubSettings, Settings

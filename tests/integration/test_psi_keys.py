@@ -97,17 +97,23 @@ def test_rotation_starts_a_new_epoch_and_purge_destroys_the_old_one(
     assert [(e["epoch"], e["action"]) for e in entries] == [(1, "create"), (2, "create"), (1, "destroy")]
     assert entries[1]["retired"] == 1
     # the session opened under the destroyed epoch can no longer be used
+    from psi_service import operator
+    from psi_service.normalize import normalize_items
+
+    values = normalize_items(env["items"], "uscc").values
+    elements = operator.encrypt_items(operator.new_client_key(False), values, reveal=False)
     frame = Frame(
         session=pending["id"], nonce=base64.urlsafe_b64decode(pending["nonce"]), project=env["project"],
         dataset="enterprise_registry", column="uscc", mode="cardinality", declared_size=size, parts=1,
-        request=build_request([b"\x02" + bytes(32)] * 0, reveal=False),
+        request=build_request(elements, reveal=False),
     )  # fmt: skip
     r = api.post(
         f"/api/v1/psi/sessions/{pending['id']}/request",
         content=encode(frame),
         headers={**headers, "Content-Type": MEDIA_TYPE},
     )
-    assert r.status_code in (400, 409) and r.headers["content-type"] == "application/problem+json"
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+    assert "rotated away" in r.json()["detail"]
 
 
 def test_cli_rotates_and_lists_epochs(

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lab.api.deps import PrincipalDep, RuntimeDep
 from lab.api.problems import responses
+from lab.api.schemas import MAX_INT
 from lab.audit.service import Anomalies, AuditEntry, AuditRequestOut, AuditWriter, anomalies, recent_requests
 from lab.db.base import utcnow
 from lab.errors import Forbidden, Unauthenticated
@@ -175,7 +176,7 @@ def get_anomalies(
     runtime: RuntimeDep,
     request: Request,
     hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0,
-    min_refused: Annotated[int, Query(ge=1)] = 1,
+    min_refused: Annotated[int, Query(ge=1, le=MAX_INT)] = 1,
     budget_fraction: Annotated[Decimal, Query(gt=0, le=1)] = Decimal("0.8"),
 ) -> Anomalies:
     """Refused requests per principal and quota hits in the window; budgets nearly spent."""

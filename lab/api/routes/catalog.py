@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Query, UploadFile
 
 from lab.api.deps import LedgerDep, PrincipalDep, RuntimeDep, SessionDep
 from lab.api.problems import responses
-from lab.api.schemas import CatalogEntry, DatasetSchema, DummyRows
+from lab.api.schemas import MAX_INT, CatalogEntry, DatasetSchema, DummyRows
 from lab.catalog.dummy import dummy_rows
 from lab.catalog.policy import parse_policy
 from lab.catalog.service import Catalog
@@ -27,6 +27,7 @@ from lab.identity import ROLES, Role
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"])
 READ_ERRORS = responses(Unauthenticated, Forbidden, DatasetNotFound)
+Version = Annotated[int, Query(ge=1, le=MAX_INT)]
 
 
 def _reader(principal: PrincipalDep) -> None:
@@ -42,7 +43,7 @@ def list_entries(principal: PrincipalDep, session: SessionDep, ledger: LedgerDep
 
 @router.get("/{dataset}", response_model=CatalogEntry, responses=READ_ERRORS, summary="One catalog entry")
 def get_entry(
-    dataset: str, principal: PrincipalDep, session: SessionDep, ledger: LedgerDep, version: int | None = None
+    dataset: str, principal: PrincipalDep, session: SessionDep, ledger: LedgerDep, version: Version | None = None
 ) -> CatalogEntry:
     _reader(principal)
     return CatalogEntry(**Catalog(session, None, ledger).get(dataset, version).entry())
@@ -63,7 +64,7 @@ def list_versions(
     summary="Column schema and limits",
 )
 def get_schema(
-    dataset: str, principal: PrincipalDep, session: SessionDep, ledger: LedgerDep, version: int | None = None
+    dataset: str, principal: PrincipalDep, session: SessionDep, ledger: LedgerDep, version: Version | None = None
 ) -> DatasetSchema:
     _reader(principal)
     v = Catalog(session, None, ledger).get(dataset, version)

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from lab.api.deps import LedgerDep, PrincipalDep
 from lab.api.problems import responses
-from lab.api.schemas import LedgerEntryOut, TreeHead, VerifyOut
+from lab.api.schemas import MAX_INT, LedgerEntryOut, TreeHead, VerifyOut
 from lab.errors import EntryNotFound, Forbidden, InvalidProof, Unauthenticated
 from lab.identity import Role
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
 ERRORS = responses(Unauthenticated, Forbidden)
+Index = Annotated[int, Path(ge=0, le=MAX_INT)]
+Size = Annotated[int, Query(ge=1, le=MAX_INT)]
 
 
 def _reader(principal: PrincipalDep) -> None:
@@ -38,7 +40,7 @@ def keys(principal: PrincipalDep, ledger: LedgerDep) -> dict[str, str]:
 def entries(
     principal: PrincipalDep,
     ledger: LedgerDep,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[LedgerEntryOut]:
     _reader(principal)
@@ -50,7 +52,7 @@ def entries(
     response_model=LedgerEntryOut,
     responses=responses(Unauthenticated, Forbidden, EntryNotFound),
 )
-def entry(index: int, principal: PrincipalDep, ledger: LedgerDep) -> LedgerEntryOut:
+def entry(index: Index, principal: PrincipalDep, ledger: LedgerDep) -> LedgerEntryOut:
     _reader(principal)
     return LedgerEntryOut(**ledger.entry(index).__dict__)
 
@@ -59,7 +61,7 @@ def entry(index: int, principal: PrincipalDep, ledger: LedgerDep) -> LedgerEntry
     "/proof/inclusion/{index}", responses=responses(Unauthenticated, Forbidden, InvalidProof, EntryNotFound)
 )
 def inclusion(
-    index: int, principal: PrincipalDep, ledger: LedgerDep, size: int | None = None
+    index: Index, principal: PrincipalDep, ledger: LedgerDep, size: Size | None = None
 ) -> dict[str, Any]:
     _reader(principal)
     return ledger.inclusion(index, size)
@@ -67,7 +69,7 @@ def inclusion(
 
 @router.get("/proof/consistency", responses=responses(Unauthenticated, Forbidden, InvalidProof))
 def consistency(
-    principal: PrincipalDep, ledger: LedgerDep, old: Annotated[int, Query(ge=1)], new: int | None = None
+    principal: PrincipalDep, ledger: LedgerDep, old: Size, new: Size | None = None
 ) -> dict[str, Any]:
     _reader(principal)
     return ledger.consistency(old, new)

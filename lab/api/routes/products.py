@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from lab.api.deps import LedgerDep, PrincipalDep, RuntimeDep, SessionDep
 from lab.api.problems import responses
+from lab.api.schemas import MAX_INT
 from lab.errors import (
     BadRequest,
     Forbidden,
@@ -43,6 +44,7 @@ from lab.products.schemas import (
 from lab.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1", tags=["products"])
+Version = Annotated[int, Query(ge=1, le=MAX_INT)]
 READ = responses(Unauthenticated, Forbidden, ProductNotFound)
 SUBMIT = responses(
     Unauthenticated,
@@ -123,7 +125,7 @@ def list_products(
     project: Annotated[str | None, Query(max_length=32)] = None,
     status: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> list[ProductOut]:
     return queries.list_products(
         session, principal, project=project, status=status, limit=limit, offset=offset
@@ -142,13 +144,18 @@ def get_product(product_id: str, principal: PrincipalDep, session: SessionDep) -
     return queries.detail(session, principal, product_id)
 
 
-@router.get("/products/{product_id}/artifact", responses=READ, summary="Download a version's artifact")
+@router.get(
+    "/products/{product_id}/artifact",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "the file"}, **READ},
+    summary="Download a version's artifact (the project's members and the bureau)",
+)
 def get_artifact(
     product_id: str,
     principal: PrincipalDep,
     session: SessionDep,
     runtime: RuntimeDep,
-    version: int | None = None,
+    version: Version | None = None,
 ) -> Response:
     obj, name = queries.artifact_object(session, principal, product_id, version)
     data = runtime.store.get_bytes(obj)  # verified against the recorded SHA-256
@@ -187,7 +194,7 @@ def revoke(
     "/products/{product_id}/certificate", responses=READ, summary="Certificate of the approved version"
 )
 def get_certificate(
-    product_id: str, principal: PrincipalDep, session: SessionDep, version: int | None = None
+    product_id: str, principal: PrincipalDep, session: SessionDep, version: Version | None = None
 ) -> dict[str, Any]:
     return queries.certificate(session, principal, product_id, version)
 
@@ -208,6 +215,6 @@ def lookup(registration_number: str, session: SessionDep) -> PublicEntry:
     summary="Public status document with ledger proofs (no authentication)",
 )
 def status(
-    registration_number: str, session: SessionDep, ledger: LedgerDep, since: Annotated[int, Query(ge=1)]
+    registration_number: str, session: SessionDep, ledger: LedgerDep, since: Annotated[int, Query(ge=1, le=MAX_INT)]
 ) -> dict[str, Any]:
     return queries.registry_status(session, ledger, registration_number, since)

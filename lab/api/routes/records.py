@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from lab.api.deps import PrincipalDep, SessionDep
 from lab.api.problems import responses
+from lab.api.schemas import MAX_INT
 from lab.errors import Forbidden, Unauthenticated
 from lab.records import service
 from lab.records.service import RecordNotFound
@@ -26,7 +27,7 @@ def list_records(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> list[dict[str, Any]]:
     return service.list_records(
         session,

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from lab.api.schemas import MAX_INT
 from lab.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from lab.identity import Role
 from lab.products import queries as product_queries
@@ -224,7 +225,7 @@ def product_review(
     p: FormPageDep,
     decision: Annotated[str, Form(max_length=16)],
     reason: Annotated[str, Form(max_length=4000)] = "",
-    version: Annotated[int | None, Form(ge=1)] = None,
+    version: Annotated[int | None, Form(ge=1, le=MAX_INT)] = None,
 ) -> Response:
     """Approve (registration number and certificate) or reject (reason required) a version."""
     p.require(Role.bureau)
