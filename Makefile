@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SCALE ?= 20000
 
-.PHONY: demo test install lint bench clean down
+.PHONY: demo test install lint bench clean down chromium
 
 $(STAMP): pyproject.toml constraints.txt package.json package-lock.json
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,12 +29,11 @@ chromium:
 	@dpkg -s fonts-noto-cjk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk >/dev/null)
 
 lint: install
-	$(BIN)/ruff check lab psi_service he_compute tests bench infra
-	$(BIN)/ruff format --check lab tests bench
-	$(BIN)/mypy
+	$(BIN)/ruff check lab psi_service he_compute tests bench infra notebooks
+	$(BIN)/ruff format --check lab psi_service he_compute tests bench infra
+	$(BIN)/mypy lab psi_service he_compute
 
-test: install chromium
-	$(BIN)/ruff check lab tests bench infra
+test: install chromium lint
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install

@@ -40,8 +40,14 @@ def main() -> None:
     for start in range(0, n, batch):
         with rt.transaction() as s:
             rt.ledger(s).append_many(
-                [("derived.record", {"record": f"dr_{i:08d}", "channel": "dp", "cost": {"epsilon": "0.1"}}, "bench")
-                 for i in range(start, min(n, start + batch))]
+                [
+                    (
+                        "derived.record",
+                        {"record": f"dr_{i:08d}", "channel": "dp", "cost": {"epsilon": "0.1"}},
+                        "bench",
+                    )
+                    for i in range(start, min(n, start + batch))
+                ]
             )
     append_s = time.perf_counter() - t0
 
@@ -81,8 +87,10 @@ def main() -> None:
     print(f"  append (1 per txn)    {1 / single_s:12,.0f} entries/s   ({single_s * 1000:.2f} ms each)")
     print(f"  verify (whole log)    {total / verify_s:12,.0f} entries/s   ({verify_s:.1f} s for {total})")
     print(f"  baseline hash floor   {n / floor_s:12,.0f} entries/s   (in-memory hashing only)")
-    print(f"  baseline naive append {n / naive_full_s:12,.0f} entries/s   (full root per append; "
-          f"{prefix} measured, extrapolated to {n})")
+    print(
+        f"  baseline naive append {n / naive_full_s:12,.0f} entries/s   (full root per append; "
+        f"{prefix} measured, extrapolated to {n})"
+    )
     print(f"  verify / hash floor   {floor_s / verify_s:12.2f}x")
     rt.close()
 

@@ -70,11 +70,7 @@ class PsiIntersection(_Run):
     """Intersection mode: the operator's items that are in the column."""
 
     matches: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
-
-    @property
-    def size(self) -> int:
-        """Distinct (normalized) identifiers in the intersection."""
-        return int(self.matches.map(str).nunique()) if len(self.matches) else 0
+    size: int = 0  # distinct (normalized) identifiers in the intersection
 
 
 @dataclass(frozen=True)
@@ -200,7 +196,7 @@ class PsiAPI:
             return PsiCardinality(record_id=record_id, size=int(found), **run)
         positions = sorted(p for i in found for p in norm.positions[values[int(i)]])  # type: ignore[union-attr]
         matches = pd.Series(series.iloc[positions].to_numpy(), index=series.index[positions], dtype=object)
-        return PsiIntersection(record_id=record_id, matches=matches, **run)
+        return PsiIntersection(record_id=record_id, matches=matches, size=len(found), **run)  # type: ignore[arg-type]
 
     def _setup(self, info: dict[str, Any]) -> bytes:
         from lab.errors import LabError as ProtocolFault

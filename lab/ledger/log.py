@@ -114,13 +114,23 @@ class Ledger:
             index = frontier.size
             frontier.append(leaf)
             root = frontier.root().hex()
-            rows.append({"idx": index, "kind": kind, "body": data.decode(), "leaf_hash": leaf.hex(),
-                         "root_after": root, "created_at": now})
+            rows.append(
+                {
+                    "idx": index,
+                    "kind": kind,
+                    "body": data.decode(),
+                    "leaf_hash": leaf.hex(),
+                    "root_after": root,
+                    "created_at": now,
+                }
+            )
             out.append(LedgerEntry(index, kind, json.loads(data), leaf.hex(), root))
         if rows:
             self.session.execute(insert(LedgerEntryRow), rows)
             self.session.execute(
-                update(LedgerState).where(LedgerState.id == 1).values(size=frontier.size, frontier=frontier.to_hex())
+                update(LedgerState)
+                .where(LedgerState.id == 1)
+                .values(size=frontier.size, frontier=frontier.to_hex())
             )
         return out
 

@@ -110,7 +110,6 @@ def leaf_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(b"\x00" + canonical(entry)).hexdigest()
 
 
-
 def verify_certificate(
     cert: dict[str, Any],
     artifact: Path | None = None,

@@ -171,7 +171,9 @@ def test_session_commits_before_the_response_is_sent(api: Any) -> None:
 
 def test_a_token_without_access_to_the_lab_service_is_refused(api: Any, hub: HubHandle) -> None:
     hub.user("narrow", ["operator"])
-    r = hub.http.post("users/narrow/tokens", json={"note": "narrow", "scopes": ["read:users:name!user=narrow"]})
+    r = hub.http.post(
+        "users/narrow/tokens", json={"note": "narrow", "scopes": ["read:users:name!user=narrow"]}
+    )
     r.raise_for_status()
     resp = api.get("/api/v1/catalog", headers=auth(r.json()["token"]))
     assert resp.status_code == 403 and "access:services" in resp.json()["detail"]

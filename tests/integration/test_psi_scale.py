@@ -24,6 +24,7 @@ REGISTRY_SCALE = 1_000_000  # 100,000 enterprises (only the registry is generate
 POPULATION_SCALE = 100_000  # 100,000 residents
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # scale, not storage: one database suffices
 def test_all_modes_at_10k_by_100k_equal_plain_set_intersection(
     api: Any, runtime: Any, hub: HubHandle
 ) -> None:

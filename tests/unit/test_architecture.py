@@ -46,9 +46,21 @@ def test_client_public_surface_is_pinned() -> None:
     import lab.client as lc
 
     assert sorted(lc.__all__) == [
-        "BadRequest", "BudgetExhausted", "Client", "Conflict", "Forbidden", "LabError", "NotFound",
-        "NotInGrant", "PayloadTooLarge", "ProjectInactive", "QuotaExceeded", "ServerError",
-        "TooManyRequests", "Unauthenticated", "connect",
+        "BadRequest",
+        "BudgetExhausted",
+        "Client",
+        "Conflict",
+        "Forbidden",
+        "LabError",
+        "NotFound",
+        "NotInGrant",
+        "PayloadTooLarge",
+        "ProjectInactive",
+        "QuotaExceeded",
+        "ServerError",
+        "TooManyRequests",
+        "Unauthenticated",
+        "connect",
     ]
     assert issubclass(lc.BudgetExhausted, lc.LabError) and issubclass(lc.NotInGrant, lc.Forbidden)
 

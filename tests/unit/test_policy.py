@@ -89,7 +89,7 @@ def test_identifier_needs_normalization_and_psi_columns_must_be_identifiers() ->
 def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "broken.yaml"
     bad.write_text("dataset: [unclosed", encoding="utf-8")
-    with pytest.raises(InvalidPolicy, match="broken.yaml: not valid YAML"):
+    with pytest.raises(InvalidPolicy, match=r"broken\.yaml: not valid YAML"):
         load_policy(bad)
     with pytest.raises(InvalidPolicy, match="file not found"):
         load_policy(tmp_path / "missing.yaml")

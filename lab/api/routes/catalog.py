@@ -43,7 +43,11 @@ def list_entries(principal: PrincipalDep, session: SessionDep, ledger: LedgerDep
 
 @router.get("/{dataset}", response_model=CatalogEntry, responses=READ_ERRORS, summary="One catalog entry")
 def get_entry(
-    dataset: str, principal: PrincipalDep, session: SessionDep, ledger: LedgerDep, version: Version | None = None
+    dataset: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    ledger: LedgerDep,
+    version: Version | None = None,
 ) -> CatalogEntry:
     _reader(principal)
     return CatalogEntry(**Catalog(session, None, ledger).get(dataset, version).entry())
@@ -64,7 +68,11 @@ def list_versions(
     summary="Column schema and limits",
 )
 def get_schema(
-    dataset: str, principal: PrincipalDep, session: SessionDep, ledger: LedgerDep, version: Version | None = None
+    dataset: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    ledger: LedgerDep,
+    version: Version | None = None,
 ) -> DatasetSchema:
     _reader(principal)
     v = Catalog(session, None, ledger).get(dataset, version)

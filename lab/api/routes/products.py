@@ -215,6 +215,9 @@ def lookup(registration_number: str, session: SessionDep) -> PublicEntry:
     summary="Public status document with ledger proofs (no authentication)",
 )
 def status(
-    registration_number: str, session: SessionDep, ledger: LedgerDep, since: Annotated[int, Query(ge=1, le=MAX_INT)]
+    registration_number: str,
+    session: SessionDep,
+    ledger: LedgerDep,
+    since: Annotated[int, Query(ge=1, le=MAX_INT)],
 ) -> dict[str, Any]:
     return queries.registry_status(session, ledger, registration_number, since)
