@@ -28,6 +28,8 @@ def weed_binary() -> str:
 
 
 def _port_free(port: int) -> bool:
+    if not 0 < port <= 65535:
+        return False
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -37,7 +39,10 @@ def _port_free(port: int) -> bool:
 
 
 def free_port_block(count: int = 4, start: int = 20000, end: int = 30000) -> int:
-    """A base port such that base..base+count-1 and their gRPC twins are all free."""
+    """A base port such that base..base+count-1 and their gRPC twins (+10000) are all free.
+
+    Keep ``end`` at most 55535 so that the twins stay valid ports.
+    """
     import random
 
     for _ in range(200):

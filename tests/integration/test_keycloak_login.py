@@ -54,7 +54,7 @@ def realm_config(callback: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def keycloak_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HubProcess, OidcProvider]]:
-    base = free_port_block(4, 48000, 56000)
+    base = free_port_block(4, 48000, 55000)
     public = f"http://127.0.0.1:{base}"
     work = tmp_path_factory.mktemp("keycloak")
     # the lab API is not under test here; something must answer on its port or the Hub waits for it

@@ -71,3 +71,11 @@ def test_configuration_reference_is_current() -> None:
     assert (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") == render(), (
         "run: python -m lab.settings_doc > docs/configuration.md"
     )
+
+
+def test_free_port_blocks_never_name_an_invalid_port() -> None:
+    from lab.storage.seaweed import GRPC_OFFSET, free_port_block
+
+    for _ in range(20):
+        base = free_port_block(4, 54000, 55535)
+        assert base + 3 + GRPC_OFFSET <= 65535
