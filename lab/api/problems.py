@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lab.errors import LabError
@@ -86,6 +87,24 @@ def install(app: FastAPI) -> None:
             },
         )
 
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        """A value the database refuses (a NUL character, a number out of range, a string too long
+        for its column): the caller's input, rolled back with its transaction, never a 500."""
+        request.state.outcome = "unstorable-value"
+        log.warning("%s %s refused by the database: %s", request.method, request.url.path, exc.orig)
+        return problem_response(
+            400,
+            {
+                "type": "https://lab.example/problems/unstorable-value",
+                "title": "Value cannot be stored",
+                "status": 400,
+                "detail": "a value in the request cannot be stored (NUL character, out of range or too long)",
+                "code": "unstorable-value",
+                "instance": request.url.path,
+            },
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request.state.outcome = "internal"
@@ -115,7 +134,8 @@ def _document_problems(app: FastAPI) -> None:
 
     FastAPI documents request validation errors (422) as ``application/json`` with its own schema;
     the handler above answers ``application/problem+json``, so the generated document is rewritten.
-    Every operation with a body may also answer 400 (unparsable) and 413 (``PrefixAndLimits``).
+    Every operation may answer 400 (a NUL in its path or query, an unparsable body) and every one
+    with a body 413 (both from ``PrefixAndLimits``).
     """
     generate = app.openapi
 
@@ -127,8 +147,9 @@ def _document_problems(app: FastAPI) -> None:
         schemas["Problem"] = Problem.model_json_schema()
         for ops in schema.get("paths", {}).values():
             for op in ops.values():
-                if "requestBody" in op:  # unparsable (400) or oversized (413) bodies, on any route
-                    op["responses"].setdefault("400", {"description": "Body cannot be parsed"})
+                # any route: a NUL in the path or query (400); with a body: unparsable (400), too large (413)
+                op["responses"].setdefault("400", {"description": "Bad request"})
+                if "requestBody" in op:
                     op["responses"].setdefault("413", {"description": "Payload too large"})
                 for status, resp in op.get("responses", {}).items():
                     if status[:1] in ("4", "5"):

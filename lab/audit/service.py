@@ -109,8 +109,7 @@ class AuditWriter:
                     batch.append(nxt)
             try:
                 if batch:
-                    self._write(batch)
-                    self.written += len(batch)
+                    self.written += self._write(batch)
             except Exception:
                 self.failed += len(batch)
                 log.exception("audit write of %d requests failed", len(batch))
@@ -118,9 +117,24 @@ class AuditWriter:
                 for _ in range(taken):
                     self._queue.task_done()
 
-    def _write(self, batch: list[AuditEntry]) -> None:
-        with self._sessions() as s, s.begin():
-            s.execute(insert(AuditRequestRow), [asdict(e) for e in batch])
+    def _write(self, batch: list[AuditEntry]) -> int:
+        """Insert ``batch`` in one transaction; if the database refuses it, entry by entry, so that
+        one entry it cannot store does not lose the others. Returns how many were written."""
+        try:
+            with self._sessions() as s, s.begin():
+                s.execute(insert(AuditRequestRow), [asdict(e) for e in batch])
+            return len(batch)
+        except Exception:
+            if len(batch) == 1:
+                raise
+        written = 0
+        for entry in batch:
+            try:
+                written += self._write([entry])
+            except Exception:
+                self.failed += 1
+                log.exception("audit write of one request failed")
+        return written
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued entry is written (or failed); False on timeout."""

@@ -35,6 +35,12 @@ MAX_GROUP_BY = 3
 MAX_CELLS = 10_000
 MAX_VALUES = 20_000
 MAX_FEATURES = 32
+#: The smallest ε a request (or one aggregation's share) may name, and the most decimal places of ε
+#: and δ: below it every value is pure noise, and shares split down to the engine's 1e-15 quantum
+#: would reach zero (a division by zero, not an answer). A 1000-digit ε is a 422, not a computation.
+MIN_EPSILON = Decimal("0.000001")
+MIN_DELTA = Decimal("1e-12")  # a δ > 0 below this would vanish when split across components
+PLACES = 20  # a float's shortest repr fits; sums of spends stay exact in Decimal's 28 digits
 
 AggKind = Literal["count", "sum", "mean", "variance", "stddev", "quantile", "histogram"]
 FilterOp = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "between"]
@@ -42,6 +48,12 @@ NoiseKind = Literal["laplace", "gaussian"]
 ModelKind = Literal["logistic", "linear", "gaussian_nb"]
 NUMERIC_AGGS = frozenset({"sum", "mean", "variance", "stddev", "quantile"})
 _QUANTUM = Decimal("1e-15")
+
+
+def _delta(d: Decimal) -> Decimal:
+    if 0 < d < MIN_DELTA:
+        raise ValueError(f"delta must be 0 or at least {MIN_DELTA:f}")
+    return normalize(d)
 
 
 def normalize(d: Decimal) -> Decimal:
@@ -55,7 +67,8 @@ def normalize(d: Decimal) -> Decimal:
 
 
 Num = Annotated[Decimal, AfterValidator(normalize)]
-PosNum = Annotated[Decimal, Field(gt=0, le=100), AfterValidator(normalize)]
+Delta = Annotated[Decimal, Field(ge=0, lt=1, decimal_places=PLACES), AfterValidator(_delta)]
+PosNum = Annotated[Decimal, Field(ge=MIN_EPSILON, le=100, decimal_places=PLACES), AfterValidator(normalize)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")]
 ColumnName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 Scalar = StrictStr | Num
@@ -72,7 +85,7 @@ class Aggregation(_Strict):
     agg: AggKind
     column: ColumnName | None = None
     bounds: tuple[Num, Num] | None = Field(None, description="narrower clamping bounds [low, high]")
-    quantiles: tuple[Annotated[Decimal, Field(gt=0, lt=1)], ...] | None = Field(
+    quantiles: tuple[Annotated[Decimal, Field(gt=0, lt=1, decimal_places=6)], ...] | None = Field(
         None, max_length=MAX_QUANTILES, description="quantile levels in (0, 1); default [0.5]"
     )
     epsilon: PosNum | None = Field(None, description="this aggregation's share of ε (default: even split)")
@@ -146,7 +159,7 @@ class QuerySpec(_Selection):
     select: tuple[Aggregation, ...] = Field(min_length=1, max_length=MAX_AGGREGATIONS)
     group_by: tuple[ColumnName, ...] = Field((), max_length=MAX_GROUP_BY)
     epsilon: PosNum | None = Field(None, description="total ε; default: the sum of explicit shares")
-    delta: Annotated[Decimal, Field(ge=0, lt=1), AfterValidator(normalize)] = Decimal(0)
+    delta: Delta = Decimal(0)
     noise: NoiseKind | None = Field(None, description="laplace (pure ε, default) or gaussian (needs δ > 0)")
 
     @model_validator(mode="after")
@@ -202,7 +215,7 @@ class TableSpec(_Selection):
     statistic: Aggregation
     dims: tuple[ColumnName, ...] = Field(min_length=1, max_length=MAX_GROUP_BY)
     epsilon: PosNum
-    delta: Annotated[Decimal, Field(ge=0, lt=1), AfterValidator(normalize)] = Decimal(0)
+    delta: Delta = Decimal(0)
     noise: NoiseKind | None = None
     name: Name | None = None
 

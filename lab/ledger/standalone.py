@@ -70,9 +70,14 @@ def verify_tree_head(head: dict[str, Any], trusted_keys: dict[str, str] | None =
 def verify_inclusion_document(
     doc: dict[str, Any], trusted_keys: dict[str, str] | None = None
 ) -> tuple[bool, str]:
-    """Verify a ``lab ledger proof`` document: entry -> leaf -> root -> signed head."""
+    """Verify a ``lab ledger proof`` document: entry -> leaf -> root -> signed head.
+
+    An entry the lab withheld from this reader (``{"withheld": true, ...}``, another project's) is
+    checked by its leaf hash alone: it is proven to be in the log, its content is not shown.
+    """
     try:
-        leaf = _leaf(canonical(doc["entry"]))
+        withheld = isinstance(doc["entry"], dict) and doc["entry"].get("withheld") is True
+        leaf = bytes.fromhex(doc["leaf_hash"]) if withheld else _leaf(canonical(doc["entry"]))
         if leaf.hex() != doc["leaf_hash"]:
             return False, "entry content does not match its leaf hash"
         path = [bytes.fromhex(h) for h in doc["audit_path"]]
@@ -89,7 +94,8 @@ def verify_inclusion_document(
             return False, why
     except (KeyError, ValueError, TypeError) as exc:
         return False, f"malformed proof document: {exc}"
-    return True, f"entry {doc['index']} is included in the signed tree of size {doc['tree_size']}"
+    what = "withheld entry" if withheld else "entry"
+    return True, f"{what} {doc['index']} is included in the signed tree of size {doc['tree_size']}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -64,7 +64,11 @@ def spool(
 ) -> SpooledArtifact:
     """Copy ``stream`` to a file under ``directory``, hashing it; refuse more than ``max_bytes``."""
     h, total = hashlib.sha256(), 0
-    safe = Path(filename or "artifact").name[:255] or "artifact"
+    printable = "".join(c for c in filename if c.isprintable()).replace("\\", "/")
+    safe = Path(printable or "artifact").name[:255].strip(".") or "artifact"
+    if media_type is not None:  # the part's own header: keep ``type/subtype`` if it is one
+        media_type = media_type.split(";")[0].strip().lower()
+        media_type = media_type if re.fullmatch(r"[a-z0-9.+-]{1,63}/[a-z0-9.+-]{1,63}", media_type) else None
     suffix = Path(safe).suffix.lower()  # parsers (openpyxl) go by the extension
     fd, name = tempfile.mkstemp(
         dir=directory, prefix="artifact-", suffix=suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""

@@ -43,6 +43,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "he": ("models", "tables", "record_quota"),
 }
 MAX_LIST = 64
+#: Most decimal places of a granted ε/δ (a float's shortest repr fits): with at most 7 integer digits,
+#: totals, spends and what remains stay exact in Decimal's 28 digits and fit the 40-character columns.
+PLACES = 20
 
 
 def fmt(d: Decimal) -> str:
@@ -75,15 +78,26 @@ def _dec(ds: str, ch: str, field: str, value: Any) -> Decimal:
             channel=ch,
             field=field,
         )
+    if d != 0 and (d.adjusted() > 6 or d.quantize(Decimal(1).scaleb(-PLACES)) != d):
+        raise InvalidProject(
+            f"{_where(ds, ch, field)}: at most {PLACES} decimal places and 7 integer digits",
+            dataset=ds,
+            channel=ch,
+            field=field,
+        )
     return d
 
 
 def _int(ds: str, ch: str, field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not (text.isascii() and text.isdigit() and len(text) <= 12):  # "²" is a digit, not a number
         raise InvalidProject(
-            f"{_where(ds, ch, field)}: expected a positive integer", dataset=ds, channel=ch, field=field
+            f"{_where(ds, ch, field)}: expected a positive integer (at most 12 digits)",
+            dataset=ds,
+            channel=ch,
+            field=field,
         )
-    n = int(value)
+    n = int(text)
     if n < 1:
         raise InvalidProject(
             f"{_where(ds, ch, field)}: must be at least 1", dataset=ds, channel=ch, field=field

@@ -9,6 +9,7 @@ dataset's policy with messages naming the dataset, channel, field and cap.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -76,13 +77,27 @@ class MembersIn(_In):
     reason: str = Field("", max_length=4000)
 
 
+class CheckParams(_In):
+    """The parameters :func:`lab.projects.access.authorize` recognizes, typed (a quota of ``"abc"``
+    or a set size given as text is a 422 here, not a failure inside the access decision)."""
+
+    epsilon: Decimal | None = Field(None, ge=0, le=100, decimal_places=20)
+    delta: Decimal | None = Field(None, ge=0, lt=1, decimal_places=20)
+    mode: str | None = Field(None, max_length=32)
+    column: str | None = Field(None, max_length=64)
+    set_size: int | None = Field(None, ge=0, le=10**9)
+    model: str | None = Field(None, max_length=128)
+    table: str | None = Field(None, max_length=128)
+    units: int | None = Field(None, ge=0, le=10**9)
+
+
 class CheckIn(_In):
     """The authorize question: may I do ``operation`` on ``dataset`` through ``channel`` with ``params``?"""
 
     dataset: DatasetId
     channel: Literal["dp", "psi", "he"]
     operation: str = Field("query", min_length=1, max_length=32)
-    params: dict[str, str | int | float | None] = Field(default_factory=dict, max_length=16)
+    params: CheckParams = Field(default_factory=CheckParams)
 
 
 class MemberOut(BaseModel):

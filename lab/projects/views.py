@@ -203,7 +203,8 @@ def project_view(session: Session, project: ProjectRow, cfg: ProjectsSettings) -
 def check(session: Session, principal: Principal, project_id: str, q: CheckIn) -> CheckOut:
     """Answer "may I?" exactly as a channel would (raises the same refusal a channel would)."""
     visible(session, principal, project_id)
-    access = authorize(session, principal, project_id, q.dataset, q.channel, q.operation, dict(q.params))
+    params = q.params.model_dump(exclude_none=True)
+    access = authorize(session, principal, project_id, q.dataset, q.channel, q.operation, params)
     left: Budget | None = None
     row = session.execute(
         select(BudgetRow).where(BudgetRow.project_id == project_id, BudgetRow.dataset_id == q.dataset)

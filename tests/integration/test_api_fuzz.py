@@ -182,10 +182,15 @@ def fuzz_operation(op: Any, mode: GenerationMode, client: ASGIClient, world: Wor
 FORM_KEYS = ["action", "reason", "decision", "version", "days", "grants", "keep.health_visits.dp"]
 QUERY_KEYS = ["status", "done", "lang", "next", "code", "state", "error", "version"]
 texts = st.text(max_size=40) | st.sampled_from(["", "0", "²", "9" * 5000, "approve", "end", "en", "zh"])
+cookies = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=";,"), max_size=300
+)
 
 
-def page_routes(app: Any) -> list[tuple[str, str]]:
-    routes = [r for r in app.routes if isinstance(r, APIRoute) and not r.include_in_schema]
+def page_routes() -> list[tuple[str, str]]:
+    from lab.api.routes.web import router
+
+    routes = [r for r in router.routes if isinstance(r, APIRoute)]
     return sorted((m, r.path) for r in routes for m in r.methods if m in ("GET", "POST"))
 
 
@@ -197,31 +202,38 @@ def test_pages_never_fail(api: Any, hub: HubHandle, runtime: Runtime) -> None:
     cookie = session.cookie(runtime.settings)
     csrf = auth.csrf_token(runtime.settings, session)
     failures: list[str] = []
-    for method, path in page_routes(api.app):
-
-        @SETTINGS
-        @given(data=st.data())
-        def run(data: st.DataObject, method: str = method, path: str = path) -> None:
-            url = path
-            for name in re.findall(r"{(\w+)}", path):
-                value = data.draw(st.sampled_from(world.known.get(name, ["x"])) | texts, label=name)
-                url = url.replace(f"{{{name}}}", quote(value, safe="") or "x")
-            params = data.draw(st.dictionaries(st.sampled_from(QUERY_KEYS), texts, max_size=3), label="query")
-            api.cookies.clear()
-            if data.draw(st.integers(0, 4), label="logged in"):
-                api.cookies.set(auth.SESSION_COOKIE, cookie)
-            else:
-                api.cookies.set(auth.SESSION_COOKIE, data.draw(texts, label="cookie") or "x")
-            form = None
-            if method == "POST":
-                form = data.draw(st.dictionaries(st.sampled_from(FORM_KEYS), texts, max_size=5), label="form")
-                if data.draw(st.integers(0, 4), label="csrf"):
-                    form["csrf_token"] = csrf
-            r = api.request(method, url, params=params, data=form, timeout=TIMEOUT)
-            assert r.status_code < 500, f"{method} {url} {params} {form}: {r.status_code}"
-
+    routes = page_routes()
+    assert len(routes) > 15, routes
+    for method, path in routes:
         try:
-            run()
+            fuzz_page(api, world, method, path, cookie, csrf)
         except (Exception, BaseExceptionGroup) as exc:
             failures.append(f"{method} {path}: {type(exc).__name__}: {str(exc)[:2000]}")
     assert not failures, "\n\n".join(failures)
+
+
+def fuzz_page(api: Any, world: World, method: str, path: str, cookie: str, csrf: str) -> None:
+    @hypothesis.settings(SETTINGS, max_examples=4 * EXAMPLES)  # pages are cheap
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        url = path
+        for name in re.findall(r"{(\w+)}", path):
+            value = data.draw(st.sampled_from(world.known.get(name, ["x"])) | texts, label=name)
+            url = url.replace(f"{{{name}}}", quote(value, safe="") or "x")
+        params = data.draw(st.dictionaries(st.sampled_from(QUERY_KEYS), texts, max_size=3), label="query")
+        api.cookies.clear()
+        if data.draw(st.integers(0, 4), label="logged in"):
+            api.cookies.set(auth.SESSION_COOKIE, cookie)
+        else:
+            api.cookies.set(auth.SESSION_COOKIE, data.draw(cookies, label="cookie") or "x")
+        form = None
+        if method == "POST":
+            form = data.draw(st.dictionaries(st.sampled_from(FORM_KEYS), texts, max_size=5), label="form")
+            if data.draw(st.integers(0, 4), label="csrf"):
+                form["csrf_token"] = csrf
+        started = time.monotonic()
+        r = api.request(method, url, params=params, data=form)
+        assert r.status_code < 500, f"{method} {url} {params} {form}: {r.status_code}"
+        assert time.monotonic() - started < TIMEOUT, f"{method} {url}: a hang"
+
+    run()

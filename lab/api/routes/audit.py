@@ -59,7 +59,7 @@ def _project_of(scope: Scope, state: dict[str, Any], body: bytes | None) -> str 
         if isinstance(doc, dict):
             candidates.append(doc.get("project"))
     for c in candidates:
-        if isinstance(c, str) and 0 < len(c) <= 32:
+        if isinstance(c, str) and 0 < len(c) <= 32 and c.isprintable():  # never a NUL the DB refuses
             return c
     return None
 

@@ -9,9 +9,11 @@ by :func:`lab.products.service.submit`.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import ValidationError
@@ -59,7 +61,16 @@ SUBMIT = responses(
 )
 
 
+def attachment(filename: str) -> str:
+    """A ``Content-Disposition`` for any stored file name: an ASCII fallback and the UTF-8 name
+    (RFC 6266 / 5987), so a Chinese, quoted or control-character name never breaks the header."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "artifact"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def _parse(metadata: str) -> ProductSubmission:
+    if "\x00" in metadata or "\\u0000" in metadata.lower():
+        raise BadRequest("metadata contains a NUL character")
     try:
         return ProductSubmission.model_validate(json.loads(metadata))
     except json.JSONDecodeError as exc:
@@ -162,7 +173,7 @@ def get_artifact(
     return Response(
         data,
         media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Content-SHA256": obj.sha256},
+        headers={"Content-Disposition": attachment(name), "X-Content-SHA256": obj.sha256},
     )
 
 

@@ -174,7 +174,7 @@ def _parse_review(fields: Mapping[str, str], requested: Mapping[str, Any], reque
     days_text = fields.get("days", "").strip()
     days: int | None = None
     if days_text:
-        if not days_text.isdigit():
+        if not (days_text.isascii() and days_text.isdigit() and len(days_text) <= 5):  # not "²", not 10⁵⁰⁰⁰
             raise BadRequest("the term must be a whole number of days", field="days")
         days = int(days_text) if int(days_text) != requested_days else None
     return ReviewIn(decision="approve", reason=reason, grants=grants or None, days=days)
