@@ -236,22 +236,30 @@ class Ledger:
 
     def inclusion(self, index: int, size: int | None = None) -> dict[str, Any]:
         """Inclusion proof of entry ``index`` in the tree of ``size`` (default: a fresh signed head)."""
+        return self.inclusions([index], size)[index]
+
+    def inclusions(self, indexes: list[int], size: int | None = None) -> dict[int, dict[str, Any]]:
+        """Inclusion proofs of several entries in one tree, reading and hashing the leaves once."""
         sth = self.head()
         size = sth.size if size is None else size
-        if not 0 <= index < size <= sth.size:
-            raise InvalidProof(f"entry {index} is not in a tree of size {size} (log size {sth.size})")
+        for index in indexes:
+            if not 0 <= index < size <= sth.size:
+                raise InvalidProof(f"entry {index} is not in a tree of size {size} (log size {sth.size})")
         leaves = self._leaves(size)
-        path = merkle.inclusion_proof(leaves, index)
-        entry = self.entry(index)
-        return {
-            "index": index,
-            "tree_size": size,
-            "entry": entry.entry,
-            "leaf_hash": entry.leaf_hash,
-            "root_hash": merkle.root_of(leaves).hex(),
-            "audit_path": [h.hex() for h in path],
-            "tree_head": sth.as_dict() if size == sth.size else None,
-        }
+        root, paths = merkle.inclusion_proofs(leaves, indexes)
+        out = {}
+        for index in indexes:
+            entry = self.entry(index)
+            out[index] = {
+                "index": index,
+                "tree_size": size,
+                "entry": entry.entry,
+                "leaf_hash": entry.leaf_hash,
+                "root_hash": root.hex(),
+                "audit_path": [h.hex() for h in paths[index]],
+                "tree_head": sth.as_dict() if size == sth.size else None,
+            }
+        return out
 
     def consistency(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
         """Consistency proof between two tree sizes."""

@@ -38,14 +38,13 @@ from lab.errors import EntryNotFound
 from lab.identifiers import NORMALIZERS
 from lab.ledger import Ledger
 from lab.products.errors import InvalidArtifact, InvalidLineage
+from lab.products.tables import load_tables as load_tables  # re-exported: the checks read tables
 from lab.records.models import DerivedRecordRow
 
 Check = dict[str, Any]
 
 SAMPLE_VALUES = 2_000  # distinct values sampled per artifact column for the identifier test
 MATCH_THRESHOLD = 0.01  # a column whose sampled values match a non-open identifier above this fails
-MAX_SCAN_ROWS = 1_000_000  # rows of a table read by the disclosure checks
-MAX_COLUMNS = 500
 MAX_LINEAGE = 200
 TABULAR = {".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 MEDIA_TYPES = {
@@ -157,63 +156,6 @@ def tabular_kind(filename: str | None, media_type: str | None) -> str | None:
     """``csv``, ``parquet`` or ``xlsx`` if the artifact is a table we can read, else None."""
     suffix = Path(filename or "").suffix.lower()
     return TABULAR.get(suffix) or MEDIA_TYPES.get((media_type or "").split(";")[0].strip().lower())
-
-
-def load_tables(path: Path, kind: str, max_rows: int = MAX_SCAN_ROWS) -> list[tuple[str, pd.DataFrame]]:
-    """Read a tabular artifact as ``(sheet, frame)`` pairs of strings (bounded rows and columns)."""
-    try:
-        if kind == "csv":
-            frame = None
-            for enc in ("utf-8-sig", "gb18030"):
-                try:
-                    frame = pd.read_csv(path, dtype=str, nrows=max_rows, keep_default_na=False, encoding=enc)
-                    break
-                except UnicodeDecodeError:
-                    continue
-            if frame is None:
-                raise InvalidArtifact("the CSV artifact is neither UTF-8 nor GB18030 text")
-            return [("", frame.iloc[:, :MAX_COLUMNS])]
-        if kind == "parquet":
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(path)
-            names = pf.schema_arrow.names[:MAX_COLUMNS]
-            parts, n = [], 0
-            for batch in pf.iter_batches(batch_size=65_536, columns=names):
-                parts.append(batch.to_pandas())
-                n += batch.num_rows
-                if n >= max_rows:
-                    break
-            frame = pd.concat(parts) if parts else pd.DataFrame(columns=names)
-            return [("", frame.head(max_rows).astype("string"))]
-        if kind == "xlsx":
-            return _load_xlsx(path, max_rows)
-    except InvalidArtifact:
-        raise
-    except Exception as exc:  # any parser failure is the artifact's problem, reported to the caller
-        raise InvalidArtifact(
-            f"the {kind} artifact cannot be read: {exc.__class__.__name__}: {exc}"
-        ) from None
-    return []
-
-
-def _load_xlsx(path: Path, max_rows: int) -> list[tuple[str, pd.DataFrame]]:
-    import openpyxl
-
-    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    try:
-        out = []
-        for ws in book.worksheets:
-            rows = ws.iter_rows(values_only=True, max_row=max_rows + 1, max_col=MAX_COLUMNS)
-            header = next(rows, None)
-            if header is None:
-                continue
-            names = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
-            data = [["" if v is None else str(v) for v in row] for row in rows]
-            out.append((ws.title, pd.DataFrame(data, columns=names, dtype=str)))
-        return out
-    finally:
-        book.close()
 
 
 @dataclass(frozen=True)

@@ -291,13 +291,15 @@ def registry_status(session: Session, ledger: Ledger, number: str, since: int) -
         raise InvalidProof(f"since must be a tree size between 1 and {head.size}")
     indexes = {int(cert["ledger"]["index"])} if cert else set()
     indexes.update(int(i["ledger_index"]) for i in row.lineage)
-    entries = {}
-    for i in sorted(indexes):
-        p = ledger.inclusion(i, head.size)
-        entries[str(i)] = {"leaf_hash": leaf_hash(p["entry"]), "audit_path": p["audit_path"]}
+    revoked = prod.revoke_ledger_index
+    proofs = ledger.inclusions(sorted(indexes | ({revoked} if revoked is not None else set())), head.size)
+    entries = {
+        str(i): {"leaf_hash": leaf_hash(proofs[i]["entry"]), "audit_path": proofs[i]["audit_path"]}
+        for i in sorted(indexes)
+    }
     revocation = None
-    if prod.revoke_ledger_index is not None:
-        p = ledger.inclusion(prod.revoke_ledger_index, head.size)
+    if revoked is not None:
+        p = proofs[revoked]
         revocation = {"index": p["index"], "entry": p["entry"], "audit_path": p["audit_path"]}
     cons = ledger.consistency(since, head.size)
     return {

@@ -197,11 +197,11 @@ def _approve(
         "reason": reason,
     }
     entry = ledger.append("product.transition", statement, actor=principal.name)
-    approval = ledger.inclusion(entry.index)
-    size = approval["tree_size"]
+    proofs = ledger.inclusions(sorted({entry.index, *(int(i["ledger_index"]) for i in row.lineage)}))
+    approval = proofs[entry.index]
     lineage_proofs = []
     for i in row.lineage:
-        p = ledger.inclusion(int(i["ledger_index"]), size)
+        p = proofs[int(i["ledger_index"])]
         lineage_proofs.append(
             {
                 "record": i["record"],

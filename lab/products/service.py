@@ -44,6 +44,7 @@ from lab.products.models import (
 from lab.products.queries import product_out
 from lab.products.review import lock_product, next_registration_number, record_event, review, revoke
 from lab.products.schemas import ProductOut, ProductSubmission
+from lab.products.tables import load_tables, scan_limits
 from lab.projects.access import check_serving, is_member, load_project
 from lab.runtime import Runtime
 
@@ -173,7 +174,8 @@ def submit(
         sha, size, endpoint = artifact.sha256, artifact.size, None
         results.append(checks.artifact_digest(meta.sha256, sha, size))
         if kind:
-            tables = checks.load_tables(artifact.path, kind)
+            tables = load_tables(artifact.path, kind)
+            cut = scan_limits(tables)  # a table read only in part is flagged, not passed
             catalog = Catalog(None, runtime.store, None)  # type: ignore[arg-type]
             targets = [
                 t
@@ -191,6 +193,8 @@ def submit(
                     dp_columns=meta.dp_columns,
                 )
             )
+            if cut is not None:
+                results.append(cut)
         else:
             results.append(
                 checks.check("disclosure", None, "not a table (CSV, Parquet, XLSX): reviewed by hand")

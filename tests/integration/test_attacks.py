@@ -16,8 +16,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -25,13 +27,16 @@ from sqlalchemy import func, select
 from lab.api.main import create_app
 from lab.audit.models import AuditRequestRow
 from lab.audit.service import AuditEntry, AuditWriter
+from lab.identity import Principal, Role
 from lab.products.certificates import verify_certificate
+from lab.products.tables import load_tables
+from lab.projects.access import authorize, commit_result
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
 from lab.web import auth
 from tests.conftest import HubHandle
-from tests.factories import active_project
-from tests.integration._dp import dp_grant, import_dp_sample, remaining
+from tests.factories import active_project, sample_dir
+from tests.integration._dp import SAMPLE_BASE, SCALE, dp_grant, import_dp_sample, remaining
 
 pytestmark = [pytest.mark.integration, pytest.mark.hub]
 PROBLEM = "application/problem+json"
@@ -485,6 +490,33 @@ def test_artifact_names_and_types_cannot_break_the_upload_or_download(api: TestC
         assert got.headers["content-disposition"].startswith("attachment; filename=")
 
 
+def test_identifiers_beyond_the_scanned_columns_are_flagged_and_wide_files_read_fast(
+    api: TestClient, world: World, tmp_path: Path
+) -> None:
+    people = pq.read_table(sample_dir(SCALE, SAMPLE_BASE) / "population.parquet", columns=["resident_id"])
+    ids = people.column(0).to_pylist()[:50]
+    header = [f"c{i}" for i in range(600)]
+    rows = [[*(["1"] * 550), rid, *(["1"] * 49)] for rid in ids]  # resident ids in column 551
+    hidden = "\n".join(",".join(r) for r in [header, *rows]) + "\n"
+    wide = ",".join(f"c{i}" for i in range(1_000_000)) + "\n" + ",".join("1" * 1_000_000) + "\n"
+    meta = {"project": world.a, "name": "报告", "type": "dataset", "derived_from": [world.record]}
+    for name, content in (("hidden.csv", hidden), ("wide.csv", wide)):
+        started = time.monotonic()
+        files = {"artifact": (name, content, "text/csv")}
+        r = api.post(
+            "/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice
+        )
+        latest = _ok(r, 201)["latest"]
+        assert time.monotonic() - started < 10, name
+        checks = {c["name"]: c["status"] for c in latest["checks"]}
+        assert checks["scan_limits"] == "fail" and not latest["checks_passed"], (name, checks)
+        assert latest["status"] == "flagged"
+    long = tmp_path / "long.csv"
+    long.write_text("town,count\n" + "城桥镇,41\n" * 20, encoding="utf-8")
+    [(_, frame)] = load_tables(long, "csv", max_rows=10)
+    assert len(frame) == 10 and frame.attrs["partial"].startswith("more than 10 rows")
+
+
 def test_malformed_project_requests_are_4xx(api: TestClient, world: World, unchanged: None) -> None:
     url = f"/api/v1/projects/{world.a}/check"
     for params in (
@@ -632,6 +664,36 @@ def test_the_public_registry_leaks_no_lineage_and_no_artifact(
     assert report.ok and report.status == "valid", report.reason
     problem(anonymous.get(f"/api/v1/products/{world.product}/artifact"), 401)
     problem(anonymous.get("/api/v1/registry/CMDL-2026-999999"), 404)
+
+
+def test_a_long_lineage_over_a_long_log_is_approved_and_proven_quickly(
+    api: TestClient, world: World, runtime: Runtime
+) -> None:
+    """Proofs share one pass over the leaves: 201 proofs over a 30,000-entry log took ~16 s
+    per public status request when each proof re-read and re-hashed the whole log."""
+    with runtime.transaction() as s:
+        ledger = runtime.ledger(s)
+        for start in range(0, 30_000, 5_000):
+            ledger.append_many([("psi.key_epoch", {"epoch": start + i}, "sweep") for i in range(5_000)])
+        alice = Principal("alice", frozenset({Role.operator}))
+        access = authorize(s, alice, world.a, "health_visits", "dp", "q", {"epsilon": "0.1"})
+        lineage = [
+            commit_result(s, ledger, access, parameters={"n": i}, result_digest=f"{i:064x}").id
+            for i in range(199)
+        ]
+    meta = {"project": world.a, "name": "long", "type": "report", "derived_from": [world.record, *lineage]}
+    files = {"artifact": ("r.csv", "town,count\n城桥镇,41\n", "text/csv")}
+    r = api.post("/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice)
+    product = _ok(r, 201)["id"]
+    started = time.monotonic()
+    review = {"decision": "approve", "reason": "ok"}
+    number = _ok(api.post(f"/api/v1/products/{product}/review", json=review, headers=world.bureau))[
+        "registration_number"
+    ]
+    cert = _ok(api.get(f"/api/v1/products/{product}/certificate", headers=world.alice))
+    status = _ok(api.get(f"/api/v1/registry/{number}/status", params={"since": cert["ledger"]["tree_size"]}))
+    assert time.monotonic() - started < 10
+    assert len(status["entries"]) == 201 and verify_certificate(cert, status=status).ok
 
 
 def test_artifacts_are_for_the_projects_members_and_the_bureau(api: TestClient, world: World) -> None:
