@@ -31,7 +31,7 @@ chromium:
 lint: install
 	$(BIN)/ruff check lab psi_service he_compute tests bench infra notebooks
 	$(BIN)/ruff format --check lab psi_service he_compute tests bench infra
-	$(BIN)/mypy lab psi_service he_compute
+	$(BIN)/mypy lab psi_service he_compute witness
 
 test: install chromium lint
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)

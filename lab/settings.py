@@ -78,6 +78,30 @@ class OidcSettings(BaseModel):
     )
 
 
+class WitnessConfig(BaseModel):
+    """One witness the lab asks to cosign its checkpoints (C2SP tlog-witness)."""
+
+    url: str = Field(description="submission prefix, e.g. http://witness.example:8390")
+    vkey: str = Field(description="the witness's verifier key (cosignature/v1, type 0x04)")
+
+
+class LedgerSettings(BaseModel):
+    """Checkpoints and witnesses (see docs/ledger.md)."""
+
+    origin: str = Field(
+        "lab.local/ledger",
+        description="checkpoint origin and log key name, one per installation (lab.example.cn/ledger)",
+    )
+    witnesses: list[WitnessConfig] = Field(
+        default_factory=list, description="witnesses asked to cosign each new checkpoint"
+    )
+    quorum: int = Field(1, ge=0, description="cosignatures needed for a checkpoint to count as witnessed")
+    cosign_seconds: float = Field(
+        5.0, gt=0, description="at least this often the lab submits its checkpoint while it grows"
+    )
+    witness_timeout_seconds: float = Field(5.0, gt=0, description="HTTP timeout of a witness request")
+
+
 class Settings(BaseSettings):
     """All lab settings. Use :func:`get_settings`; tests override it."""
 
@@ -101,6 +125,7 @@ class Settings(BaseSettings):
     hub: HubSettings = Field(default_factory=HubSettings)
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     projects: ProjectsSettings = Field(default_factory=ProjectsSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
 
     @property
     def db_url(self) -> str:

@@ -21,6 +21,9 @@ app.add_typer(ledger, name="ledger")
 register_stack(app)
 
 from lab.cli.products import products as _products  # noqa: E402
+from lab.cli.witness import witness as _witness  # noqa: E402
+
+app.add_typer(_witness, name="witness")
 
 app.add_typer(_products, name="products")
 from lab.cli.projects import projects as _projects  # noqa: E402
@@ -98,8 +101,23 @@ def ledger_head() -> None:
 
 @ledger.command("verify")
 @handle_errors
-def ledger_verify() -> None:
-    """Recompute the whole log; name the first entry that was changed, deleted or reordered."""
+def ledger_verify(
+    witness: Annotated[
+        list[str] | None,
+        typer.Option("--witness", help="trusted witness: URL (key pinned on first use), VKEY or VKEY@URL"),
+    ] = None,
+    log_key: Annotated[
+        str | None, typer.Option("--log-key", help="the log's vkey (default: pinned from the database)")
+    ] = None,
+) -> None:
+    """Recompute the whole log; name the first entry that was changed, deleted or reordered.
+
+    With ``--witness``, also check the log against the latest checkpoint each witness cosigned:
+    this catches a rewrite by whoever holds the database and the lab's keys.
+    """
+    if witness:
+        _verify_with_witnesses(witness, log_key)
+        return
     with runtime() as rt, rt.transaction() as session:
         report = rt.ledger(session).verify()
     if report.ok:
@@ -129,12 +147,60 @@ def ledger_proof(
         typer.echo(text)
 
 
-@ledger.command("check-proof")
-def ledger_check_proof(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)]) -> None:
-    """Verify an inclusion proof offline (no database, no network)."""
-    from lab.ledger.standalone import verify_inclusion_document
+def _verify_with_witnesses(specs: list[str], log_key: str | None) -> None:
+    from lab.ledger import checkpoints
+    from lab.ledger.audit import resolve, verify_with_witnesses
+    from lab.ledger.pins import pinned
+    from witness.note import Verifier
 
-    ok, reason = verify_inclusion_document(json.loads(file.read_text()))
+    trusted = [resolve(s) for s in specs]
+    with runtime() as rt, rt.transaction() as session:
+        ledger = rt.ledger(session)
+        origin = rt.settings.ledger.origin
+        stored = checkpoints.log_verifier(ledger, origin).vkey
+        key = Verifier.from_vkey(log_key or pinned(f"log:{origin}", stored))
+        rep = verify_with_witnesses(ledger, origin, key, trusted)
+    for line in rep.lines:
+        typer.echo(f"  ok  {line}")
+    if rep.ok:
+        typer.echo(f"ok: {rep.log.size} entries, consistent with {len(trusted)} witness(es)")
+        return
+    for problem in rep.problems + ([rep.log.reason] if rep.log.reason else []):
+        typer.secho(f"TAMPERED: {problem}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@ledger.command("vkey")
+@handle_errors
+def ledger_vkey() -> None:
+    """Print the log's verifier key (give it to verifiers and witnesses)."""
+    from lab.ledger import checkpoints
+
+    with runtime() as rt, rt.transaction() as session:
+        typer.echo(checkpoints.log_verifier(rt.ledger(session), rt.settings.ledger.origin).vkey)
+
+
+@ledger.command("check-proof")
+def ledger_check_proof(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    log_key: Annotated[
+        list[str] | None, typer.Option("--log-key", help="the log's vkey or KEY_ID=BASE64 (required)")
+    ] = None,
+    witness: Annotated[list[str] | None, typer.Option("--witness", help="trusted witness vkey")] = None,
+    quorum: Annotated[int | None, typer.Option(help="cosignatures needed (default: all witnesses)")] = None,
+) -> None:
+    """Verify an inclusion proof offline (no database, no network) against keys YOU give."""
+    from lab.ledger.standalone import trusted_log_keys, verify_inclusion_document
+
+    try:
+        keys = trusted_log_keys(log_key or [])
+    except ValueError as exc:
+        typer.secho(f"INVALID: bad --log-key: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    wit = witness or []
+    ok, reason = verify_inclusion_document(
+        json.loads(file.read_text()), keys, wit, len(wit) if quorum is None else quorum
+    )
     if ok:
         typer.echo(f"ok: {reason}")
         return

@@ -138,10 +138,15 @@ def verify(
         typer.Option("--ledger-head", exists=True, dir_okay=False, help="saved registry status document"),
     ] = None,
     trusted_key: Annotated[
-        list[str] | None, typer.Option("--trusted-key", help="KEY_ID=BASE64 ledger public key (repeatable)")
+        list[str] | None,
+        typer.Option("--log-key", "--trusted-key", help="the log's vkey or KEY_ID=BASE64 (required)"),
     ] = None,
+    witness: Annotated[list[str] | None, typer.Option("--witness", help="trusted witness vkey")] = None,
+    quorum: Annotated[int | None, typer.Option(help="cosignatures needed (default: all witnesses)")] = None,
 ) -> None:
-    """Verify a product certificate offline: signature, inclusion proofs, artifact digest."""
+    """Verify a product certificate offline against keys YOU give: the log's (required) and the
+    witnesses' (their cosignatures on the certificate's checkpoint); proofs; artifact digest."""
+    from lab.ledger.standalone import trusted_log_keys
     from lab.products.certificates import verify_certificate
 
     try:
@@ -154,8 +159,12 @@ def verify(
         status_doc = json.loads(ledger_head.read_text(encoding="utf-8"))
     elif against:
         status_doc = fetch_status(against, cert)
-    keys = dict(k.split("=", 1) for k in trusted_key) if trusted_key else None
-    report = verify_certificate(cert, artifact, status_doc, keys)
+    try:
+        keys = trusted_log_keys(trusted_key or [])
+    except ValueError as exc:
+        typer.secho(f"INVALID: bad --log-key: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    report = verify_certificate(cert, artifact, status_doc, keys, witness or [], quorum)
     for line in report.checked:
         typer.echo(f"  ok  {line}")
     if not report.ok:
@@ -170,4 +179,5 @@ def verify(
         )
         raise typer.Exit(3)
     fresh = "" if status_doc is not None else " (offline; add --against URL to check revocation)"
-    typer.echo(f"VALID: {report.registration_number}, tree-head key {report.key_id}{fresh}")
+    wit = f", cosigned by {len(witness)} trusted witness key(s)" if witness else ""
+    typer.echo(f"VALID: {report.registration_number}, log key {report.key_id}{wit}{fresh}")

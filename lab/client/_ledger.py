@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from lab.ledger.standalone import verify_inclusion_document
+from lab.ledger.pins import pinned
+from lab.ledger.standalone import trusted_log_keys, verify_inclusion_document
 
 if TYPE_CHECKING:
     from lab.client._client import Client
@@ -15,6 +16,20 @@ if TYPE_CHECKING:
 class LedgerAPI:
     def __init__(self, client: Client) -> None:
         self._t = client.transport
+        self._log_keys: dict[str, str] | None = None
+
+    def vkey(self) -> str:
+        """The log's verifier key, fetched once and pinned (``LAB_PINS``): a later change is refused."""
+        r = self._t.request("GET", "/api/v1/ledger/vkey")
+        return pinned(f"log:{self._t.url}", r.text.strip())
+
+    def log_keys(self, given: list[str] | None = None) -> dict[str, str]:
+        """Trusted log keys: those ``given`` (vkeys or KEY_ID=BASE64), else the pinned vkey."""
+        if given:
+            return trusted_log_keys(given)
+        if self._log_keys is None:
+            self._log_keys = trusted_log_keys([self.vkey()])
+        return self._log_keys
 
     def head(self) -> dict[str, Any]:
         """The current signed tree head."""
@@ -36,10 +51,10 @@ class LedgerAPI:
             ]
         )
 
-    def proof(self, index: int) -> dict[str, Any]:
-        """Inclusion proof of entry ``index`` (checked locally before it is returned)."""
+    def proof(self, index: int, log_keys: list[str] | None = None) -> dict[str, Any]:
+        """Inclusion proof of entry ``index``, checked locally against the given or pinned log key."""
         doc: dict[str, Any] = self._t.get(f"/api/v1/ledger/proof/inclusion/{index}")
-        ok, why = verify_inclusion_document(doc)
+        ok, why = verify_inclusion_document(doc, self.log_keys(log_keys))
         if not ok:
             raise ValueError(f"the lab returned an invalid proof: {why}")
         return doc

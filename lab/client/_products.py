@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -229,14 +230,20 @@ class ProductsAPI:
         *,
         online: bool = False,
         trusted_keys: dict[str, str] | None = None,
+        witnesses: Sequence[str] = (),
+        quorum: int | None = None,
     ) -> CertificateReport:
         """Verify a certificate offline (signature, proofs, digest); ``online=True`` adds this lab's
-        current log: consistency since issuance, unchanged entries, revocation."""
+        current log: consistency since issuance, unchanged entries, revocation.
+
+        The log key is ``trusted_keys`` or else this lab's vkey fetched once and pinned; with
+        ``witnesses`` (vkeys) the certificate must carry ``quorum`` (default all) cosignatures."""
         doc = cert if isinstance(cert, dict) else json.loads(Path(cert).read_text(encoding="utf-8"))
         status = None
         if online:
             status = self.status(doc["registration_number"], int(doc["ledger"]["tree_size"]))
-        return verify_certificate(doc, Path(artifact) if artifact else None, status, trusted_keys)
+        keys = trusted_keys or self._client.ledger.log_keys()
+        return verify_certificate(doc, Path(artifact) if artifact else None, status, keys, witnesses, quorum)
 
     def lookup(self, registration_number: str) -> dict[str, Any]:
         """Public lookup: non-sensitive metadata and status (the endpoint needs no token)."""

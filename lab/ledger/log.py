@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from lab.db.base import utcnow
@@ -24,6 +24,16 @@ from lab.errors import EntryNotFound, InvalidProof
 from lab.ledger import merkle, signing
 from lab.ledger.entries import canonical_json, make_entry
 from lab.ledger.models import LedgerEntryRow, LedgerState, SigningKeyRow, TreeHeadRow
+from witness.note import ED25519, Signer
+
+#: Called (without arguments) after a transaction that appended entries commits; the cosigner
+#: registers itself here so a new checkpoint goes to the witnesses right after each append batch.
+APPEND_HOOKS: list[Callable[[], None]] = []
+
+
+def _appended(session: Session) -> None:
+    for hook in list(APPEND_HOOKS):
+        hook()
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,7 @@ class Ledger:
             )
             out.append(LedgerEntry(index, kind, json.loads(data), leaf.hex(), root))
         if rows:
+            event.listen(self.session, "after_commit", _appended, once=True)
             self.session.execute(insert(LedgerEntryRow), rows)
             self.session.execute(
                 update(LedgerState)
@@ -203,6 +214,14 @@ class Ledger:
         return SignedTreeHead(
             size, root.hex(), timestamp_ms, krow.key_id, krow.public_key, base64.b64encode(sig).decode()
         )
+
+    def note_signer(self, origin: str) -> Signer:
+        """The log's key as a C2SP Ed25519 note signer named ``origin`` (signs checkpoints)."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        krow = self._signing_key()
+        raw = signing.unseal(self._key, krow.sealed_private, b"ledger-signing-key:" + krow.key_id.encode())
+        return Signer(origin, ED25519, Ed25519PrivateKey.from_private_bytes(raw))
 
     def head(self) -> SignedTreeHead:
         """Sign (and remember) the current tree head."""
@@ -296,9 +315,14 @@ class Ledger:
             start = rows[-1].idx
             self.session.expunge_all()
 
-    def verify(self) -> VerifyReport:
-        """Recompute every leaf and root; check every issued tree head. Names the first bad entry."""
+    def verify(self, roots_at_sizes: dict[int, bytes] | None = None) -> VerifyReport:
+        """Recompute every leaf and root; check every issued tree head. Names the first bad entry.
+
+        ``roots_at_sizes`` is filled with the recomputed root at each size it holds as a key (the
+        sizes of witness-cosigned checkpoints, which the caller compares; see ``lab.ledger.audit``).
+        """
         heads = {h.size: h for h in self.session.execute(select(TreeHeadRow)).scalars()}
+        wanted = roots_at_sizes if roots_at_sizes is not None else {}
         keys = self.public_keys()
         state_size = self.size()
         frontier = merkle.Frontier()
@@ -330,6 +354,8 @@ class Ledger:
                 break
             if frontier.size in heads:
                 roots_at[frontier.size] = frontier.root()
+            if frontier.size in wanted:
+                wanted[frontier.size] = frontier.root()
         report.size = frontier.size
         report.root_hash = frontier.root().hex()
         if report.ok and frontier.size != state_size:

@@ -55,3 +55,40 @@ class SigningKeyRow(Base):
     sealed_private: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     active: Mapped[bool] = mapped_column(default=True)
+
+
+class CheckpointRow(Base):
+    """A C2SP checkpoint the lab signed (note text and the log's signature line)."""
+
+    __tablename__ = "ledger_checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    origin: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)  # origin, size, base64 root, each newline-terminated
+    signature: Mapped[str] = mapped_column(Text)  # "— <origin> <base64>\n"
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CosignatureRow(Base):
+    """A witness's cosignature line on the checkpoint of ``size``."""
+
+    __tablename__ = "ledger_cosignatures"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class WitnessStateRow(Base):
+    """What the lab knows of a witness: the last size it cosigned, the last outcome."""
+
+    __tablename__ = "ledger_witnesses"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    vkey: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_ok_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)

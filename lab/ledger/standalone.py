@@ -1,19 +1,30 @@
 """Offline verification of ledger documents, with nothing but hashlib and ``cryptography``.
 
 This module imports nothing else from the lab so that auditors can copy it and run
-``python standalone.py proof.json``. The formats are specified in ``docs/ledger.md``.
+``python standalone.py proof.json --log-key VKEY [--witness VKEY ... --quorum K]``.
+The formats are specified in ``docs/ledger.md``.
+
+It fails closed: the log's key (and, to trust the witnesses rather than the lab, the witnesses'
+keys) come from the person verifying, never from the document. A proof without them, or anchored
+to a key the verifier did not give, is refused.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import binascii
 import hashlib
 import json
+import struct
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+DASH = "\u2014"
 
 
 def _leaf(data: bytes) -> bytes:
@@ -51,30 +62,131 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, path: list[bytes]) -
     return r if sn == 0 else None
 
 
-def verify_tree_head(head: dict[str, Any], trusted_keys: dict[str, str] | None = None) -> tuple[bool, str]:
-    """Check a signed tree head's Ed25519 signature (against ``trusted_keys`` if given)."""
-    pub_b64 = head["public_key"]
-    if trusted_keys is not None and trusted_keys.get(head["key_id"]) != pub_b64:
+# -- keys given by the verifier ------------------------------------------------------------------
+def _vkey(vkey: str) -> tuple[str, bytes, int, bytes]:
+    """``name+hexid+base64(type||key)`` -> (name, key id, type, 32-byte key); checks the key id."""
+    name, hex_id, b64 = vkey.strip().split("+", 2)
+    raw = base64.b64decode(b64, validate=True)
+    kid = bytes.fromhex(hex_id)
+    if len(raw) != 33 or hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4] != kid:
+        raise ValueError(f"verifier key {name}: malformed or its key ID does not match")
+    return name, kid, raw[0], raw[1:]
+
+
+def trusted_log_keys(specs: list[str]) -> dict[str, str]:
+    """Log keys as ``{key_id: base64 public key}`` from ``KEY_ID=BASE64`` or log vkeys (type 0x01)."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        if "=" in spec and "+" not in spec.split("=", 1)[0]:
+            kid, b64 = spec.split("=", 1)
+            pub = base64.b64decode(b64, validate=True)
+            if hashlib.sha256(pub).hexdigest()[:16] != kid:
+                raise ValueError(f"key id {kid} does not match its public key")
+        else:
+            _, _, kind, pub = _vkey(spec)
+            if kind != 0x01:
+                raise ValueError("a log key is an Ed25519 note key (type 0x01)")
+        out[hashlib.sha256(pub).hexdigest()[:16]] = base64.b64encode(pub).decode()
+    return out
+
+
+def verify_tree_head(head: dict[str, Any], trusted_keys: dict[str, str] | None) -> tuple[bool, str]:
+    """Check a signed tree head's Ed25519 signature against a key the verifier trusts."""
+    if not trusted_keys:
+        return False, "no trusted log key given: refusing to trust the key the document carries"
+    pub_b64 = trusted_keys.get(head["key_id"])
+    if pub_b64 is None or head.get("public_key", pub_b64) != pub_b64:
         return False, f"tree head key {head['key_id']} is not a trusted ledger key"
-    pub = base64.b64decode(pub_b64)
-    if hashlib.sha256(pub).hexdigest()[:16] != head["key_id"]:
-        return False, "tree head key id does not match its public key"
     msg = b"lab-sth-v1\n" + f"{head['size']}\n{head['root_hash']}\n{head['timestamp_ms']}\n".encode()
     try:
-        Ed25519PublicKey.from_public_bytes(pub).verify(base64.b64decode(head["signature"]), msg)
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(pub_b64)).verify(
+            base64.b64decode(head["signature"]), msg
+        )
     except (InvalidSignature, ValueError):
         return False, "tree head signature is invalid"
     return True, "tree head signature valid"
 
 
-def verify_inclusion_document(
-    doc: dict[str, Any], trusted_keys: dict[str, str] | None = None
-) -> tuple[bool, str]:
-    """Verify a ``lab ledger proof`` document: entry -> leaf -> root -> signed head.
+# -- checkpoints (C2SP signed notes) -------------------------------------------------------------
+def verify_checkpoint(
+    note: str,
+    trusted_keys: dict[str, str],
+    witnesses: Sequence[str] = (),
+    quorum: int = 0,
+) -> tuple[bool, str, int, bytes]:
+    """Verify a checkpoint note: the log's signature by a trusted key, and ``quorum`` cosignatures
+    (``cosignature/v1``) of the given witness vkeys. Returns (ok, why, size, root)."""
+    cut = note.rfind("\n\n")
+    if cut < 0 or not note.endswith("\n"):
+        return False, "malformed checkpoint note", 0, b""
+    text, sig_lines = note[: cut + 1], note[cut + 2 :].splitlines()
+    lines = text[:-1].split("\n")
+    if len(lines) < 3 or not lines[1].isdigit() or (lines[1] != "0" and lines[1].startswith("0")):
+        return False, "malformed checkpoint text", 0, b""
+    origin, size, root = lines[0], int(lines[1]), base64.b64decode(lines[2], validate=True)
+    sigs: list[tuple[str, bytes]] = []
+    for line in sig_lines:
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != DASH:
+            return False, f"malformed signature line {line!r}", 0, b""
+        sigs.append((parts[1], base64.b64decode(parts[2], validate=True)))
+    log_ok = False
+    for b64 in trusted_keys.values():
+        pub = base64.b64decode(b64)
+        kid = hashlib.sha256(origin.encode() + b"\n\x01" + pub).digest()[:4]
+        for name, raw in sigs:
+            if name == origin and raw[:4] == kid:
+                try:
+                    Ed25519PublicKey.from_public_bytes(pub).verify(raw[4:], text.encode())
+                except InvalidSignature:
+                    return False, "the log's signature on the checkpoint does not verify", 0, b""
+                log_ok = True
+    if not log_ok:
+        return False, "the checkpoint is not signed by a trusted log key", 0, b""
+    cosigned: list[str] = []
+    for vkey in witnesses:
+        wname, wkid, kind, pub = _vkey(vkey)
+        if kind != 0x04:
+            return False, f"witness key {wname} is not a cosignature/v1 key (type 0x04)", 0, b""
+        for name, raw in sigs:
+            if name != wname or raw[:4] != wkid:
+                continue
+            if len(raw) != 4 + 8 + 64:
+                return False, f"cosignature of {wname} is malformed", 0, b""
+            (ts,) = struct.unpack(">Q", raw[4:12])
+            msg = f"cosignature/v1\ntime {ts}\n".encode() + text.encode()
+            try:
+                Ed25519PublicKey.from_public_bytes(pub).verify(raw[12:], msg)
+            except InvalidSignature:
+                return False, f"cosignature of {wname} does not verify", 0, b""
+            cosigned.append(wname)
+    if len(set(cosigned)) < quorum:
+        return (
+            False,
+            f"checkpoint of size {size} is cosigned by {len(set(cosigned))} of the trusted witnesses, "
+            f"{quorum} needed",
+            size,
+            root,
+        )
+    by = f", cosigned by {', '.join(sorted(set(cosigned)))}" if cosigned else ""
+    return True, f"checkpoint {origin} size {size} signed by the log{by}", size, root
 
-    An entry the lab withheld from this reader (``{"withheld": true, ...}``, another project's) is
-    checked by its leaf hash alone: it is proven to be in the log, its content is not shown.
+
+def verify_inclusion_document(
+    doc: dict[str, Any],
+    trusted_keys: dict[str, str] | None,
+    witnesses: Sequence[str] = (),
+    quorum: int = 0,
+) -> tuple[bool, str]:
+    """Verify a ``lab ledger proof`` document: entry -> leaf -> root -> signed head or checkpoint.
+
+    ``trusted_keys`` (the log's keys, from the verifier) is required. With ``witnesses`` and
+    ``quorum`` the root must be that of the document's checkpoint, cosigned by ``quorum`` of them.
+    An entry the lab withheld from this reader (``{"withheld": true, ...}``) is checked by its leaf
+    hash alone: it is proven to be in the log, its content is not shown.
     """
+    if not trusted_keys:
+        return False, "no trusted log key given: refusing to trust the key the document carries"
     try:
         withheld = isinstance(doc["entry"], dict) and doc["entry"].get("withheld") is True
         leaf = bytes.fromhex(doc["leaf_hash"]) if withheld else _leaf(canonical(doc["entry"]))
@@ -84,21 +196,49 @@ def verify_inclusion_document(
         root = root_from_inclusion(leaf, int(doc["index"]), int(doc["tree_size"]), path)
         if root is None or root.hex() != doc["root_hash"]:
             return False, "audit path does not lead to the stated root"
-        head = doc.get("tree_head")
-        if head is None:
-            return False, "no signed tree head to anchor the root"
-        if int(head["size"]) != int(doc["tree_size"]) or head["root_hash"] != doc["root_hash"]:
-            return False, "signed tree head is for a different tree"
-        ok, why = verify_tree_head(head, trusted_keys)
-        if not ok:
-            return False, why
-    except (KeyError, ValueError, TypeError) as exc:
+        anchored = ""
+        if witnesses or quorum or doc.get("tree_head") is None:
+            note = doc.get("checkpoint")
+            if not isinstance(note, str):
+                return False, "no checkpoint to anchor the root (witness cosignatures required)"
+            ok, why, size, cp_root = verify_checkpoint(note, trusted_keys, witnesses, quorum)
+            if not ok:
+                return False, why
+            if size != int(doc["tree_size"]) or cp_root != root:
+                return False, "the checkpoint is for a different tree"
+            anchored = f"; {why}"
+        else:
+            head = doc["tree_head"]
+            if int(head["size"]) != int(doc["tree_size"]) or head["root_hash"] != doc["root_hash"]:
+                return False, "signed tree head is for a different tree"
+            ok, why = verify_tree_head(head, trusted_keys)
+            if not ok:
+                return False, why
+    except (KeyError, ValueError, TypeError, binascii.Error) as exc:
         return False, f"malformed proof document: {exc}"
     what = "withheld entry" if withheld else "entry"
-    return True, f"{what} {doc['index']} is included in the signed tree of size {doc['tree_size']}"
+    return True, f"{what} {doc['index']} is included in the signed tree of size {doc['tree_size']}{anchored}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Verify a lab ledger proof document offline.")
+    ap.add_argument("proof", help="proof JSON (lab ledger proof --out FILE)")
+    ap.add_argument("--log-key", action="append", default=[], help="the log's vkey or KEY_ID=BASE64")
+    ap.add_argument("--witness", action="append", default=[], help="a trusted witness's vkey")
+    ap.add_argument("--quorum", type=int, default=None, help="cosignatures needed (default: all)")
+    args = ap.parse_args(argv)
+    with open(args.proof, encoding="utf-8") as f:
+        doc = json.load(f)
+    try:
+        keys = trusted_log_keys(args.log_key)
+    except (ValueError, binascii.Error) as exc:
+        print(f"INVALID: bad --log-key: {exc}")  # noqa: T201
+        return 1
+    quorum = len(args.witness) if args.quorum is None else args.quorum
+    ok, why = verify_inclusion_document(doc, keys, args.witness, quorum)
+    print(("ok: " if ok else "INVALID: ") + why)  # noqa: T201
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":  # pragma: no cover
-    ok, why = verify_inclusion_document(json.load(open(sys.argv[1], encoding="utf-8")))  # noqa: SIM115
-    print(("ok: " if ok else "INVALID: ") + why)  # noqa: T201
-    sys.exit(0 if ok else 1)
+    sys.exit(main())

@@ -5,7 +5,7 @@ A certificate (``format: lab-product-certificate/v1``) is JSON::
     {"format", "registration_number",
      "statement": {...},            # exactly the body of the approval's ledger entry
      "approver", "approved_at",     # the entry's actor and time
-     "ledger": {index, tree_size, entry, leaf_hash, root_hash, audit_path, tree_head},
+     "ledger": {index, tree_size, entry, leaf_hash, root_hash, audit_path, tree_head, checkpoint},
      "lineage_proofs": [{record, index, entry, leaf_hash, audit_path}],   # same tree
      "issued_by"}
 
@@ -29,12 +29,15 @@ private), and, if revoked, the revocation entry with its inclusion proof.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.ledger import merkle
 from lab.ledger.standalone import canonical, root_from_inclusion, verify_inclusion_document, verify_tree_head
+
+NO_KEYS = "no trusted log key given: refusing to trust the key the certificate carries"
 
 CERT_FORMAT = "lab-product-certificate/v1"
 STATUS_FORMAT = "lab-registry-status/v1"
@@ -115,15 +118,26 @@ def verify_certificate(
     artifact: Path | None = None,
     status: dict[str, Any] | None = None,
     trusted_keys: dict[str, str] | None = None,
+    witnesses: Sequence[str] = (),
+    quorum: int | None = None,
 ) -> CertificateReport:
     """Verify ``cert`` offline; with ``artifact`` also its digest; with ``status`` also freshness.
 
-    >>> verify_certificate({"format": "x"}).reason
+    ``trusted_keys`` (the log's keys, ``{key_id: base64}``; see ``standalone.trusted_log_keys``)
+    come from the verifier and are required; with ``witnesses`` (their vkeys) the certificate's
+    checkpoint must carry ``quorum`` (default: all) of their cosignatures.
+
+    >>> verify_certificate({"format": "x"}, trusted_keys={"k": "v"}).reason
     'not a lab product certificate (format x)'
+    >>> verify_certificate({"format": "lab-product-certificate/v1"}).reason == NO_KEYS
+    True
     """
     rep = CertificateReport()
+    if not trusted_keys:
+        return rep.fail(NO_KEYS)
+    need = len(witnesses) if quorum is None else quorum
     try:
-        return _verify(cert, artifact, status, trusted_keys, rep)
+        return _verify(cert, artifact, status, (trusted_keys, list(witnesses), need), rep)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return rep.fail(f"malformed certificate: missing or invalid field {exc}")
 
@@ -132,20 +146,19 @@ def _verify(
     cert: dict[str, Any],
     artifact: Path | None,
     status: dict[str, Any] | None,
-    trusted_keys: dict[str, str] | None,
+    trust: tuple[dict[str, str], list[str], int],
     rep: CertificateReport,
 ) -> CertificateReport:
     if cert.get("format") != CERT_FORMAT:
         return rep.fail(f"not a lab product certificate (format {cert.get('format')})")
     doc, stmt = cert["ledger"], cert["statement"]
     rep.registration_number = cert.get("registration_number")
-    rep.key_id = doc.get("tree_head", {}).get("key_id")
-    ok, why = verify_inclusion_document(doc, trusted_keys)
+    trusted_keys, witnesses, quorum = trust
+    rep.key_id = (doc.get("tree_head") or {}).get("key_id") or ",".join(sorted(trusted_keys))
+    ok, why = verify_inclusion_document(doc, trusted_keys, witnesses, quorum)
     if not ok:
         return rep.fail(f"ledger proof: {why}")
-    rep.checked.append(
-        f"ledger entry {doc['index']} is in the tree of size {doc['tree_size']} signed by {rep.key_id}"
-    )
+    rep.checked.append(f"ledger {why}")
     entry = doc["entry"]
     if entry.get("kind") != "product.transition" or entry["body"].get("action") != "approved":
         return rep.fail("the ledger entry is not a product approval")
@@ -193,18 +206,20 @@ def _verify(
             )
         rep.checked.append(f"artifact {artifact.name} ({n} bytes) has the certified SHA-256")
     if status is not None:
-        return _verify_status(cert, status, rep)
+        return _verify_status(cert, status, rep, trusted_keys)
     return rep
 
 
-def _verify_status(cert: dict[str, Any], status: dict[str, Any], rep: CertificateReport) -> CertificateReport:
+def _verify_status(
+    cert: dict[str, Any], status: dict[str, Any], rep: CertificateReport, trusted_keys: dict[str, str]
+) -> CertificateReport:
     doc = cert["ledger"]
     if status.get("format") != STATUS_FORMAT:
         return rep.fail(f"not a registry status document (format {status.get('format')})")
     if status.get("registration_number") != cert["registration_number"]:
         return rep.fail("the status document is for another registration number")
     head = status["tree_head"]
-    ok, why = verify_tree_head(head, {doc["tree_head"]["key_id"]: doc["tree_head"]["public_key"]})
+    ok, why = verify_tree_head(head, trusted_keys)
     if not ok:
         return rep.fail(f"current tree head: {why}")
     old_size, old_root = int(doc["tree_size"]), doc["root_hash"]

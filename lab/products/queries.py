@@ -214,9 +214,17 @@ def detail(session: Session, principal: Principal, product_id: str) -> ProductDe
 
 
 def certificate(
-    session: Session, principal: Principal, product_id: str, version: int | None = None
+    session: Session,
+    principal: Principal,
+    product_id: str,
+    version: int | None = None,
+    anchor_with: tuple[Ledger, str, int] | None = None,
 ) -> dict[str, Any]:
-    """The certificate of the approved (or given) version."""
+    """The certificate of the approved (or given) version.
+
+    With ``anchor_with`` (ledger, origin, quorum) it is anchored to a witnessed checkpoint once
+    one covers it (stored from then on; see :mod:`lab.products.anchoring`).
+    """
     prod = _readable(session, principal, product_id)
     chosen = version if version is not None else prod.approved_version
     if chosen is None:
@@ -224,6 +232,14 @@ def certificate(
     row = _row_version(session, prod.id, chosen)
     if row.certificate is None:
         raise ProductNotFound(f"version {chosen} of {prod.id} was not approved; it has no certificate")
+    if anchor_with is not None:
+        from lab.products.anchoring import anchor
+
+        ledger, origin, quorum = anchor_with
+        anchored = anchor(session, ledger, dict(row.certificate), origin, quorum)
+        if anchored != row.certificate:
+            row.certificate = anchored
+        return anchored
     return dict(row.certificate)
 
 

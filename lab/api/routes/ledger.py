@@ -10,22 +10,44 @@ budgets, record ids or queries.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lab.api.deps import LedgerDep, PrincipalDep, SessionDep
+from lab.api.deps import LedgerDep, PrincipalDep, RuntimeDep, SessionDep
 from lab.api.problems import responses
 from lab.api.schemas import MAX_INT, LedgerEntryOut, TreeHead, VerifyOut
 from lab.errors import EntryNotFound, Forbidden, InvalidProof, Unauthenticated
 from lab.identity import Principal, Role
-from lab.ledger import LedgerEntry
+from lab.ledger import LedgerEntry, checkpoints
+from lab.ledger.cosign import Cosigner, quorum_met, witness_status
 from lab.products.models import ProductRow
 from lab.projects.models import ProjectMemberRow
 
-router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"])
+NOTE_TYPE = "text/plain; charset=utf-8"
+
+
+@asynccontextmanager
+async def _cosigner(app: FastAPI) -> AsyncIterator[None]:
+    """Gather witness cosignatures in the background while the API runs (if witnesses are set)."""
+    rt = app.state.runtime
+    cosigner = None
+    if rt.settings.ledger.witnesses:
+        cosigner = Cosigner(rt.sessions, rt.settings.encryption_key, rt.settings.ledger).start()
+        cosigner.poke()
+    app.state.cosigner = cosigner
+    try:
+        yield
+    finally:
+        if cosigner is not None:
+            cosigner.stop()
+
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger"], lifespan=_cosigner)
 ERRORS = responses(Unauthenticated, Forbidden)
 Index = Annotated[int, Path(ge=0, le=MAX_INT)]
 Size = Annotated[int, Query(ge=1, le=MAX_INT)]
@@ -78,6 +100,55 @@ VisibilityDep = Annotated[Visibility, Depends(visibility)]
 def head(principal: PrincipalDep, ledger: LedgerDep) -> TreeHead:
     _reader(principal)
     return TreeHead(**ledger.head().as_dict())
+
+
+@router.get(
+    "/checkpoint",
+    response_class=Response,
+    summary="Current C2SP checkpoint (public, no login)",
+    responses={200: {"content": {NOTE_TYPE: {}}}},
+)
+def checkpoint(ledger: LedgerDep, runtime: RuntimeDep) -> Response:
+    """The signed note ``<origin>\\n<size>\\n<base64 root>\\n`` with the log's signature and the
+    witnesses' cosignatures gathered so far for this size (see docs/ledger.md)."""
+    cp = checkpoints.current(ledger, runtime.settings.ledger.origin)
+    return Response(cp.note, media_type=NOTE_TYPE)
+
+
+@router.get(
+    "/checkpoint/witnessed",
+    response_class=Response,
+    summary="Latest checkpoint cosigned by a quorum of witnesses (public)",
+    responses={200: {"content": {NOTE_TYPE: {}}}, 404: {"description": "none yet"}},
+)
+def witnessed_checkpoint(session: SessionDep, runtime: RuntimeDep) -> Response:
+    cp = checkpoints.witnessed(session, runtime.settings.ledger.quorum)
+    if cp is None:
+        return Response(
+            "no checkpoint has been cosigned by a quorum of witnesses yet\n", 404, media_type=NOTE_TYPE
+        )
+    return Response(cp.note, media_type=NOTE_TYPE)
+
+
+@router.get("/vkey", response_class=Response, summary="The log's verifier key (public)")
+def vkey(ledger: LedgerDep, runtime: RuntimeDep) -> Response:
+    return Response(
+        checkpoints.log_verifier(ledger, runtime.settings.ledger.origin).vkey + "\n", media_type=NOTE_TYPE
+    )
+
+
+@router.get("/witnesses", summary="Witnesses: last size cosigned, lag, quorum (public)")
+def witnesses(session: SessionDep, ledger: LedgerDep, runtime: RuntimeDep) -> dict[str, Any]:
+    cfg = runtime.settings.ledger
+    size = ledger.size()
+    st = witness_status(session, cfg, size)
+    return {
+        "origin": cfg.origin,
+        "size": size,
+        "quorum": cfg.quorum,
+        "quorum_met": quorum_met(st, cfg.quorum, size),
+        "witnesses": [{**s.__dict__} for s in st],
+    }
 
 
 @router.get("/keys", responses=ERRORS, summary="Tree-head signing public keys")

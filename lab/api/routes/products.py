@@ -205,9 +205,15 @@ def revoke(
     "/products/{product_id}/certificate", responses=READ, summary="Certificate of the approved version"
 )
 def get_certificate(
-    product_id: str, principal: PrincipalDep, session: SessionDep, version: Version | None = None
+    product_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    ledger: LedgerDep,
+    runtime: RuntimeDep,
+    version: Version | None = None,
 ) -> dict[str, Any]:
-    return queries.certificate(session, principal, product_id, version)
+    cfg = runtime.settings.ledger
+    return queries.certificate(session, principal, product_id, version, (ledger, cfg.origin, cfg.quorum))
 
 
 @router.get(

@@ -1,0 +1,11 @@
+"""A transparency-log witness (C2SP ``tlog-witness``), runnable by anyone, anywhere.
+
+It imports nothing of the lab but this package, the standard library and ``cryptography``:
+a data responsible unit, the district big-data center or an auditor runs it on their own
+machine (``lab witness serve`` or ``python -m witness``).
+
+* :mod:`witness.note` — C2SP signed notes, checkpoints, Ed25519 and ``cosignature/v1`` keys;
+* :mod:`witness.merkle` — RFC 6962 consistency-proof verification;
+* :mod:`witness.state` — SQLite state: the last cosigned checkpoint per origin, evidence of conflicts;
+* :mod:`witness.server` — the HTTP protocol (``add-checkpoint``, ``<origin hash>/checkpoint``).
+"""
