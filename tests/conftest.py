@@ -59,6 +59,12 @@ def _pg_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _key_pins(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test pins verifier keys (``lab.ledger.pins``) in its own file, never in ~/.config."""
+    monkeypatch.setenv("LAB_PINS", str(tmp_path_factory.mktemp("pins") / "pins.json"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database of each kind."""

@@ -119,7 +119,9 @@ def test_ledger_head_proof_and_verify_roles(api: Any, hub: HubHandle, imported: 
     assert head["size"] >= 1
     idx = imported["entry"]["ledger_index"]
     proof = api.get(f"/api/v1/ledger/proof/inclusion/{idx}", headers=auth(op)).json()
-    assert verify_inclusion_document(proof)[0]
+    keys = api.get("/api/v1/ledger/keys", headers=auth(op)).json()
+    assert verify_inclusion_document(proof, keys)[0]
+    assert not verify_inclusion_document(proof, None)[0]  # fails closed without the verifier's key
     assert api.post("/api/v1/ledger/verify", headers=auth(op)).status_code == 403
     r = api.post("/api/v1/ledger/verify", headers=auth(hub.token_for("auditor1", ["auditor"])))
     assert r.status_code == 200 and r.json()["ok"] is True

@@ -660,7 +660,8 @@ def test_the_public_registry_leaks_no_lineage_and_no_artifact(
         text = json.dumps(doc, ensure_ascii=False)
         for secret in (world.record, world.a, world.product, "alice", "derived_from", "town,count", "城桥镇"):
             assert secret not in text, (secret, text[:2000])
-    report = verify_certificate(cert, status=status)
+    keys = _ok(api.get("/api/v1/ledger/keys", headers=world.alice))
+    report = verify_certificate(cert, status=status, trusted_keys=keys)
     assert report.ok and report.status == "valid", report.reason
     problem(anonymous.get(f"/api/v1/products/{world.product}/artifact"), 401)
     problem(anonymous.get("/api/v1/registry/CMDL-2026-999999"), 404)
@@ -693,7 +694,12 @@ def test_a_long_lineage_over_a_long_log_is_approved_and_proven_quickly(
     cert = _ok(api.get(f"/api/v1/products/{product}/certificate", headers=world.alice))
     status = _ok(api.get(f"/api/v1/registry/{number}/status", params={"since": cert["ledger"]["tree_size"]}))
     assert time.monotonic() - started < 10
-    assert len(status["entries"]) == 201 and verify_certificate(cert, status=status).ok
+    assert (
+        len(status["entries"]) == 201
+        and verify_certificate(
+            cert, status=status, trusted_keys=_ok(api.get("/api/v1/ledger/keys", headers=world.alice))
+        ).ok
+    )
 
 
 def test_artifacts_are_for_the_projects_members_and_the_bureau(api: TestClient, world: World) -> None:
@@ -753,7 +759,7 @@ def test_the_ledger_withholds_other_projects_entries(api: TestClient, world: Wor
     index = next(e["index"] for e in about_a if e["kind"] == "derived.record")
     proof = _ok(api.get(f"/api/v1/ledger/proof/inclusion/{index}", headers=world.bob))
     assert proof["entry"]["withheld"] is True and world.record not in json.dumps(proof)
-    ok, why = verify_inclusion_document(proof)
+    ok, why = verify_inclusion_document(proof, _ok(api.get("/api/v1/ledger/keys", headers=world.bob)))
     assert ok and why.startswith("withheld entry"), why
     assert _ok(api.get(f"/api/v1/ledger/entries/{index}", headers=world.bob))["entry"]["withheld"]
     assert _ok(api.get(f"/api/v1/ledger/entries/{index}", headers=world.auditor))["entry"]["body"]

@@ -122,18 +122,19 @@ def test_inclusion_proof_verifies_offline_and_tampering_fails(runtime: Runtime) 
     _append(runtime, 13)
     with runtime.transaction() as s:
         doc = runtime.ledger(s).inclusion(6)
+        keys = runtime.ledger(s).public_keys()
     doc = json.loads(json.dumps(doc))  # as a file would carry it
-    ok, why = verify_inclusion_document(doc)
+    ok, why = verify_inclusion_document(doc, keys)
     assert ok, why
     tampered_entry = json.loads(json.dumps(doc))
     tampered_entry["entry"]["body"]["n"] = 7
-    assert verify_inclusion_document(tampered_entry)[0] is False
+    assert verify_inclusion_document(tampered_entry, keys)[0] is False
     tampered_path = json.loads(json.dumps(doc))
     tampered_path["audit_path"][0] = "00" * 32
-    assert verify_inclusion_document(tampered_path)[0] is False
+    assert verify_inclusion_document(tampered_path, keys)[0] is False
     tampered_sig = json.loads(json.dumps(doc))
     tampered_sig["tree_head"]["timestamp_ms"] += 1
-    assert verify_inclusion_document(tampered_sig)[0] is False
+    assert verify_inclusion_document(tampered_sig, keys)[0] is False
 
 
 def test_consistency_between_heads(runtime: Runtime) -> None:

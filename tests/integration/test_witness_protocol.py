@@ -79,7 +79,7 @@ def test_first_checkpoint_is_cosigned_with_a_valid_cosignature_v1(
     assert r.status_code == 200, r.text
     assert r.text.startswith("\u2014 witness.test/w1 ") and r.text.endswith("\n")
     note = log.note()
-    text, good = open_note(note.split("\n\n")[0] + "\n\n" + r.text, [w.signer.verifier])
+    _, good = open_note(note.split("\n\n")[0] + "\n\n" + r.text, [w.signer.verifier])
     assert good[w.signer.verifier] > time.time() - 60
     # monitoring: GET <sha256 hex origin>/checkpoint carries the log's and the witness's signatures
     m = httpx.get(f"{url}/{origin_hash(ORIGIN)}/checkpoint")

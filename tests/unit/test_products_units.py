@@ -65,7 +65,9 @@ def test_declared_digest_mismatch_refuses() -> None:
 
 
 def test_malformed_certificates_fail_cleanly() -> None:
-    assert verify_certificate({"format": "lab-product-certificate/v1"}).reason.startswith("malformed")  # type: ignore[union-attr]
+    assert verify_certificate(
+        {"format": "lab-product-certificate/v1"}, trusted_keys={"k": "v"}
+    ).reason.startswith("malformed")  # type: ignore[union-attr]
     assert not verify_certificate({}).ok
 
 

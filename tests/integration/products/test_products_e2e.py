@@ -90,7 +90,12 @@ def test_end_to_end_registration_review_and_offline_certificate(
     assert online.ok and online.revoked is False, online.reason
 
     runner = CliRunner()
+    vkey = alice.ledger.vkey()
     res = runner.invoke(cli, ["products", "verify", str(cert_path), "--artifact", str(records.csv)])
+    assert res.exit_code == 1 and "no trusted log key" in res.output  # fails closed without the key
+    res = runner.invoke(
+        cli, ["products", "verify", str(cert_path), "--artifact", str(records.csv), "--log-key", vkey]
+    )
     assert res.exit_code == 0, res.output
     assert "VALID: " + approved.registration_number in res.output
 
@@ -116,35 +121,37 @@ def test_tampering_is_detected_with_a_clear_reason(
     prod = _register(alice, records)
     bureau.products.review(prod.id, "approve")
     cert = alice.products.certificate(prod.id)
+    keys, vkey = alice.ledger.log_keys(), alice.ledger.vkey()
 
     # a tampered artifact
     bad = tmp_path / "altered.csv"
     bad.write_text(records.csv.read_text(encoding="utf-8").replace("41", "14"), encoding="utf-8")
-    r = verify_certificate(cert, artifact=bad)
+    r = verify_certificate(cert, artifact=bad, trusted_keys=keys)
     assert not r.ok and "SHA-256" in (r.reason or "") and "altered" in (r.reason or "")
     res = CliRunner().invoke(
-        cli, ["products", "verify", _save(tmp_path / "c.json", cert), "--artifact", str(bad)]
+        cli,
+        ["products", "verify", _save(tmp_path / "c.json", cert), "--artifact", str(bad), "--log-key", vkey],
     )
     assert res.exit_code == 1 and "INVALID" in res.output
 
     # a tampered certificate: a field, the signed entry, the proof, the signature
     forged = copy.deepcopy(cert)
     forged["statement"]["name"]["en"] = "Something else"
-    r = verify_certificate(forged)
+    r = verify_certificate(forged, trusted_keys=keys)
     assert not r.ok and "statement.name.en does not match the signed ledger entry" in (r.reason or "")
     forged = copy.deepcopy(cert)
     forged["ledger"]["entry"]["body"]["artifact"]["sha256"] = "0" * 64
     forged["statement"]["artifact"]["sha256"] = "0" * 64
-    r = verify_certificate(forged)
+    r = verify_certificate(forged, trusted_keys=keys)
     assert not r.ok and "entry content does not match its leaf hash" in (r.reason or "")
     forged = copy.deepcopy(cert)
     sig = forged["ledger"]["tree_head"]["signature"]
     forged["ledger"]["tree_head"]["signature"] = ("A" if sig[0] != "A" else "B") + sig[1:]
-    r = verify_certificate(forged)
+    r = verify_certificate(forged, trusted_keys=keys)
     assert not r.ok and "signature is invalid" in (r.reason or "")
     forged = copy.deepcopy(cert)
     forged["lineage_proofs"][1]["entry"]["body"]["result_sha256"] = "f" * 64
-    r = verify_certificate(forged)
+    r = verify_certificate(forged, trusted_keys=keys)
     assert not r.ok and records.psi in (r.reason or "")
 
     # a tampered ledger row: the approval entry's stored content changed
@@ -155,8 +162,8 @@ def test_tampering_is_detected_with_a_clear_reason(
             text("UPDATE ledger_entries SET body = :b WHERE idx = :i"),
             {"b": body.replace("Town visits", "Town visitz"), "i": index},
         )
-    assert verify_certificate(cert).ok  # offline, the certificate alone still proves what was attested
-    r = verify_certificate(cert, status=_status_doc(api, cert))
+    assert verify_certificate(cert, trusted_keys=keys).ok  # offline, the certificate alone still proves it
+    r = verify_certificate(cert, status=_status_doc(api, cert), trusted_keys=keys)
     assert not r.ok and f"ledger entry {index} (the product's approval) was changed" in (r.reason or "")
 
     # a rewritten log: a lineage record's entry replaced together with its leaf hash
@@ -165,10 +172,10 @@ def test_tampering_is_detected_with_a_clear_reason(
         conn.execute(
             text("UPDATE ledger_entries SET leaf_hash = :h WHERE idx = :i"), {"h": "ab" * 32, "i": dp_index}
         )
-    r = verify_certificate(cert, status=_status_doc(api, cert))
+    r = verify_certificate(cert, status=_status_doc(api, cert), trusted_keys=keys)
     assert not r.ok and "the log was rewritten" in (r.reason or ""), r.reason
     dp_record(runtime, records.project, epsilon="0.1")  # the log grows: a new head over the rewritten leaves
-    r = verify_certificate(cert, status=_status_doc(api, cert))
+    r = verify_certificate(cert, status=_status_doc(api, cert), trusted_keys=keys)
     assert not r.ok and "the ledger was rewritten: the current tree" in (r.reason or ""), r.reason
 
 
@@ -193,7 +200,8 @@ def test_revocation_shows_against_the_current_log(
     out = bureau.products.revoke(prod.id, reason="lineage dataset withdrawn by its responsible unit")
     assert out.status == "revoked"
 
-    assert verify_certificate(cert).ok  # offline alone: still a valid attestation of the approval
+    keys = alice.ledger.log_keys()
+    assert verify_certificate(cert, trusted_keys=keys).ok  # offline alone: still a valid attestation
     r = alice.products.verify(cert, online=True)
     assert r.ok and r.revoked and r.status == "revoked"
     assert r.revocation and r.revocation["by"] == "bureau1" and "withdrawn" in r.revocation["reason"]
@@ -201,9 +209,14 @@ def test_revocation_shows_against_the_current_log(
     cert_file = _save(tmp_path / "cert.json", cert)
     after = tmp_path / "status-after.json"
     after.write_text(json.dumps(_status_doc(api, cert)))
-    res = CliRunner().invoke(cli, ["products", "verify", cert_file, "--ledger-head", str(after)])
+    vkey = alice.ledger.vkey()
+    res = CliRunner().invoke(
+        cli, ["products", "verify", cert_file, "--ledger-head", str(after), "--log-key", vkey]
+    )
     assert res.exit_code == 3 and "REVOKED" in res.output, res.output
-    res = CliRunner().invoke(cli, ["products", "verify", cert_file, "--ledger-head", str(before)])
+    res = CliRunner().invoke(
+        cli, ["products", "verify", cert_file, "--ledger-head", str(before), "--log-key", vkey]
+    )
     assert res.exit_code == 0, res.output  # the older status document predates the revocation
 
     pub = api.get(f"/api/v1/registry/{number}").json()
