@@ -29,8 +29,8 @@ chromium:
 	@dpkg -s fonts-noto-cjk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq fonts-noto-cjk >/dev/null)
 
 lint: install
-	$(BIN)/ruff check lab psi_service he_compute tests bench infra notebooks
-	$(BIN)/ruff format --check lab psi_service he_compute tests bench infra
+	$(BIN)/ruff check lab psi_service he_compute witness tests bench infra notebooks
+	$(BIN)/ruff format --check lab psi_service he_compute witness tests bench infra
 	$(BIN)/mypy lab psi_service he_compute witness
 
 test: install chromium lint

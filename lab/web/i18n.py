@@ -394,6 +394,20 @@ ZH: dict[str, str] = {
     "ledger.actor": "操作者",
     "ledger.time": "时间",
     "ledger.leaf": "叶哈希",
+    "ledger.witnesses": "独立见证方",
+    "ledger.witnesses_lead": "见证方核对一致性证明后为检查点联署；被联署的历史，连实验室的运营方也无法改写。",
+    "ledger.origin": "检查点来源",
+    "ledger.witness": "见证方",
+    "ledger.witness_size": "最近联署的条目数",
+    "ledger.witness_lag": "落后条目",
+    "ledger.witness_last_ok": "最近联署时间",
+    "ledger.witness_error": "最近错误",
+    "ledger.quorum_ok": "已达法定数：{have} 个见证方已联署当前检查点（需要 {k} 个）。",
+    "ledger.quorum_missing": (
+        "警告：未达法定数——当前检查点只有 {have} 个见证方联署，需要 {k} 个。"
+        "写入不受影响，见证方恢复后自动补签。"
+    ),
+    "ledger.no_witnesses": "未配置见证方：账本历史只受实验室自身密钥保护。",
     "kind.ledger.genesis": "创世条目",
     "kind.catalog.dataset_version": "数据集版本登记",
     "kind.project.transition": "项目状态变更",
@@ -775,6 +789,25 @@ EN: dict[str, str] = {
     "ledger.actor": "Actor",
     "ledger.time": "Time",
     "ledger.leaf": "Leaf hash",
+    "ledger.witnesses": "Independent witnesses",
+    "ledger.witnesses_lead": (
+        "Witnesses cosign each checkpoint after checking a consistency proof; "
+        "cosigned history cannot be rewritten, not even by the lab's operator."
+    ),
+    "ledger.origin": "Checkpoint origin",
+    "ledger.witness": "Witness",
+    "ledger.witness_size": "Last size cosigned",
+    "ledger.witness_lag": "Lag (entries)",
+    "ledger.witness_last_ok": "Last cosigned at",
+    "ledger.witness_error": "Last error",
+    "ledger.quorum_ok": "Quorum met: {have} witnesses cosigned the current checkpoint ({k} needed).",
+    "ledger.quorum_missing": (
+        "Warning: quorum not met — only {have} witnesses cosigned the current checkpoint, {k} needed. "
+        "Appends go on; witnesses catch up when they are back."
+    ),
+    "ledger.no_witnesses": (
+        "No witnesses configured: the ledger's history is protected only by the lab's own key."
+    ),
     "kind.ledger.genesis": "Genesis",
     "kind.catalog.dataset_version": "Dataset version",
     "kind.project.transition": "Project transition",

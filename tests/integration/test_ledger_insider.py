@@ -64,7 +64,7 @@ def _rewrite(runtime: Runtime, index: int) -> None:
             text("UPDATE ledger_state SET frontier=:f WHERE id=1"), {"f": json.dumps(frontier.to_hex())}
         )
         for table in ("ledger_tree_heads", "ledger_checkpoints", "ledger_cosignatures"):
-            conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - fixed table names
+            conn.execute(text(f"DELETE FROM {table}"))
     with runtime.transaction() as s:
         ledger = runtime.ledger(s)
         ledger.head()
@@ -108,11 +108,12 @@ def test_a_rewrite_by_the_insider_is_caught_by_the_witnesses(
             res = CliRunner().invoke(cli, ["ledger", "verify", *urls])
             assert res.exit_code == 1
             for w in ws:
+                name = w.witness.signer.name
                 assert (
-                    f"REWRITTEN: the log does not match the checkpoint witness {w.witness.signer.name} cosigned at size 21"
-                    in res.output
+                    f"the log does not match the checkpoint witness {name} cosigned at size 21" in res.output
                 )
-            # with the witnesses' keys alone (no URL), from what the lab stored, the same verdict
+            assert "REWRITTEN" in res.output
+            # with a witness key alone (no URL) the lab's stored copy is all there is, and it is gone
             res = CliRunner().invoke(cli, ["ledger", "verify", "--witness", ws[0].vkey])
             assert res.exit_code == 1 and "has cosigned no checkpoint" in res.output  # the insider erased it
 

@@ -1,4 +1,5 @@
-"""Ledger status: the signed tree head, entries by kind, the latest entries, the last verification.
+"""Ledger status: the signed tree head, the witnesses (last size cosigned, lag, quorum warning),
+entries by kind, the latest entries, the last verification.
 
 The last verification result is kept in ``<data_dir>/web/ledger-verification.json`` (written
 atomically by whoever runs it from the pages); a run recomputes the whole log, so the page shows the
@@ -15,6 +16,7 @@ from typing import Any
 
 from lab.db.base import utcnow
 from lab.ledger import Ledger
+from lab.ledger.cosign import quorum_met, witness_status
 from lab.settings import Settings
 
 RECENT = 20
@@ -60,7 +62,14 @@ def ledger_status(settings: Settings, ledger: Ledger) -> dict[str, Any]:
     head = ledger.head().as_dict()
     head["signed_at"] = dt.datetime.fromtimestamp(head["timestamp_ms"] / 1000, dt.UTC)
     recent = ledger.entries(max(0, head["size"] - RECENT), RECENT)
+    cfg = settings.ledger
+    statuses = witness_status(ledger.session, cfg, head["size"])
     return {
+        "origin": cfg.origin,
+        "witnesses": statuses,
+        "quorum": cfg.quorum,
+        "cosigned_now": sum(1 for w in statuses if w.size == head["size"]),
+        "quorum_met": quorum_met(statuses, cfg.quorum, head["size"]),
         "head": head,
         "kinds": sorted(ledger.count_by_kind().items()),
         "recent": list(reversed(recent)),
