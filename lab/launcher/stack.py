@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from lab.launcher.demo_auth import hash_password
 from lab.launcher.hub import HubProcess
+from lab.launcher.witnesses import LocalWitnesses, start_witnesses
 from lab.settings import Settings
 from lab.storage.seaweed import SeaweedServer
 
@@ -124,6 +125,7 @@ class Stack:
         self.seaweed: SeaweedServer | None = None
         self.hub: HubProcess | None = None
         self.demo_project: str | None = None
+        self.witnesses: LocalWitnesses | None = None
 
     @property
     def s3_endpoint(self) -> str:
@@ -137,18 +139,21 @@ class Stack:
 
     def start_hub(self) -> None:
         write_accounts(self.data_dir, self.secrets["passwords"])
+        settings = embedded_settings(self.settings, self.secrets)
+        self.witnesses = start_witnesses(settings, self.data_dir, self.ports.api + 2)
         self.hub = HubProcess(
             self.data_dir,
             self.ports.public,
             self.ports.hub,
             self.ports.api,
             self.secrets["hub_service_token"],
-            env=lab_env(self.settings, self.secrets, self.s3_endpoint),
+            env={**lab_env(self.settings, self.secrets, self.s3_endpoint), **self.witnesses.env},
         ).start()
         ensure_demo_users(self.hub.api_url, self.secrets["hub_service_token"])
         self.demo_project = self.ensure_demo_project()
         run = {
-            "pids": [p.pid for p in (self.seaweed and self.seaweed.process, self.hub.process) if p],
+            "pids": [p.pid for p in (self.seaweed and self.seaweed.process, self.hub.process) if p]
+            + self.witnesses.pids,
             "hub_api": self.hub.api_url,
             "public_url": self.hub.public_url,
         }
@@ -181,6 +186,8 @@ class Stack:
     def stop(self) -> None:
         if self.hub:
             self.hub.stop()
+        if self.witnesses:
+            self.witnesses.stop()
         if self.seaweed:
             self.seaweed.stop()
         (self.data_dir / "run.json").unlink(missing_ok=True)

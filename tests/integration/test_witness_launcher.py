@@ -1,0 +1,41 @@
+"""``lab up``'s witnesses: two separate processes, own keys and state, and a lab API configured to use them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lab.launcher.witnesses import start_witnesses
+from lab.ledger.cosign import Cosigner
+from lab.runtime import Runtime
+from lab.settings import Settings
+from lab.storage.seaweed import free_port_block
+
+
+def test_demo_witnesses_run_as_processes_and_cosign(
+    runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with runtime.transaction() as s:
+        runtime.ledger(s).append("psi.key_epoch", {"epoch": 1}, actor="sweep")
+    port = free_port_block(2, 45000, 50000)
+    ws = start_witnesses(runtime.settings, tmp_path, port)
+    try:
+        assert len(set(ws.pids)) == 2 and os.getpid() not in ws.pids
+        for k, v in ws.env.items():
+            monkeypatch.setenv(k, v)
+        cfg = Settings().ledger  # the API process reads exactly this environment
+        assert [w.url for w in cfg.witnesses] == [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"]
+        assert len({w.vkey for w in cfg.witnesses}) == 2 and cfg.quorum == 2
+        assert (tmp_path / "witnesses" / "witness-a" / "witness.key").exists()
+        assert (tmp_path / "witnesses" / "witness-b" / "witness.sqlite").exists()
+        cs = Cosigner(runtime.sessions, runtime.settings.encryption_key, cfg)
+        try:
+            outcome = cs.run_once()
+        finally:
+            cs.stop()
+        assert sorted(outcome.values()) == ["cosigned size 1", "cosigned size 1"], outcome
+    finally:
+        ws.stop()
+    assert all(p.poll() is not None for p in ws.processes)
