@@ -22,6 +22,7 @@ FULL: dict[str, list[str]] = {
     "bench_psi.py": [],
     "bench_he.py": [],
     "bench_products.py": [],
+    "bench_witness.py": ["--entries", "100000"],
 }
 QUICK: dict[str, list[str]] = {
     "bench_sample.py": ["--scale", "20000"],
@@ -31,6 +32,7 @@ QUICK: dict[str, list[str]] = {
     "bench_psi.py": ["--client", "1000", "--server", "10000", "--repeat", "1"],
     "bench_he.py": ["--records", "2000", "--naive", "50", "--repeat", "1"],
     "bench_products.py": ["--ids", "5000", "--rows", "2000"],
+    "bench_witness.py": ["--entries", "2000", "--batches", "10"],
 }
 
 

@@ -134,8 +134,8 @@ class Cosigner:
             if old > cp.size:
                 row.last_error = f"witness holds size {old}, larger than the log's {cp.size}"
                 return None
-            proof = ledger.consistency(old, cp.size)["proof"] if 0 < old < cp.size else []
-            lines = [f"old {old}"] + [base64.b64encode(bytes.fromhex(h)).decode() for h in proof]
+            proof = ledger.consistency_path(old, cp.size) if 0 < old < cp.size else []
+            lines = [f"old {old}"] + [base64.b64encode(h).decode() for h in proof]
             return cp, "".join(line + "\n" for line in lines) + "\n" + cp.note
 
     def _submit(self, w: WitnessConfig, retry_from: int | None = None) -> str:

@@ -280,6 +280,12 @@ class Ledger:
             }
         return out
 
+    def consistency_path(self, old_size: int, new_size: int) -> list[bytes]:
+        """The RFC 9162 consistency proof between two sizes, signing nothing (the cosigner's need)."""
+        if not 0 < old_size <= new_size <= self.size():
+            raise InvalidProof(f"sizes must satisfy 0 < {old_size} <= {new_size} <= {self.size()}")
+        return merkle.consistency_proof(self._leaves(new_size), old_size)
+
     def consistency(self, old_size: int, new_size: int | None = None) -> dict[str, Any]:
         """Consistency proof between two tree sizes."""
         sth = self.head()

@@ -1,4 +1,4 @@
-"""``lab up``'s witnesses: two separate processes, own keys and state, and a lab API configured to use them."""
+"""``lab up``'s witnesses: two separate processes with their own keys and state, and the lab's settings."""
 
 from __future__ import annotations
 
