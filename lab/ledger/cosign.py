@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,8 +117,15 @@ class Cosigner:
 
     # -- one round ----------------------------------------------------------------------------
     def run_once(self) -> dict[str, str]:
-        """Submit the current checkpoint to every witness; returns witness name -> outcome."""
-        return {Verifier.from_vkey(w.vkey).name: self._submit(w) for w in self.settings.witnesses}
+        """Submit the current checkpoint to every witness (in parallel); returns name -> outcome."""
+        ws = self.settings.witnesses
+        if not ws:
+            return {}
+        with self.sessions() as session, session.begin():  # sign once, before the parallel submissions
+            checkpoints.current(Ledger(session, self.key), self.settings.origin)
+        with ThreadPoolExecutor(len(ws)) as pool:
+            outcomes = list(pool.map(self._submit, ws))
+        return {Verifier.from_vkey(w.vkey).name: o for w, o in zip(ws, outcomes, strict=True)}
 
     def _prepare(self, w: WitnessConfig, name: str, retry_from: int | None) -> tuple[Any, str] | None:
         with self.sessions() as session, session.begin():
