@@ -16,7 +16,6 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -117,74 +116,116 @@ class Cosigner:
 
     # -- one round ----------------------------------------------------------------------------
     def run_once(self) -> dict[str, str]:
-        """Submit the current checkpoint to every witness (in parallel); returns name -> outcome."""
+        """Submit the current checkpoint to every witness; returns witness name -> outcome.
+
+        One transaction prepares every request (sign the checkpoint, one consistency proof per
+        distinct old size), the HTTP requests run in parallel outside any transaction, and one
+        transaction records the outcomes.
+        """
         ws = self.settings.witnesses
         if not ws:
             return {}
-        with self.sessions() as session, session.begin():  # sign once, before the parallel submissions
-            checkpoints.current(Ledger(session, self.key), self.settings.origin)
+        names = [Verifier.from_vkey(w.vkey).name for w in ws]
+        plans = self._prepare(names, {})
         with ThreadPoolExecutor(len(ws)) as pool:
-            outcomes = list(pool.map(self._submit, ws))
-        return {Verifier.from_vkey(w.vkey).name: o for w, o in zip(ws, outcomes, strict=True)}
+            answers = list(pool.map(self._post, ws, [p[1] if p else None for p in plans]))
+        retry = {n: a for n, a in zip(names, answers, strict=True) if isinstance(a, int)}
+        if retry:  # 409: the witness holds another size; one more try from that size
+            plans2 = self._prepare(names, retry)
+            for i, (w, n) in enumerate(zip(ws, names, strict=True)):
+                if n in retry:
+                    again = plans2[i]
+                    plans[i] = again
+                    answers[i] = self._post(w, again[1] if again else None)
+        outcomes: dict[str, tuple[tuple[int, str, int] | None, str | None]] = {}
+        for w, n, plan, answer in zip(ws, names, plans, answers, strict=True):
+            outcomes[n] = self._judge(Verifier.from_vkey(w.vkey), plan[0] if plan else None, answer)
+        return self._record(ws, names, outcomes)
 
-    def _prepare(self, w: WitnessConfig, name: str, retry_from: int | None) -> tuple[Any, str] | None:
+    def _prepare(
+        self, names: list[str], retry: dict[str, int]
+    ) -> list[tuple[checkpoints.SignedCheckpoint, str] | None]:
+        out: list[tuple[checkpoints.SignedCheckpoint, str] | None] = []
         with self.sessions() as session, session.begin():
             ledger = Ledger(session, self.key)
             cp = checkpoints.current(ledger, self.settings.origin)
-            row = session.get(WitnessStateRow, name)
-            if row is None:
-                row = WitnessStateRow(name=name, vkey=w.vkey, url=w.url, size=0)
-                session.add(row)
-            row.vkey, row.url, row.last_attempt_at = w.vkey, w.url, utcnow()
-            old = row.size if retry_from is None else retry_from
-            if old == cp.size and retry_from is None and any(name in c for c in cp.cosignatures):
-                return None  # already cosigned this size
-            if old > cp.size:
-                row.last_error = f"witness holds size {old}, larger than the log's {cp.size}"
-                return None
-            proof = ledger.consistency_path(old, cp.size) if 0 < old < cp.size else []
-            lines = [f"old {old}"] + [base64.b64encode(h).decode() for h in proof]
-            return cp, "".join(line + "\n" for line in lines) + "\n" + cp.note
+            rows = {r.name: r for r in session.execute(select(WitnessStateRow)).scalars()}
+            proofs: dict[int, list[bytes]] = {}
+            for name in names:
+                if retry and name not in retry:
+                    out.append(None)
+                    continue
+                row = rows.get(name)
+                old = retry.get(name, row.size if row else 0)
+                done = old == cp.size and any(line.startswith(f"\u2014 {name} ") for line in cp.cosignatures)
+                if (done and name not in retry) or old > cp.size:
+                    out.append(None)
+                    continue
+                if 0 < old < cp.size and old not in proofs:
+                    proofs[old] = ledger.consistency_path(old, cp.size)
+                lines = [f"old {old}"] + [base64.b64encode(h).decode() for h in proofs.get(old, [])]
+                out.append((cp, "".join(line + "\n" for line in lines) + "\n" + cp.note))
+        return out
 
-    def _submit(self, w: WitnessConfig, retry_from: int | None = None) -> str:
-        verifier = Verifier.from_vkey(w.vkey)
-        prepared = self._prepare(w, verifier.name, retry_from)
-        if prepared is None:
-            return "up to date"
-        cp, body = prepared
+    def _post(self, w: WitnessConfig, body: str | None) -> httpx.Response | int | str | None:
+        """The witness's answer; an int is the size a 409 reported; a str an error."""
+        if body is None:
+            return None
         try:
             r = self._http.post(f"{w.url.rstrip('/')}/add-checkpoint", content=body.encode())
         except httpx.HTTPError as exc:
-            return self._record(verifier.name, None, f"unreachable: {exc}")
-        if (
-            r.status_code == 409
-            and retry_from is None
-            and r.headers.get("content-type", "").startswith("text/x.tlog.size")
-        ):
+            return f"unreachable: {exc}"
+        if r.status_code == 409 and r.headers.get("content-type", "").startswith("text/x.tlog.size"):
             try:
-                held = int(r.text.strip())
+                return int(r.text.strip())
             except ValueError:
-                return self._record(verifier.name, None, "409 without a size")
-            return self._submit(w, held)
-        if r.status_code != 200:
-            return self._record(verifier.name, None, f"HTTP {r.status_code}: {r.text.strip()[:300]}")
-        try:
-            _, good = open_note(cp.text + "\n" + r.text, [verifier])
-        except NoteError as exc:
-            return self._record(verifier.name, None, f"bad cosignature: {exc}")
-        line = next(x + "\n" for x in r.text.splitlines() if x.startswith(f"\u2014 {verifier.name} "))
-        return self._record(verifier.name, (cp.size, line, good[verifier]), None)
+                return "409 without a size"
+        return r
 
-    def _record(self, name: str, cosig: tuple[int, str, int] | None, error: str | None) -> str:
+    @staticmethod
+    def _judge(
+        v: Verifier, cp: checkpoints.SignedCheckpoint | None, answer: httpx.Response | int | str | None
+    ) -> tuple[tuple[int, str, int] | None, str | None]:
+        if answer is None or cp is None:
+            return None, None
+        if isinstance(answer, int):
+            return None, f"witness holds size {answer}, not consistent with the lab's view"
+        if isinstance(answer, str):
+            return None, answer
+        if answer.status_code != 200:
+            return None, f"HTTP {answer.status_code}: {answer.text.strip()[:300]}"
+        try:
+            _, good = open_note(cp.text + "\n" + answer.text, [v])
+        except NoteError as exc:
+            return None, f"bad cosignature: {exc}"
+        line = next(x + "\n" for x in answer.text.splitlines() if x.startswith(f"\u2014 {v.name} "))
+        return (cp.size, line, good[v]), None
+
+    def _record(
+        self,
+        ws: list[WitnessConfig],
+        names: list[str],
+        outcomes: dict[str, tuple[tuple[int, str, int] | None, str | None]],
+    ) -> dict[str, str]:
+        result: dict[str, str] = {}
         with self.sessions() as session, session.begin():
-            row = session.get(WitnessStateRow, name)
-            if row is None:  # pragma: no cover - _prepare created it
-                return error or "ok"
-            row.last_error = error
-            if cosig is not None:
-                size, line, ts = cosig
-                checkpoints.add_cosignature(session, size, name, line, ts)
-                row.size, row.last_ok_at = size, utcnow()
-        if error:
-            log.warning("witness %s: %s", name, error)
-        return error or f"cosigned size {cosig[0] if cosig else '?'}"
+            for w, name in zip(ws, names, strict=True):
+                cosig, error = outcomes[name]
+                row = session.get(WitnessStateRow, name)
+                if row is None:
+                    row = WitnessStateRow(name=name, vkey=w.vkey, url=w.url, size=0)
+                    session.add(row)
+                row.vkey, row.url, row.last_attempt_at = w.vkey, w.url, utcnow()
+                if cosig is None and error is None:
+                    result[name] = "up to date"
+                    continue
+                row.last_error = error
+                if cosig is not None:
+                    size, line, ts = cosig
+                    checkpoints.add_cosignature(session, size, name, line, ts)
+                    row.size, row.last_ok_at = size, utcnow()
+                    result[name] = f"cosigned size {size}"
+                else:
+                    log.warning("witness %s: %s", name, error)
+                    result[name] = str(error)
+        return result

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from lab.launcher.witnesses import start_witnesses
 from lab.ledger.cosign import Cosigner
@@ -33,9 +34,15 @@ def test_demo_witnesses_run_as_processes_and_cosign(
         cs = Cosigner(runtime.sessions, runtime.settings.encryption_key, cfg)
         try:
             outcome = cs.run_once()
+            assert sorted(outcome.values()) == ["cosigned size 1", "cosigned size 1"], outcome
+            assert sorted(cs.run_once().values()) == ["up to date", "up to date"]
+            # the lab forgets what the witnesses hold: a 409 tells it, and it resubmits from there
+            with runtime.transaction() as s:
+                s.execute(text("DELETE FROM ledger_witnesses"))
+                runtime.ledger(s).append("psi.key_epoch", {"epoch": 2}, actor="sweep")
+            assert sorted(cs.run_once().values()) == ["cosigned size 2", "cosigned size 2"]
         finally:
             cs.stop()
-        assert sorted(outcome.values()) == ["cosigned size 1", "cosigned size 1"], outcome
     finally:
         ws.stop()
     assert all(p.poll() is not None for p in ws.processes)
