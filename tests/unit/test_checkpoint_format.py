@@ -119,3 +119,25 @@ def test_witness_package_imports_nothing_of_the_lab() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_examples_in_docs_ledger_verify() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ledger.md").read_text(encoding="utf-8")
+    blocks = doc.split("```")[1::2]
+    note = next(b for b in blocks if b.startswith("\nlab.chongming.example/ledger\n8\n")).lstrip("\n")
+    cosig = next(b for b in blocks if b.startswith("\n\u2014 witness.district-bdc.example/w1")).lstrip("\n")
+    message = next(b for b in blocks if b.startswith("\ncosignature/v1\n")).lstrip("\n")
+    request = next(b for b in blocks if "add-checkpoint" in b).split("\n\n", 1)[1]
+    log = Verifier.from_vkey(
+        "lab.chongming.example/ledger+09aec74c+ARmIF1Xja9yluckxbQ8caAz+QX3hifBKax1wsrJvIs8o"
+    )
+    wit = Verifier.from_vkey(
+        "witness.district-bdc.example/w1+60bcceed+BIunhS26K2w5xCJNsNvolFQG5oq1NCPdWTwRXTXxJ/0R"
+    )
+    text, _ = open_note(note, [log])
+    assert Checkpoint.parse(text).size == 8
+    assert open_note(note + cosig, [wit])[1] == {wit: 1764806400}
+    assert cosignature_message(text, 1764806400) == message.encode()
+    assert request.startswith("old 6\n") and request.endswith(note)
