@@ -135,10 +135,14 @@ def ledger_verify(
 def ledger_proof(
     index: int,
     out: Annotated[Path | None, typer.Option(help="write the proof JSON here")] = None,
+    witnessed: Annotated[bool, typer.Option(help="against the latest witness-cosigned checkpoint")] = False,
 ) -> None:
-    """Print an inclusion proof of entry INDEX against a fresh signed tree head."""
+    """Print an inclusion proof of entry INDEX (with the checkpoint of its tree)."""
+    from lab.ledger.checkpoints import inclusion_with_checkpoint
+
     with runtime() as rt, rt.transaction() as session:
-        proof = rt.ledger(session).inclusion(index)
+        cfg = rt.settings.ledger
+        proof = inclusion_with_checkpoint(rt.ledger(session), index, cfg.origin, cfg.quorum, None, witnessed)
     text = json.dumps(proof, indent=2, ensure_ascii=False)
     if out:
         out.write_text(text)
@@ -168,6 +172,33 @@ def _verify_with_witnesses(specs: list[str], log_key: str | None) -> None:
     for problem in rep.problems + ([rep.log.reason] if rep.log.reason else []):
         typer.secho(f"TAMPERED: {problem}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
+
+
+@ledger.command("audit-bundle")
+@handle_errors
+def ledger_audit_bundle(
+    witness: Annotated[list[str], typer.Option("--witness", help="witness URL (its monitoring prefix)")],
+    out: Annotated[Path, typer.Option(help="write the bundle JSON here")],
+) -> None:
+    """Bundle the log's checkpoint with consistency proofs from each witness's latest cosigned
+    checkpoint, for `standalone.py audit.json --log-key ... --witness ...` offline."""
+    import hashlib
+
+    import httpx
+
+    from lab.ledger.checkpoints import audit_bundle
+
+    with runtime() as rt, rt.transaction() as session:
+        origin = rt.settings.ledger.origin
+        path = hashlib.sha256(origin.encode()).hexdigest()
+        notes = []
+        for url in witness:
+            r = httpx.get(f"{url.rstrip('/')}/{path}/checkpoint", timeout=10)
+            if r.status_code == 200:
+                notes.append(r.text)
+        bundle = audit_bundle(rt.ledger(session), origin, notes)
+    out.write_text(json.dumps(bundle, ensure_ascii=False, indent=2), encoding="utf-8")
+    typer.echo(f"wrote {out} ({len(notes)} witnessed checkpoint(s))")
 
 
 @ledger.command("vkey")

@@ -9,15 +9,19 @@ each cosignature a witness returned, verified against that witness's configured 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from lab.db.base import utcnow
+from lab.errors import InvalidProof
 from lab.ledger import merkle
 from lab.ledger.log import Ledger
 from lab.ledger.models import CheckpointRow, CosignatureRow, LedgerState
 from witness.note import Checkpoint, Verifier
+
+AUDIT_FORMAT = "lab-witness-audit/v1"
 
 
 @dataclass(frozen=True)
@@ -92,3 +96,32 @@ def witnessed(
         return None
     row = session.get(CheckpointRow, size)
     return stored(session, row) if row is not None else None
+
+
+def inclusion_with_checkpoint(
+    ledger: Ledger, index: int, origin: str, quorum: int, size: int | None = None, cosigned: bool = False
+) -> dict[str, Any]:
+    """An inclusion proof carrying the checkpoint of its tree (``checkpoint``): the latest one a quorum
+    of witnesses cosigned when ``cosigned``, else the log-signed checkpoint of that size."""
+    cp = None
+    if cosigned:
+        cp = witnessed(ledger.session, quorum)
+        if cp is None or cp.size <= index:
+            raise InvalidProof(f"no checkpoint cosigned by {quorum} witness(es) covers entry {index} yet")
+        size = cp.size
+    proof = ledger.inclusion(index, size)
+    if cp is None:
+        cp = at_size(ledger, origin, int(proof["tree_size"]), bytes.fromhex(proof["root_hash"]))
+    return {**proof, "checkpoint": cp.note}
+
+
+def audit_bundle(ledger: Ledger, origin: str, witness_notes: list[str]) -> dict[str, Any]:
+    """What ``standalone.py audit`` checks offline: the log's current checkpoint and, for each
+    witness's latest cosigned checkpoint, the consistency proof from it to the current tree."""
+    cur = current(ledger, origin)
+    items = []
+    for note in witness_notes:
+        old = Checkpoint.parse(note[: note.rfind("\n\n") + 1])
+        proof = ledger.consistency_path(old.size, cur.size) if 0 < old.size < cur.size else []
+        items.append({"note": note, "proof": [h.hex() for h in proof]})
+    return {"format": AUDIT_FORMAT, "checkpoint": cur.note, "witnessed": items}

@@ -1,7 +1,9 @@
 """Offline verification of ledger documents, with nothing but hashlib and ``cryptography``.
 
 This module imports nothing else from the lab so that auditors can copy it and run
-``python standalone.py proof.json --log-key VKEY [--witness VKEY ... --quorum K]``.
+``python standalone.py proof.json --log-key VKEY [--witness VKEY ... --quorum K]`` (an inclusion
+proof) or ``python standalone.py audit.json --log-key VKEY --witness VKEY ...`` (an audit bundle:
+the log is consistent with the latest checkpoint each trusted witness cosigned).
 The formats are specified in ``docs/ledger.md``.
 
 It fails closed: the log's key (and, to trust the witnesses rather than the lab, the witnesses'
@@ -220,9 +222,80 @@ def verify_inclusion_document(
     return True, f"{what} {doc['index']} is included in the signed tree of size {doc['tree_size']}{anchored}"
 
 
+def _consistent(old_size: int, new_size: int, proof: list[bytes], old_root: bytes, new_root: bytes) -> bool:
+    """RFC 9162 2.1.4.2 consistency-proof check."""
+    if old_size == 0:
+        return not proof
+    if old_size > new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    path = ([old_root] if old_size & (old_size - 1) == 0 else []) + list(proof)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn % 2 == 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn % 2 == 1 or fn == sn:
+            fr, sr = _node(c, fr), _node(c, sr)
+            if fn % 2 == 0:
+                while fn % 2 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = _node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == old_root and sr == new_root and sn == 0
+
+
+def verify_audit_bundle(
+    bundle: dict[str, Any], trusted_keys: dict[str, str] | None, witnesses: Sequence[str], quorum: int
+) -> tuple[bool, str]:
+    """Check a ``lab ledger audit-bundle`` document: the log's current checkpoint is consistent with
+    the latest checkpoint each trusted witness cosigned; ``quorum`` of them must vouch for it."""
+    if not trusted_keys or not witnesses:
+        return False, "give the log's key and the witnesses' keys: refusing to trust the document's"
+    try:
+        ok, why, size, root = verify_checkpoint(bundle["checkpoint"], trusted_keys)
+        if not ok:
+            return False, f"current checkpoint: {why}"
+        vouched: set[str] = set()
+        for item in bundle["witnessed"]:
+            for vkey in witnesses:
+                ok, _, old_size, old_root = verify_checkpoint(item["note"], trusted_keys, [vkey], 1)
+                if not ok:
+                    continue
+                name = vkey.split("+", 1)[0]
+                proof = [bytes.fromhex(h) for h in item["proof"]]
+                if old_size > size:
+                    return (
+                        False,
+                        f"witness {name} cosigned size {old_size}; the log now has {size}: rolled back",
+                    )
+                if not _consistent(old_size, size, proof, old_root, root):
+                    return False, (
+                        f"REWRITTEN: the log's tree of size {size} is not consistent with the checkpoint "
+                        f"witness {name} cosigned at size {old_size}"
+                    )
+                vouched.add(name)
+    except (KeyError, ValueError, TypeError, binascii.Error) as exc:
+        return False, f"malformed audit bundle: {exc}"
+    if len(vouched) < quorum:
+        return False, f"only {len(vouched)} trusted witness(es) vouch for the log, {quorum} needed"
+    return True, f"log of size {size} is consistent with the checkpoints of {', '.join(sorted(vouched))}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Verify a lab ledger proof document offline.")
-    ap.add_argument("proof", help="proof JSON (lab ledger proof --out FILE)")
+    ap = argparse.ArgumentParser(description="Verify a lab ledger proof or audit bundle offline.")
+    ap.add_argument(
+        "proof", help="proof JSON (lab ledger proof --out) or audit bundle (lab ledger audit-bundle)"
+    )
     ap.add_argument("--log-key", action="append", default=[], help="the log's vkey or KEY_ID=BASE64")
     ap.add_argument("--witness", action="append", default=[], help="a trusted witness's vkey")
     ap.add_argument("--quorum", type=int, default=None, help="cosignatures needed (default: all)")
@@ -235,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"INVALID: bad --log-key: {exc}")  # noqa: T201
         return 1
     quorum = len(args.witness) if args.quorum is None else args.quorum
-    ok, why = verify_inclusion_document(doc, keys, args.witness, quorum)
+    if doc.get("format") == "lab-witness-audit/v1":
+        ok, why = verify_audit_bundle(doc, keys, args.witness, quorum)
+    else:
+        ok, why = verify_inclusion_document(doc, keys, args.witness, quorum)
     print(("ok: " if ok else "INVALID: ") + why)  # noqa: T201
     return 0 if ok else 1
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from lab.cli.main import app as cli
-from lab.ledger import checkpoints, merkle
+from lab.ledger import checkpoints, merkle, standalone
 from lab.ledger.standalone import trusted_log_keys
 from lab.products.anchoring import anchor
 from lab.products.certificates import build_certificate, verify_certificate
@@ -85,7 +85,7 @@ def cli_env(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_rewrite_by_the_insider_is_caught_by_the_witnesses(
-    runtime: Runtime, tmp_path: Path, cli_env: None
+    runtime: Runtime, tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _append(runtime, 12)
     old_cert = _approve(runtime, "CMDL-2026-000001")
@@ -101,6 +101,18 @@ def test_a_rewrite_by_the_insider_is_caught_by_the_witnesses(
             urls = [x for w in ws for x in ("--witness", w.url)]
             res = CliRunner().invoke(cli, ["ledger", "verify", *urls])
             assert res.exit_code == 0, res.output
+            trust = ["--log-key", log_vkey(runtime), *(x for w in ws for x in ("--witness", w.vkey))]
+            # offline, with standalone.py: a witnessed inclusion proof, and the log against the witnesses
+            proof = tmp_path / "proof.json"
+            res = CliRunner().invoke(cli, ["ledger", "proof", "7", "--witnessed", "--out", str(proof)])
+            assert res.exit_code == 0, res.output
+            assert standalone.main([str(proof), *trust]) == 0
+            bundle = tmp_path / "audit.json"
+            assert (
+                CliRunner().invoke(cli, ["ledger", "audit-bundle", *urls, "--out", str(bundle)]).exit_code
+                == 0
+            )
+            assert standalone.main([str(bundle), *trust]) == 0
 
             _rewrite(runtime, 7)
             _append(runtime, 3)  # the log goes on over the rewritten history
@@ -113,6 +125,12 @@ def test_a_rewrite_by_the_insider_is_caught_by_the_witnesses(
                     f"the log does not match the checkpoint witness {name} cosigned at size 21" in res.output
                 )
             assert "REWRITTEN" in res.output
+            assert (
+                CliRunner().invoke(cli, ["ledger", "audit-bundle", *urls, "--out", str(bundle)]).exit_code
+                == 0
+            )
+            assert standalone.main([str(bundle), *trust]) == 1
+            assert "REWRITTEN" in capsys.readouterr().out
             # with a witness key alone (no URL) the lab's stored copy is all there is, and it is gone
             res = CliRunner().invoke(cli, ["ledger", "verify", "--witness", ws[0].vkey])
             assert res.exit_code == 1 and "has cosigned no checkpoint" in res.output  # the insider erased it

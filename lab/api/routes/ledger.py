@@ -184,10 +184,17 @@ def entry(index: Index, principal: PrincipalDep, ledger: LedgerDep, seen: Visibi
     "/proof/inclusion/{index}", responses=responses(Unauthenticated, Forbidden, InvalidProof, EntryNotFound)
 )
 def inclusion(
-    index: Index, principal: PrincipalDep, ledger: LedgerDep, seen: VisibilityDep, size: Size | None = None
+    index: Index,
+    principal: PrincipalDep,
+    ledger: LedgerDep,
+    seen: VisibilityDep,
+    runtime: RuntimeDep,
+    size: Size | None = None,
+    witnessed: Annotated[bool, Query(description="against the latest witnessed checkpoint")] = False,
 ) -> dict[str, Any]:
     _reader(principal)
-    proof = ledger.inclusion(index, size)
+    cfg = runtime.settings.ledger
+    proof = checkpoints.inclusion_with_checkpoint(ledger, index, cfg.origin, cfg.quorum, size, witnessed)
     return {**proof, "entry": seen.show(proof["entry"])}
 
 
