@@ -141,3 +141,14 @@ def test_the_examples_in_docs_ledger_verify() -> None:
     assert open_note(note + cosig, [wit])[1] == {wit: 1764806400}
     assert cosignature_message(text, 1764806400) == message.encode()
     assert request.startswith("old 6\n") and request.endswith(note)
+
+
+@pytest.mark.parametrize(
+    "module", ["witness.note", "witness.merkle", "lab.products.certificates", "lab.ledger.merkle"]
+)
+def test_doctests_pass(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
