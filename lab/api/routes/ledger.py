@@ -119,14 +119,12 @@ def checkpoint(ledger: LedgerDep, runtime: RuntimeDep) -> Response:
     "/checkpoint/witnessed",
     response_class=Response,
     summary="Latest checkpoint cosigned by a quorum of witnesses (public)",
-    responses={200: {"content": {NOTE_TYPE: {}}}, 404: {"description": "none yet"}},
+    responses={200: {"content": {NOTE_TYPE: {}}}, **responses(EntryNotFound)},
 )
 def witnessed_checkpoint(session: SessionDep, runtime: RuntimeDep) -> Response:
     cp = checkpoints.witnessed(session, runtime.settings.ledger.quorum)
     if cp is None:
-        return Response(
-            "no checkpoint has been cosigned by a quorum of witnesses yet\n", 404, media_type=NOTE_TYPE
-        )
+        raise EntryNotFound("no checkpoint has been cosigned by a quorum of witnesses yet")
     return Response(cp.note, media_type=NOTE_TYPE)
 
 
