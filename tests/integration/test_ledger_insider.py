@@ -154,6 +154,11 @@ def test_a_rewrite_by_the_insider_is_caught_by_the_witnesses(
                 r.reason
             )
             assert verify_certificate(new_cert, trusted_keys=log_keys).ok  # the lab's key alone is fooled
+            for cert, code in ((old_cert, 0), (new_cert, 1)):
+                path = tmp_path / "cert.json"
+                path.write_text(json.dumps(cert))
+                res = CliRunner().invoke(cli, ["products", "verify", str(path), *trust])
+                assert res.exit_code == code, res.output
         finally:
             cs.stop()
 
