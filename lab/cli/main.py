@@ -20,10 +20,12 @@ app.add_typer(datasets, name="datasets")
 app.add_typer(ledger, name="ledger")
 register_stack(app)
 
+from lab.cli.ledger_witness import register as _register_ledger_witness  # noqa: E402
 from lab.cli.products import products as _products  # noqa: E402
 from lab.cli.witness import witness as _witness  # noqa: E402
 
 app.add_typer(_witness, name="witness")
+_register_ledger_witness(ledger)
 
 app.add_typer(_products, name="products")
 from lab.cli.projects import projects as _projects  # noqa: E402
@@ -116,7 +118,9 @@ def ledger_verify(
     this catches a rewrite by whoever holds the database and the lab's keys.
     """
     if witness:
-        _verify_with_witnesses(witness, log_key)
+        from lab.cli.ledger_witness import verify_with_witnesses
+
+        verify_with_witnesses(witness, log_key)
         return
     with runtime() as rt, rt.transaction() as session:
         report = rt.ledger(session).verify()
@@ -149,66 +153,6 @@ def ledger_proof(
         typer.echo(f"wrote {out}")
     else:
         typer.echo(text)
-
-
-def _verify_with_witnesses(specs: list[str], log_key: str | None) -> None:
-    from lab.ledger import checkpoints
-    from lab.ledger.audit import resolve, verify_with_witnesses
-    from lab.ledger.pins import pinned
-    from witness.note import Verifier
-
-    trusted = [resolve(s) for s in specs]
-    with runtime() as rt, rt.transaction() as session:
-        ledger = rt.ledger(session)
-        origin = rt.settings.ledger.origin
-        stored = checkpoints.log_verifier(ledger, origin).vkey
-        key = Verifier.from_vkey(log_key or pinned(f"log:{origin}", stored))
-        rep = verify_with_witnesses(ledger, origin, key, trusted)
-    for line in rep.lines:
-        typer.echo(f"  ok  {line}")
-    if rep.ok:
-        typer.echo(f"ok: {rep.log.size} entries, consistent with {len(trusted)} witness(es)")
-        return
-    for problem in rep.problems + ([rep.log.reason] if rep.log.reason else []):
-        typer.secho(f"TAMPERED: {problem}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
-
-
-@ledger.command("audit-bundle")
-@handle_errors
-def ledger_audit_bundle(
-    witness: Annotated[list[str], typer.Option("--witness", help="witness URL (its monitoring prefix)")],
-    out: Annotated[Path, typer.Option(help="write the bundle JSON here")],
-) -> None:
-    """Bundle the log's checkpoint with consistency proofs from each witness's latest cosigned
-    checkpoint, for `standalone.py audit.json --log-key ... --witness ...` offline."""
-    import hashlib
-
-    import httpx
-
-    from lab.ledger.checkpoints import audit_bundle
-
-    with runtime() as rt, rt.transaction() as session:
-        origin = rt.settings.ledger.origin
-        path = hashlib.sha256(origin.encode()).hexdigest()
-        notes = []
-        for url in witness:
-            r = httpx.get(f"{url.rstrip('/')}/{path}/checkpoint", timeout=10)
-            if r.status_code == 200:
-                notes.append(r.text)
-        bundle = audit_bundle(rt.ledger(session), origin, notes)
-    out.write_text(json.dumps(bundle, ensure_ascii=False, indent=2), encoding="utf-8")
-    typer.echo(f"wrote {out} ({len(notes)} witnessed checkpoint(s))")
-
-
-@ledger.command("vkey")
-@handle_errors
-def ledger_vkey() -> None:
-    """Print the log's verifier key (give it to verifiers and witnesses)."""
-    from lab.ledger import checkpoints
-
-    with runtime() as rt, rt.transaction() as session:
-        typer.echo(checkpoints.log_verifier(rt.ledger(session), rt.settings.ledger.origin).vkey)
 
 
 @ledger.command("check-proof")
