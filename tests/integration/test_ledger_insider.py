@@ -45,7 +45,9 @@ def _anchor(runtime: Runtime, cert: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(out))
 
 
-def _rewrite(runtime: Runtime, index: int) -> None:
+def _rewrite(
+    runtime: Runtime, index: int, erase: tuple[str, ...] = ("ledger_checkpoints", "ledger_cosignatures")
+) -> None:
     """What the insider does: change entry ``index``, recompute every later leaf and root and the log
     state, re-sign a fresh tree head with the lab's own key and rewrite the remembered heads and
     checkpoints (and drop the cosignatures that would no longer verify)."""
@@ -63,7 +65,7 @@ def _rewrite(runtime: Runtime, index: int) -> None:
         conn.execute(
             text("UPDATE ledger_state SET frontier=:f WHERE id=1"), {"f": json.dumps(frontier.to_hex())}
         )
-        for table in ("ledger_tree_heads", "ledger_checkpoints", "ledger_cosignatures"):
+        for table in ("ledger_tree_heads", *erase):
             conn.execute(text(f"DELETE FROM {table}"))
     with runtime.transaction() as s:
         ledger = runtime.ledger(s)
@@ -172,3 +174,20 @@ def _root_line(runtime: Runtime, size: int) -> str:
     import base64
 
     return base64.b64encode(merkle.root_of(leaves[:size])).decode()
+
+
+def test_the_lab_s_own_cosigned_history_narrows_the_rewrite_to_the_entry(
+    runtime: Runtime, tmp_path: Path, cli_env: None
+) -> None:
+    """An insider who leaves the stored cosignatures (they cannot re-sign them) is pinned to the entry."""
+    with witnesses(runtime, tmp_path, n=1) as ws:
+        cs = cosigner(runtime, ws)
+        try:
+            for n in (7, 1, 5):  # cosigned checkpoints at sizes 7, 8 and 13
+                _append(runtime, n)
+                assert next(iter(cs.run_once().values())).startswith("cosigned size")
+            _rewrite(runtime, 7, erase=())
+            res = CliRunner().invoke(cli, ["ledger", "verify", "--witness", ws[0].url])
+            assert res.exit_code == 1 and "entry 7 was rewritten" in res.output, res.output
+        finally:
+            cs.stop()
