@@ -62,11 +62,25 @@ def log_vkey(settings: Settings) -> str:
         rt.close()
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def start_witnesses(
     settings: Settings, data_dir: Path, first_port: int, timeout: float = 30
 ) -> LocalWitnesses:
-    """Start the demo's witnesses on ``first_port`` and the next port; wait until they answer."""
+    """Start the demo's witnesses on ``first_port`` and the next port (free ports elsewhere if those
+    are taken); wait until they answer."""
     vkey = log_vkey(settings)
+    if not (_port_free(first_port) and _port_free(first_port + 1)):
+        from lab.storage.seaweed import free_port_block
+
+        first_port = free_port_block(2, 50000, 55000)
     out = LocalWitnesses()
     configs = []
     for i, name in enumerate(NAMES):
