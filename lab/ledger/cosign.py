@@ -25,6 +25,7 @@ from lab.db.base import utcnow
 from lab.ledger import checkpoints
 from lab.ledger.log import APPEND_HOOKS, Ledger
 from lab.ledger.models import WitnessStateRow
+from lab.ledger.subtrees import SubtreeCache, leaf_range
 from lab.settings import LedgerSettings, WitnessConfig
 from witness.note import NoteError, Verifier, open_note
 
@@ -82,6 +83,7 @@ class Cosigner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._http = httpx.Client(timeout=settings.witness_timeout_seconds)
+        self._subtrees = SubtreeCache(lambda lo, hi: [])  # perfect subtree hashes, kept across rounds
 
     # -- lifecycle ----------------------------------------------------------------------------
     def poke(self) -> None:
@@ -162,7 +164,8 @@ class Cosigner:
                     out.append(None)
                     continue
                 if 0 < old < cp.size and old not in proofs:
-                    proofs[old] = ledger.consistency_path(old, cp.size)
+                    self._subtrees.read = lambda lo, hi: leaf_range(session, lo, hi)
+                    proofs[old] = self._subtrees.consistency_proof(old, cp.size)
                 lines = [f"old {old}"] + [base64.b64encode(h).decode() for h in proofs.get(old, [])]
                 out.append((cp, "".join(line + "\n" for line in lines) + "\n" + cp.note))
         return out
