@@ -45,7 +45,7 @@ from lab.products.queries import product_out
 from lab.products.review import lock_product, next_registration_number, record_event, review, revoke
 from lab.products.schemas import ProductOut, ProductSubmission
 from lab.products.tables import load_tables, scan_limits
-from lab.projects.access import check_serving, is_member, load_project
+from lab.projects.access import check_serving, is_member, load_project, visible_project
 from lab.runtime import Runtime
 
 
@@ -149,7 +149,8 @@ def submit(
             project_id = prod.project_id
         if not project_id:
             raise BadRequest("name the project the product comes from (project)")
-        project = load_project(s, project_id)
+        project = load_project(s, project_id) if principal.has(Role.registrar) else None
+        project = project or visible_project(s, principal, project_id)
         _may_submit(s, principal, project_id)
         check_serving(project)
         lineage, _ = checks.lineage(s, runtime.ledger(s), project_id, meta.derived_from)
