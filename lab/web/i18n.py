@@ -386,6 +386,8 @@ ZH: dict[str, str] = {
     "ledger.never_verified": "尚未在审核台执行过完整校验。",
     "ledger.verify_now": "立即完整校验",
     "ledger.verify_roles": "数据局审核员与审计员可执行完整校验。",
+    "ledger.public_only": "条目、操作者与校验记录仅向数据局审核员与审计员展示；"
+    "此处为公开检查点（签名树头），可用它离线核验证书。",
     "ledger.by_kind": "按类型统计",
     "ledger.kind": "类型",
     "ledger.count": "数量",
@@ -767,6 +769,8 @@ EN: dict[str, str] = {
     "ledger.never_verified": "No full verification has been run from the console yet.",
     "ledger.verify_now": "Verify the whole log now",
     "ledger.verify_roles": "Bureau reviewers and auditors can run a full verification.",
+    "ledger.public_only": "Entries, actors and verification runs are shown to bureau reviewers and auditors "
+    "only; this is the public checkpoint (the signed tree head) that certificates verify against offline.",
     "ledger.by_kind": "Entries by kind",
     "ledger.kind": "Kind",
     "ledger.count": "Count",

@@ -55,13 +55,20 @@ def run_verification(settings: Settings, ledger: Ledger, actor: str) -> dict[str
     return result
 
 
-def ledger_status(settings: Settings, ledger: Ledger) -> dict[str, Any]:
-    """Everything the ledger page shows."""
+def ledger_status(settings: Settings, ledger: Ledger, *, detail: bool) -> dict[str, Any]:
+    """Everything the ledger page shows.
+
+    ``detail`` (bureau and auditors): entries by kind, the latest entries with their actors and the
+    last verification. Without it, only the signed tree head — what the public checkpoint shows.
+    """
     head = ledger.head().as_dict()
     head["signed_at"] = dt.datetime.fromtimestamp(head["timestamp_ms"] / 1000, dt.UTC)
+    if not detail:
+        return {"head": head, "detail": False, "kinds": [], "recent": [], "last": None}
     recent = ledger.entries(max(0, head["size"] - RECENT), RECENT)
     return {
         "head": head,
+        "detail": True,
         "kinds": sorted(ledger.count_by_kind().items()),
         "recent": list(reversed(recent)),
         "last": last_verification(settings),
