@@ -149,6 +149,8 @@ def submit(
             project_id = prod.project_id
         if not project_id:
             raise BadRequest("name the project the product comes from (project)")
+        if not principal.has(Role.registrar, Role.operator):  # a role refusal, before any project
+            raise Forbidden(f"{principal.name} may not register products (operator or registrar role)")
         project = load_project(s, project_id) if principal.has(Role.registrar) else None
         project = project or visible_project(s, principal, project_id)
         _may_submit(s, principal, project_id)

@@ -330,6 +330,10 @@ ZH: dict[str, str] = {
     "product.reason_hint": "驳回时必填；批准未通过检查的版本时也必填",
     "product.approve": "批准并登记",
     "product.review_self": "您是该版本的提交人，不能审核。",
+    "product.review_again": "您已批准该版本；未通过检查的版本须由另一名审核员再次批准。",
+    "product.two_person": "该版本未通过自动检查，须由 {n} 名不同的审核员批准（双人复核）；"
+    "已批准 {done} 人：{by}。",
+    "product.flags": "未通过的检查",
     "product.revoke_title": "撤销登记",
     "product.revoke_hint": "必填；撤销不可恢复，证书将核验为已撤销",
     "product.revoke": "撤销登记",
@@ -361,6 +365,7 @@ ZH: dict[str, str] = {
     "checkstatus.skipped": "不适用",
     "paction.submitted": "提交",
     "paction.approved": "批准",
+    "paction.endorsed": "初审批准",
     "paction.rejected": "驳回",
     "paction.superseded": "被取代",
     "paction.revoked": "撤销",
@@ -712,6 +717,11 @@ EN: dict[str, str] = {
     "product.reason_hint": "required to reject, and to approve a version that failed a check",
     "product.approve": "Approve and register",
     "product.review_self": "You submitted this version, so you may not review it.",
+    "product.review_again": "You have approved this version; a flagged version needs a second, "
+    "different reviewer.",
+    "product.two_person": "This version failed an automatic check: it needs {n} different reviewers "
+    "to approve it (two-person rule); approved so far by {done}: {by}.",
+    "product.flags": "Failed checks",
     "product.revoke_title": "Revoke the registration",
     "product.revoke_hint": "required; revocation is final and the certificate then verifies as revoked",
     "product.revoke": "Revoke",
@@ -744,6 +754,7 @@ EN: dict[str, str] = {
     "checkstatus.skipped": "not applicable",
     "paction.submitted": "submitted",
     "paction.approved": "approved",
+    "paction.endorsed": "approved (first of two)",
     "paction.rejected": "rejected",
     "paction.superseded": "superseded",
     "paction.revoked": "revoked",
