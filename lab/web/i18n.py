@@ -391,6 +391,12 @@ ZH: dict[str, str] = {
     "ledger.never_verified": "尚未在审核台执行过完整校验。",
     "ledger.verify_now": "立即完整校验",
     "ledger.verify_roles": "数据局审核员与审计员可执行完整校验。",
+    "problems.title": "错误类型说明",
+    "problems.lead": "接口返回的每个错误（RFC 9457 problem+json）的 type 指向这里的一页：含义与处理方法。",
+    "problems.meaning": "含义",
+    "problems.fix": "处理方法",
+    "problems.code": "代码",
+    "problems.name": "名称",
     "ledger.public_only": "条目、操作者与校验记录仅向数据局审核员与审计员展示；"
     "此处为公开检查点（签名树头），可用它离线核验证书。",
     "ledger.by_kind": "按类型统计",
@@ -780,6 +786,13 @@ EN: dict[str, str] = {
     "ledger.never_verified": "No full verification has been run from the console yet.",
     "ledger.verify_now": "Verify the whole log now",
     "ledger.verify_roles": "Bureau reviewers and auditors can run a full verification.",
+    "problems.title": "Problem types",
+    "problems.lead": "Every error the API returns (RFC 9457 problem+json) has a type that points to a page "
+    "here: what it means and how to fix it.",
+    "problems.meaning": "What it means",
+    "problems.fix": "How to fix it",
+    "problems.code": "Code",
+    "problems.name": "Name",
     "ledger.public_only": "Entries, actors and verification runs are shown to bureau reviewers and auditors "
     "only; this is the public checkpoint (the signed tree head) that certificates verify against offline.",
     "ledger.by_kind": "Entries by kind",
