@@ -10,6 +10,9 @@ counts, a table read only in part…) needs ``FLAGGED_APPROVALS`` (2, :mod:`lab.
 distinct reviewers — the two-person rule of projects. Each approval but the last is an ``endorsed``
 transition in the ledger (actor, reason); the last is the approval, whose statement names the
 earlier ones (``endorsed_by``).
+
+>>> # review(session, ledger, bureau, product_id, "approve", reason="meets the scenario")
+>>> # revoke(session, ledger, bureau, product_id, reason="source dataset withdrawn")
 """
 
 from __future__ import annotations
