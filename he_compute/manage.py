@@ -20,12 +20,12 @@ from he_compute.schemas import PublishModel, PublishTable
 from he_compute.worker import WorkerPool
 from lab.errors import Forbidden
 from lab.identity import Principal, Role
-from lab.projects.access import check_serving, is_member, load_project
+from lab.projects.access import check_serving, is_member, load_project, visible_project
 from lab.runtime import Runtime
 
 
 def _member(session: Any, principal: Principal, project_id: str, *, serving: bool) -> None:
-    project = load_project(session, project_id)
+    project = visible_project(session, principal, project_id)
     if not (principal.has(Role.operator) and is_member(session, project_id, principal.name)):
         raise Forbidden(f"{principal.name} is not an operator member of project {project_id}")
     if serving:
@@ -40,7 +40,7 @@ def _reader(session: Any, principal: Principal, project_id: str | None) -> bool:
         return True
     if project_id is None:
         raise Forbidden("pass project=...: operators see the material of their projects")
-    load_project(session, project_id)
+    visible_project(session, principal, project_id)
     if not is_member(session, project_id, principal.name):
         raise Forbidden(f"{principal.name} is not a member of project {project_id}")
     return False

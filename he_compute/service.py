@@ -33,7 +33,7 @@ from he_compute import contexts, frames, material, ops, params
 from he_compute.worker import WorkerPool
 from lab.errors import BadRequest, Conflict, PayloadTooLarge
 from lab.identity import Principal
-from lab.projects.access import authorize, commit_result, quota_limit, quota_period
+from lab.projects.access import authorize, commit_result, quota_limit, quota_period, visible_project
 from lab.projects.models import UsageRow
 from lab.runtime import Runtime
 
@@ -109,6 +109,7 @@ def _kind_ref(op: Op, spec: CallSpec) -> tuple[material.Kind, str]:
 
 def _authorize(session: Any, principal: Principal, op: Op, spec: CallSpec) -> tuple[Any, Any, str]:
     kind, ref = _kind_ref(op, spec)
+    visible_project(session, principal, spec.project)  # a non-member learns nothing of the material
     row = material.resolve(session, kind, spec.project, ref)
     key = material.listed_key(session, kind, spec.project, row)
     access = authorize(

@@ -13,12 +13,19 @@
     ├── IntegrityError (500) ── CorruptObject, LedgerTampered
     └── Unavailable (503)
 
-Each error carries a machine ``code`` and optional ``extra`` members for the problem body.
+Each error carries a machine ``code`` and optional ``extra`` members for the problem body. Its
+``type`` is ``<API prefix>/problems/<code>``, a page the lab serves with the meaning and the fix
+(:mod:`lab.api.problem_pages`).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
+
+
+def problem_type(code: str, base: str = "") -> str:
+    """The problem type URI of ``code``: a relative reference to the lab's own page about it."""
+    return f"{base.rstrip('/')}/problems/{code}"
 
 
 class LabError(Exception):
@@ -33,10 +40,10 @@ class LabError(Exception):
         self.detail = detail
         self.extra = extra
 
-    def problem(self, instance: str | None = None) -> dict[str, Any]:
-        """The RFC 9457 problem body for this error."""
+    def problem(self, instance: str | None = None, base: str = "") -> dict[str, Any]:
+        """The RFC 9457 problem body for this error; ``base`` is the API's path prefix."""
         body: dict[str, Any] = {
-            "type": f"https://lab.example/problems/{self.code}",
+            "type": problem_type(self.code, base),
             "title": self.title,
             "status": self.status,
             "detail": self.detail,

@@ -2,7 +2,9 @@
 
 * ``seaweed`` — a SeaweedFS server (S3 with credentials enforced) on free ports.
 * ``db_url`` — parametrized over SQLite (a file per test) and PostgreSQL (a fresh database per
-  test on 127.0.0.1:5432). PostgreSQL is skipped only when ``LAB_TEST_PG`` is unset outside CI.
+  test). PostgreSQL is ``LAB_TEST_PG`` or, by default, the documented server
+  (``postgresql://postgres@127.0.0.1:5432/test``), probed once; when none answers the PostgreSQL half
+  is skipped on a developer's machine and **fails** in CI (``CI`` set), never skipped there.
 * ``settings`` / ``runtime`` — lab settings and a migrated runtime over those services.
 * ``hub`` — a real JupyterHub with configurable-http-proxy (the lab API in-process, not managed),
   with ``hub.token_for(user, groups)`` to mint real tokens.
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import uuid
@@ -22,15 +25,32 @@ import httpx
 import pytest
 
 from lab.db.migrate import upgrade
+from lab.identity.principal import ROLES
 from lab.launcher.hub import HubProcess
 from lab.runtime import Runtime
 from lab.settings import HubSettings, S3Settings, Settings
 from lab.storage.seaweed import SeaweedServer, free_port_block, start_seaweed
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = os.environ.get("LAB_TEST_PG") or (
-    "postgresql+psycopg://postgres@127.0.0.1:5432/test" if os.environ.get("CI") else ""
-)
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+PG_ADMIN_URL = os.environ.get("LAB_TEST_PG") or PG_DEFAULT
+
+
+@functools.cache
+def _pg_unreachable() -> str:
+    """Why no PostgreSQL answers at ``PG_ADMIN_URL`` ("" when one does); probed once per session."""
+    import sqlalchemy as sa
+
+    url = PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3}, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        return str(exc.orig or exc).strip().splitlines()[0]
+    finally:
+        engine.dispose()
+    return ""
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +91,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'lab.sqlite'}"
         return
-    if not PG_ADMIN_URL:
-        pytest.skip("PostgreSQL tests need LAB_TEST_PG (always set in CI)")
+    reason = _pg_unreachable()
+    if reason:
+        message = f"no PostgreSQL at {PG_ADMIN_URL} ({reason}); start one there or set LAB_TEST_PG"
+        if os.environ.get("CI"):
+            pytest.fail(message + " — CI never skips the PostgreSQL tests", pytrace=False)
+        pytest.skip(message)
     yield from _pg_database()
 
 
@@ -134,12 +158,28 @@ class HubHandle:
         )
 
     def user(self, name: str, groups: list[str] = ()) -> None:  # type: ignore[assignment]
-        if self.http.get(f"users/{name}").status_code == 404:
+        """Create ``name`` if needed and make ``groups`` exactly its role groups.
+
+        The Hub is shared by the whole session, so a role another test gave the same name is taken
+        away (project groups are the lab's to manage and are left alone): no test depends on which
+        tests ran before it.
+        """
+        r = self.http.get(f"users/{name}")
+        if r.status_code == 404:
             self.http.post(f"users/{name}").raise_for_status()
+            current: list[str] = []
+        else:
+            r.raise_for_status()
+            current = list(r.json()["groups"])
         for g in groups:
+            if g in current:
+                continue
             if self.http.get(f"groups/{g}").status_code == 404:
                 self.http.post(f"groups/{g}").raise_for_status()
             self.http.post(f"groups/{g}/users", json={"users": [name]}).raise_for_status()
+        for g in current:
+            if g in ROLES and g not in groups:
+                self.http.request("DELETE", f"groups/{g}/users", json={"users": [name]}).raise_for_status()
 
     def token_for(self, name: str, groups: list[str] = ()) -> str:  # type: ignore[assignment]
         """A fresh API token of user ``name`` (created with ``groups`` if needed)."""
@@ -177,3 +217,10 @@ def api(runtime: Runtime, hub: HubHandle) -> Iterator[Any]:
     runtime._hub = None
     with TestClient(create_app(runtime=runtime)) as client:
         yield client
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print the random order's seed last (``-q`` hides the header), so a failure reproduces."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(f"tests ran in random order: reproduce it with --randomly-seed={seed}")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lab.errors import LabError
+from lab.errors import LabError, problem_type
 
 log = logging.getLogger("lab.api")
 PROBLEM = "application/problem+json"
@@ -30,6 +30,11 @@ class Problem(BaseModel):
     detail: str
     code: str | None = None
     instance: str | None = None
+
+
+def _base(request: Request) -> str:
+    """The API's path prefix as this request reached it (``/services/lab-api`` behind the Hub)."""
+    return str(request.scope.get("root_path", ""))
 
 
 def problem_response(
@@ -50,7 +55,7 @@ def install(app: FastAPI) -> None:
         else:
             log.warning("%s %s refused (%s): %s", request.method, request.url.path, exc.code, exc.detail)
         headers = {"WWW-Authenticate": 'token realm="lab"'} if exc.status == 401 else None
-        return problem_response(exc.status, exc.problem(request.url.path), headers)
+        return problem_response(exc.status, exc.problem(request.url.path, _base(request)), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -63,7 +68,7 @@ def install(app: FastAPI) -> None:
         return problem_response(
             422,
             {
-                "type": "https://lab.example/problems/validation",
+                "type": problem_type("validation", _base(request)),
                 "title": "Request does not validate",
                 "status": 422,
                 "detail": f"{first['field']}: {first['reason']}",
@@ -96,7 +101,7 @@ def install(app: FastAPI) -> None:
         return problem_response(
             400,
             {
-                "type": "https://lab.example/problems/unstorable-value",
+                "type": problem_type("unstorable-value", _base(request)),
                 "title": "Value cannot be stored",
                 "status": 400,
                 "detail": "a value in the request cannot be stored (NUL character, out of range or too long)",
@@ -112,7 +117,7 @@ def install(app: FastAPI) -> None:
         return problem_response(
             500,
             {
-                "type": "https://lab.example/problems/internal",
+                "type": problem_type("internal", _base(request)),
                 "title": "Internal error",
                 "status": 500,
                 "detail": "an unexpected error occurred; it has been logged",

@@ -63,7 +63,9 @@ def show(product_id: str, url: UrlOpt = None, token: TokenOpt = None) -> None:
 def review(
     product_id: str,
     decision: Annotated[str, typer.Argument(help="approve or reject")],
-    reason: Annotated[str, typer.Option(help="required to reject, or to approve a flagged version")] = "",
+    reason: Annotated[
+        str, typer.Option(help="required to reject, or to approve a flagged version (two reviewers)")
+    ] = "",
     version: Annotated[int | None, typer.Option(help="default: the latest")] = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -72,6 +74,12 @@ def review(
     with _client(url, token) as c:
         p = _run(lambda: c.products.review(product_id, decision, reason, version))
     typer.echo(f"{p['id']}: {p['status']} {p.get('registration_number') or ''}".rstrip())
+    latest = p.get("latest") or {}
+    if p["status"] == "pending" and latest.get("approvals"):  # a flagged version: two-person rule
+        typer.echo(
+            f"approved by {', '.join(latest['approvals'])}; "
+            f"needs {latest['approvals_required']} different reviewers"
+        )
 
 
 @products.command("revoke")

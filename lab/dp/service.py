@@ -38,7 +38,15 @@ from lab.dp.spec import QuerySpec, TableSpec, canonical
 from lab.errors import BudgetExhausted, Forbidden, InvalidQuery
 from lab.identity import Principal, Role
 from lab.ledger.entries import canonical_json
-from lab.projects.access import Access, authorize, budget_remaining, commit_result, is_member, load_project
+from lab.projects.access import (
+    Access,
+    authorize,
+    budget_remaining,
+    commit_result,
+    is_member,
+    load_project,
+    visible_project,
+)
 from lab.runtime import Runtime
 
 REPEAT_POLICY = (
@@ -361,7 +369,7 @@ def table_out(row: StatTableRow) -> dict[str, Any]:
 
 def require_reader(session: Session, principal: Principal, project_id: str) -> None:
     """Project members, the bureau and auditors may list a project's DP artifacts."""
-    load_project(session, project_id)
+    visible_project(session, principal, project_id)
     if not (principal.has(Role.bureau, Role.auditor) or is_member(session, project_id, principal.name)):
         raise Forbidden(f"{principal.name} is not a member of project {project_id}")
 

@@ -41,8 +41,26 @@ from lab.storage import StoredObject
 
 READ_ALL = (Role.bureau, Role.registrar, Role.auditor)
 
+#: distinct bureau reviewers who must approve a version that failed an automatic check
+FLAGGED_APPROVALS = 2
 
-def version_out(row: ProductVersionRow) -> VersionOut:
+
+def required_approvals(row: ProductVersionRow) -> int:
+    """Distinct approvals a version needs: two when it failed an automatic check (it was flagged)."""
+    return 1 if row.checks_passed else FLAGGED_APPROVALS
+
+
+def endorsements(session: Session, product_id: str, version: int) -> list[ProductEventRow]:
+    """The approvals a flagged version has collected so far (short of the last one), oldest first."""
+    q = select(ProductEventRow).where(
+        ProductEventRow.product_id == product_id,
+        ProductEventRow.version == version,
+        ProductEventRow.action == "endorsed",
+    )
+    return list(session.execute(q.order_by(ProductEventRow.id)).scalars())
+
+
+def version_out(session: Session, row: ProductVersionRow) -> VersionOut:
     return VersionOut(
         version=row.version,
         status=row.status,
@@ -68,6 +86,8 @@ def version_out(row: ProductVersionRow) -> VersionOut:
         review_reason=row.review_reason,
         review_ledger_index=row.review_ledger_index,
         has_certificate=row.certificate is not None,
+        approvals=[e.actor for e in endorsements(session, row.product_id, row.version)],
+        approvals_required=required_approvals(row),
     )
 
 
@@ -89,7 +109,9 @@ def _row_version(session: Session, product_id: str, version: int) -> ProductVers
 
 def product_out(session: Session, prod: ProductRow) -> ProductOut:
     """The API view of a product with its latest version."""
-    return ProductOut(**_base(prod), latest=version_out(_row_version(session, prod.id, prod.current_version)))
+    return ProductOut(
+        **_base(prod), latest=version_out(session, _row_version(session, prod.id, prod.current_version))
+    )
 
 
 def _base(prod: ProductRow) -> dict[str, Any]:
@@ -195,8 +217,8 @@ def detail(session: Session, principal: Principal, product_id: str) -> ProductDe
     project = session.get(ProjectRow, prod.project_id)
     return ProductDetail(
         **_base(prod),
-        latest=version_out(latest),
-        versions=[version_out(v) for v in versions],
+        latest=version_out(session, latest),
+        versions=[version_out(session, v) for v in versions],
         lineage=[LineageItem(**i) for i in latest.lineage],
         events=[
             Event(

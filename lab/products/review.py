@@ -5,6 +5,12 @@ Run in the caller's transaction (one API request). Approval takes the next
 ``FOR UPDATE`` (unique by constraint as well), appends the approval entry — whose body is the
 certificate's statement — signs a tree head and stores the certificate with the version.
 
+A version *flagged* by the automatic checks (personal identifiers of a non-open dataset, small
+counts, a table read only in part…) needs ``FLAGGED_APPROVALS`` (2, :mod:`lab.products.queries`)
+distinct reviewers — the two-person rule of projects. Each approval but the last is an ``endorsed``
+transition in the ledger (actor, reason); the last is the approval, whose statement names the
+earlier ones (``endorsed_by``).
+
 >>> # review(session, ledger, bureau, product_id, "approve", reason="meets the scenario")
 >>> # revoke(session, ledger, bureau, product_id, reason="source dataset withdrawn")
 """
@@ -20,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lab.db.base import utcnow
-from lab.errors import BadRequest, Forbidden, InvalidTransition
+from lab.errors import BadRequest, Conflict, Forbidden, InvalidTransition
 from lab.identity import Principal, Role
 from lab.ledger import Ledger, canonical_json
 from lab.products.certificates import build_certificate
@@ -34,7 +40,7 @@ from lab.products.models import (
     RegistrationCounterRow,
     VersionStatus,
 )
-from lab.products.queries import product_out
+from lab.products.queries import endorsements, product_out, required_approvals
 from lab.products.schemas import ProductOut
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -136,7 +142,15 @@ def review(
     elif decision == "approve":
         if row.status == VersionStatus.flagged and not reason:
             raise BadRequest("this version failed automatic checks; approving it needs a reason")
-        entry = _approve(session, ledger, principal, prod, row, reason, now)
+        earlier = endorsements(session, prod.id, row.version)
+        if any(e.actor == principal.name for e in earlier):
+            raise Conflict(
+                f"{principal.name} has already approved version {row.version} of {prod.id}; "
+                "a flagged version needs a different second reviewer"
+            )
+        if len(earlier) + 1 < required_approvals(row):
+            return _endorse(session, ledger, principal, prod, row, reason, len(earlier) + 1, now)
+        entry = _approve(session, ledger, principal, prod, row, reason, now, earlier)
     else:
         raise BadRequest("decision is approve or reject")
     row.reviewed_by, row.reviewed_at, row.review_reason = principal.name, now, reason
@@ -156,6 +170,33 @@ def review(
     return product_out(session, prod)
 
 
+def _endorse(
+    session: Session,
+    ledger: Ledger,
+    principal: Principal,
+    prod: ProductRow,
+    row: ProductVersionRow,
+    reason: str,
+    count: int,
+    now: dt.datetime,
+) -> ProductOut:
+    """One approval of a flagged version that still needs another reviewer: recorded, nothing issued."""
+    body = {
+        "action": "endorsed",
+        "product": prod.id,
+        "version": row.version,
+        "approvals": count,
+        "required": required_approvals(row),
+        "checks_sha256": hashlib.sha256(canonical_json(row.checks)).hexdigest(),
+        "reason": reason,
+    }
+    entry = ledger.append("product.transition", body, actor=principal.name)
+    prod.updated_at = now
+    record_event(session, prod.id, row.version, "endorsed", principal.name, reason, entry.index, now)
+    session.flush()
+    return product_out(session, prod)
+
+
 def _approve(
     session: Session,
     ledger: Ledger,
@@ -164,6 +205,7 @@ def _approve(
     row: ProductVersionRow,
     reason: str,
     now: dt.datetime,
+    earlier: list[ProductEventRow],
 ) -> Any:
     number = prod.registration_number or next_registration_number(session, now)
     artifact: dict[str, Any] = {
@@ -196,6 +238,8 @@ def _approve(
         "submit_ledger_index": row.submit_ledger_index,
         "reason": reason,
     }
+    if earlier:  # the other reviewers of a flagged version, each with their own ledger entry
+        statement["endorsed_by"] = [{"actor": e.actor, "ledger_index": e.ledger_index} for e in earlier]
     entry = ledger.append("product.transition", statement, actor=principal.name)
     proofs = ledger.inclusions(sorted({entry.index, *(int(i["ledger_index"]) for i in row.lineage)}))
     approval = proofs[entry.index]

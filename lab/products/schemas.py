@@ -110,6 +110,10 @@ class VersionOut(BaseModel):
     review_reason: str | None
     review_ledger_index: int | None
     has_certificate: bool
+    approvals: list[str] = Field(
+        default_factory=list, description="reviewers who approved this flagged version so far"
+    )
+    approvals_required: int = Field(1, description="distinct approvals it needs (2 when flagged)")
 
 
 class ProductOut(BaseModel):

@@ -3,8 +3,10 @@
 Submission runs in three phases so that no database lock is held while bytes move or tables
 are scanned: (1) a short transaction authorizes the caller, resolves the lineage and collects
 what the disclosure checks need; (2) outside any transaction the artifact is checked and
-uploaded to the products bucket (content-addressed); (3) a write transaction re-checks the
-project and lineage, writes the version and appends its ``product.transition`` ledger entry.
+uploaded to the products bucket under a pending key; (3) a write transaction re-checks the
+project and lineage, writes the version and appends its ``product.transition`` ledger entry; only
+after its commit is the artifact promoted to its content-addressed key, and if phase 3 fails it is
+deleted (:mod:`lab.products.staging`), so no failed submission leaves an object behind.
 
 Review and revocation live in :mod:`lab.products.review` (re-exported here).
 
@@ -31,7 +33,7 @@ from lab.db.base import utcnow
 from lab.errors import BadRequest, Forbidden, InvalidTransition, PayloadTooLarge
 from lab.identity import Principal, Role
 from lab.ledger import canonical_json
-from lab.products import checks
+from lab.products import checks, staging
 from lab.products.errors import InvalidArtifact, ProductNotFound
 from lab.products.models import (
     REVIEWABLE,
@@ -45,7 +47,7 @@ from lab.products.queries import product_out
 from lab.products.review import lock_product, next_registration_number, record_event, review, revoke
 from lab.products.schemas import ProductOut, ProductSubmission
 from lab.products.tables import load_tables, scan_limits
-from lab.projects.access import check_serving, is_member, load_project
+from lab.projects.access import check_serving, is_member, load_project, visible_project
 from lab.runtime import Runtime
 
 
@@ -149,7 +151,10 @@ def submit(
             project_id = prod.project_id
         if not project_id:
             raise BadRequest("name the project the product comes from (project)")
-        project = load_project(s, project_id)
+        if not principal.has(Role.registrar, Role.operator):  # a role refusal, before any project
+            raise Forbidden(f"{principal.name} may not register products (operator or registrar role)")
+        project = load_project(s, project_id) if principal.has(Role.registrar) else None
+        project = project or visible_project(s, principal, project_id)
         _may_submit(s, principal, project_id)
         check_serving(project)
         lineage, _ = checks.lineage(s, runtime.ledger(s), project_id, meta.derived_from)
@@ -199,12 +204,10 @@ def submit(
             results.append(
                 checks.check("disclosure", None, "not a table (CSV, Parquet, XLSX): reviewed by hand")
             )
-        stored = runtime.store.put_file(
-            runtime.store.cfg.bucket_products, f"products/{sha[:2]}", artifact.path
-        )
+        stored = staging.upload(runtime.store, artifact.path)  # promoted only once the version commits
         results[0] = checks.artifact_digest(meta.sha256, sha, size, stored.sha256)
-    # phase 3: write
-    with runtime.transaction() as s:
+    # phase 3: write (then promote the pending artifact; on any failure delete it)
+    with staging.staged(runtime.store, stored), runtime.transaction() as s:
         ledger = runtime.ledger(s)
         project = load_project(s, project_id, lock=True)
         check_serving(project)
@@ -279,7 +282,7 @@ def submit(
             artifact_sha256=sha,
             artifact_size=size,
             artifact_bucket=stored.bucket if stored else None,
-            artifact_key=stored.key if stored else None,
+            artifact_key=staging.final_key(stored.sha256) if stored else None,
             artifact_filename=artifact.filename if artifact else None,
             artifact_media_type=artifact.media_type if artifact else None,
             endpoint=endpoint,

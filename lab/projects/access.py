@@ -67,13 +67,37 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 
 
 def load_project(session: Session, project_id: str, *, lock: bool = False) -> ProjectRow:
-    q = select(ProjectRow).where(ProjectRow.id == project_id)
-    if lock:
-        q = q.with_for_update().execution_options(populate_existing=True)  # never a stale row
-    project = session.execute(q).scalar_one_or_none()
+    """The project (for callers that decided access already); :class:`ProjectNotFound` if unknown."""
+    project = load_project_or_none(session, project_id, lock=lock)
     if project is None:
         raise ProjectNotFound(f"no project {project_id}")
     return project
+
+
+def visible_project(
+    session: Session, principal: Principal, project_id: str, *, lock: bool = False
+) -> ProjectRow:
+    """The project if ``principal`` may know of it: the bureau, auditors, its applicant, its members.
+
+    Anyone else gets :class:`ProjectNotFound` with the same message whether the project exists or
+    not, so a project id is never an existence oracle. Every lookup of a caller-named project goes
+    through here (channels, project pages, products, HE material).
+    """
+    project = load_project_or_none(session, project_id, lock=lock) if len(project_id) <= 32 else None
+    if project is not None and (
+        principal.has(Role.bureau, Role.auditor)
+        or project.applicant == principal.name
+        or is_member(session, project.id, principal.name)
+    ):
+        return project
+    raise ProjectNotFound(f"no project {project_id}")
+
+
+def load_project_or_none(session: Session, project_id: str, *, lock: bool = False) -> ProjectRow | None:
+    q = select(ProjectRow).where(ProjectRow.id == project_id)
+    if lock:
+        q = q.with_for_update().execution_options(populate_existing=True)  # never a stale row
+    return session.execute(q).scalar_one_or_none()
 
 
 def is_member(session: Session, project_id: str, username: str) -> bool:
@@ -238,7 +262,7 @@ def authorize(
     :class:`~lab.errors.LabError` subclass when the answer is no; returns the :class:`Access` otherwise.
     """
     params = dict(params or {})
-    project = load_project(session, project_id)
+    project = visible_project(session, principal, project_id)
     if not (principal.has(Role.operator) and is_member(session, project_id, principal.name)):
         raise Forbidden(f"{principal.name} is not an operator member of project {project_id}")
     check_serving(project)

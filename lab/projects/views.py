@@ -15,9 +15,8 @@ from sqlalchemy.orm import Session
 
 from lab.budgets import Budget
 from lab.db.base import utcnow
-from lab.errors import ProjectNotFound
 from lab.identity import Principal, Role
-from lab.projects.access import authorize, is_member, quota_limit, quota_period, remaining
+from lab.projects.access import authorize, quota_limit, quota_period, remaining, visible_project
 from lab.projects.grants import fmt
 from lab.projects.models import (
     BudgetRow,
@@ -48,15 +47,9 @@ OVERSEERS = (Role.bureau, Role.auditor)
 
 
 def visible(session: Session, principal: Principal, project_id: str) -> ProjectRow:
-    """The project if ``principal`` may see it; :class:`ProjectNotFound` otherwise."""
-    project = session.get(ProjectRow, project_id) if len(project_id) <= 32 else None
-    if project is not None and (
-        principal.has(*OVERSEERS)
-        or project.applicant == principal.name
-        or is_member(session, project.id, principal.name)
-    ):
-        return project
-    raise ProjectNotFound(f"no project {project_id}")
+    """The project if ``principal`` may see it; :class:`ProjectNotFound` otherwise (see
+    :func:`lab.projects.access.visible_project`)."""
+    return visible_project(session, principal, project_id)
 
 
 def serving(project: ProjectRow, now: dt.datetime | None = None) -> bool:

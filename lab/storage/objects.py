@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import os
@@ -164,6 +165,23 @@ class ObjectStore:
             for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
             if o.object_name
         ]
+
+    def list_dated(self, bucket: str, prefix: str) -> list[tuple[str, dt.datetime]]:
+        """Keys under ``prefix`` with their last-modified times."""
+        return [
+            (o.object_name, o.last_modified or dt.datetime.now(dt.UTC))
+            for o in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+            if o.object_name
+        ]
+
+    def copy(self, bucket: str, source: str, dest: str) -> None:
+        """Server-side copy of ``source`` to ``dest`` in ``bucket`` (metadata kept)."""
+        from minio.commonconfig import CopySource
+
+        self.client.copy_object(bucket, dest, CopySource(bucket, source))
+
+    def delete(self, bucket: str, key: str) -> None:
+        self.client.remove_object(bucket, key)
 
     def delete_prefix(self, bucket: str, prefix: str) -> list[str]:
         """Delete every object under ``prefix``; returns the deleted keys."""

@@ -137,8 +137,8 @@ def test_callers_outside_the_project_are_refused(
     assert api.post(f"/api/v1/projects/{pid}/dp/query", json=body).status_code == 401
     bob = auth(hub.token_for("bob", ["operator"]))
     r = api.post(f"/api/v1/projects/{pid}/dp/query", json=body, headers=bob)
-    assert r.status_code == 403 and r.json()["code"] == "forbidden"
-    assert api.get(f"/api/v1/projects/{pid}/dp/models", headers=bob).status_code == 403
+    assert r.status_code == 404 and r.json()["code"] == "project-not-found"  # not told it exists
+    assert api.get(f"/api/v1/projects/{pid}/dp/models", headers=bob).status_code == 404
     bureau = auth(hub.token_for("bureau1", ["bureau"]))
     assert api.get(f"/api/v1/projects/{pid}/dp/tables", headers=bureau).json() == []
     assert api.post("/api/v1/projects/nope/dp/query", json=body, headers=bob).status_code == 404

@@ -94,7 +94,7 @@ def test_context_refusals_store_nothing(api: Any, runtime: Runtime, env: dict[st
         r = upload(api, alice, pid, data, param_set)
         assert (r.status_code, r.json().get("code")) == (status, code), r.json()
         assert r.headers["content-type"] == "application/problem+json"
-    assert upload(api, env["bob"], pid, good.serialize(save_secret_key=False)).status_code == 403
+    assert upload(api, env["bob"], pid, good.serialize(save_secret_key=False)).status_code == 404
     with runtime.transaction() as s:
         assert s.execute(select(HeContextRow)).first() is None
     assert runtime.store.list_keys(runtime.settings.s3.bucket_work, f"projects/{pid}/he/") == []

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from lab.artifacts.cohorts import save_cohort
 from lab.artifacts.models import CohortRow, ModelRow, StatTableRow
 from lab.db.base import utcnow
-from lab.errors import Forbidden, ProjectInactive
+from lab.errors import ProjectInactive, ProjectNotFound
 from lab.identity import Principal
 from lab.projects.access import authorize
 from lab.projects.models import ProjectEventRow, ProjectRow
@@ -314,12 +314,12 @@ def test_non_member_suspended_and_expired_projects_are_refused(
     eve = Principal.from_groups("eve", ["operator"])
     alice = Principal.from_groups("alice", ["operator"])
 
-    # a non-member: 404 through the API (existence not confirmed), Forbidden from authorize
+    # a non-member: 404 through the API and from authorize (existence not confirmed)
     r = api.post(f"{P}/{pid}/check", json=question, headers=auth(people.eve))
     assert r.status_code == 404
     for path in (f"{P}/{pid}", f"{P}/{pid}/budget"):
         assert api.get(path, headers=auth(people.eve)).status_code == 404
-    with runtime.transaction() as s, pytest.raises(Forbidden):
+    with runtime.transaction() as s, pytest.raises(ProjectNotFound):
         authorize(s, eve, pid, "population", "dp", "query", {"epsilon": "0.1"})
 
     # suspended: refused, data kept; resumed: served again
@@ -381,7 +381,7 @@ def test_hub_group_follows_approve_remove_suspend_resume_end(
     assert r.status_code == 200 and r.json()["hub_synced"]
     assert members() == ["alice"]
     assert api.get(f"{P}/{pid}", headers=auth(people.bob)).status_code == 404
-    with pytest.raises(Forbidden):
+    with pytest.raises(ProjectNotFound):  # a removed member is an outsider: not told it exists
         spend(runtime, "bob", pid, "population", "0.1")
     r = api.request("DELETE", f"{P}/{pid}/members", json={"users": ["alice"]}, headers=auth(people.bureau1))
     assert r.status_code == 400  # the applicant stays

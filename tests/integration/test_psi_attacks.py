@@ -96,7 +96,7 @@ def test_single_item_probes_and_oversized_sets_are_refused_before_any_work(
 def test_modes_outside_the_grant_or_policy_are_refused(api: Any, env: dict[str, Any]) -> None:
     problem(start(api, env["alice"], env["a"], 150, "cohort"), 403, "not-in-grant")  # not granted
     problem(start(api, env["alice"], env["a"], 150, "intersection"), 403, "not-in-grant")  # not in policy
-    problem(start(api, env["bob"], env["a"], 150), 403, "forbidden")  # not a member
+    problem(start(api, env["bob"], env["a"], 150), 404, "project-not-found")  # not a member: not told
     assert charges(api.app.state.runtime, env["a"]) == {"records": 0, "units": 0, "ledger_records": 0}
 
 

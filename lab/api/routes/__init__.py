@@ -20,6 +20,7 @@ MODULES = (
     "he",
     "products",
     "web",
+    "problems",
 )
 
 

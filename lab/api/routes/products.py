@@ -8,14 +8,19 @@ by :func:`lab.products.service.submit`.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -32,7 +37,7 @@ from lab.errors import (
     ProjectNotFound,
     Unauthenticated,
 )
-from lab.products import queries, service
+from lab.products import queries, service, staging
 from lab.products.errors import InvalidArtifact, InvalidLineage, ProductNotFound
 from lab.products.schemas import (
     ProductDetail,
@@ -45,7 +50,32 @@ from lab.products.schemas import (
 )
 from lab.runtime import Runtime
 
-router = APIRouter(prefix="/api/v1", tags=["products"])
+log = logging.getLogger(__name__)
+
+
+def _sweep_staging(runtime: Runtime) -> None:
+    try:
+        report = staging.sweep(runtime)
+    except Exception:  # storage down at start: the next start sweeps
+        log.warning("sweep of pending product artifacts failed", exc_info=True)
+        return
+    if report.promoted or report.deleted:
+        log.warning(
+            "product artifacts left by a crash: promoted %s, deleted %s", report.promoted, report.deleted
+        )
+
+
+@asynccontextmanager
+async def _on_start(app: FastAPI) -> AsyncIterator[None]:
+    """Finish or undo artifact uploads a crash left behind (:mod:`lab.products.staging`)."""
+    task = asyncio.create_task(run_in_threadpool(_sweep_staging, app.state.runtime))
+    try:
+        yield
+    finally:
+        await task
+
+
+router = APIRouter(prefix="/api/v1", tags=["products"], lifespan=_on_start)
 Version = Annotated[int, Query(ge=1, le=MAX_INT)]
 READ = responses(Unauthenticated, Forbidden, ProductNotFound)
 SUBMIT = responses(

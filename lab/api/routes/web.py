@@ -131,10 +131,10 @@ def catalog_entry_page(dataset: str, p: UserPageDep) -> Response:
 @router.get("/ui/ledger")
 def ledger_page(p: UserPageDep, done: Annotated[str, Query(max_length=16)] = "") -> Response:
     p.require(*READERS)
+    overseer = p.user.has(Role.bureau, Role.auditor)  # others see the public checkpoint only
     with p.runtime.transaction() as s:
-        ctx = ledger.ledger_status(p.runtime.settings, p.runtime.ledger(s))
-    can_verify = p.user.has(Role.bureau, Role.auditor)
-    return p.render("ledger.html", can_verify=can_verify, notice=_notice(p, done), **ctx)
+        ctx = ledger.ledger_status(p.runtime.settings, p.runtime.ledger(s), detail=overseer)
+    return p.render("ledger.html", can_verify=overseer, notice=_notice(p, done), **ctx)
 
 
 @router.post("/ui/ledger/verify")

@@ -57,10 +57,16 @@ def run_verification(settings: Settings, ledger: Ledger, actor: str) -> dict[str
     return result
 
 
-def ledger_status(settings: Settings, ledger: Ledger) -> dict[str, Any]:
-    """Everything the ledger page shows."""
+def ledger_status(settings: Settings, ledger: Ledger, *, detail: bool) -> dict[str, Any]:
+    """Everything the ledger page shows.
+
+    ``detail`` (bureau and auditors): entries by kind, the latest entries with their actors and the
+    last verification. Without it, only the signed tree head — what the public checkpoint shows.
+    """
     head = ledger.head().as_dict()
     head["signed_at"] = dt.datetime.fromtimestamp(head["timestamp_ms"] / 1000, dt.UTC)
+    if not detail:
+        return {"head": head, "detail": False, "kinds": [], "recent": [], "last": None}
     recent = ledger.entries(max(0, head["size"] - RECENT), RECENT)
     cfg = settings.ledger
     statuses = witness_status(ledger.session, cfg, head["size"])
@@ -71,6 +77,7 @@ def ledger_status(settings: Settings, ledger: Ledger) -> dict[str, Any]:
         "cosigned_now": sum(1 for w in statuses if w.size == head["size"]),
         "quorum_met": quorum_met(statuses, cfg.quorum, head["size"]),
         "head": head,
+        "detail": True,
         "kinds": sorted(ledger.count_by_kind().items()),
         "recent": list(reversed(recent)),
         "last": last_verification(settings),

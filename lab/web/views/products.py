@@ -37,11 +37,14 @@ def detail(session: Session, principal: Principal, product_id: str, lang: str) -
     blocked = ""
     if bureau and reviewable and d.latest.submitted_by == principal.name:
         blocked = "product.review_self"
+    elif bureau and reviewable and principal.name in d.latest.approvals:
+        blocked = "product.review_again"
     return {
         "d": d,
         "labels": web_queries.dataset_labels(session, datasets, lang),
         "review": bureau and reviewable,
         "review_blocked": blocked,
+        "flags": [c for c in d.latest.checks if c.status == "fail"],
         "revoke": bureau and d.status == ProductStatus.registered,
         "certificate": d.approved_version is not None,
     }

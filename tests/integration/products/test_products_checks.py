@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import update
 
-from lab.client import BadRequest, Client, Forbidden, PayloadTooLarge, ProjectInactive
+from lab.client import BadRequest, Client, Forbidden, NotFound, PayloadTooLarge, ProjectInactive
 from lab.identity import Principal, Role
 from lab.products import service
 from lab.products.schemas import ProductSubmission
@@ -74,7 +74,7 @@ def test_an_expired_project_cannot_register(
 
 def test_non_members_cannot_register_or_read(records: Records, as_user: Callable[..., Client]) -> None:
     bob = as_user("bob", ["operator"])
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotFound, match="no project"):
         bob.products.register("报告", "report", [records.dp], artifact=records.csv, project=records.project)
     alice = as_user("alice", ["operator"])
     prod = alice.products.register(
