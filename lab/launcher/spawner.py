@@ -1,0 +1,57 @@
+"""The embedded lab's notebook spawner: each user's server as their own unprivileged system account.
+
+:class:`IsolatedLocalSpawner` is JupyterHub's ``LocalProcessSpawner`` with the lab's account mapping
+(:func:`lab.launcher.isolation.system_account`) and homes under the data directory; its pre-spawn step
+(:func:`prepare_isolated_spawn`) creates the account and the home at the first spawn, and copies the
+example notebooks *as the account* (never as root into a directory the user controls).
+"""
+
+from __future__ import annotations
+
+import pwd
+import sys
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.spawner import LocalProcessSpawner
+from traitlets import Unicode
+
+from lab.launcher.isolation import ensure_account, preexec_as, prepare_home, run_as, system_account
+
+
+class IsolatedLocalSpawner(LocalProcessSpawner):  # type: ignore[misc]
+    """Notebook servers as ``lab-<user>`` accounts (umask 077, no supplementary groups, home 0700)."""
+
+    home_dir_template = Unicode(
+        "/tmp/{username}",  # noqa: S108 - always configured by hubconfig
+        config=True,
+        help="the user's home; {username} is the Hub user name",
+    )
+
+    @property
+    def home_dir(self) -> str:
+        return str(self.home_dir_template.format(username=self.user.name))
+
+    @property
+    def account(self) -> pwd.struct_passwd:
+        return pwd.getpwnam(system_account(self.user.name))
+
+    def make_preexec_fn(self, name: str) -> Any:
+        return preexec_as(self.account, Path(self.home_dir))
+
+    def user_env(self, env: dict[str, str]) -> dict[str, str]:
+        env["USER"] = self.account.pw_name
+        env["HOME"] = self.home_dir
+        env["SHELL"] = "/bin/sh"
+        return env
+
+    async def move_certs(self, paths: dict[str, str]) -> dict[str, str]:
+        return paths  # internal SSL is off in the embedded lab
+
+
+def prepare_isolated_spawn(spawner: Any) -> None:
+    """Create the account and its home; copy the example notebooks into it as the account itself."""
+    account = ensure_account(spawner.user.name)
+    home = Path(spawner.home_dir)
+    prepare_home(home, account)
+    run_as(account, home, [sys.executable, "-m", "lab.launcher.homes", str(home)])
