@@ -112,7 +112,8 @@ def _chown_tree(top: Path, uid: int, gid: int) -> None:
 
 def prepare_home(home: Path, account: pwd.struct_passwd) -> None:
     """Create (or take back from an older layout) ``home``: owned by the account, mode 0700."""
-    home.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+    home.parent.mkdir(parents=True, exist_ok=True)
+    home.parent.chmod(0o711)  # traverse only: nobody lists the homes
     if home.is_symlink():
         raise Unavailable(f"{home} is a symbolic link; refusing to use it as a home")
     home.mkdir(mode=0o700, exist_ok=True)
