@@ -18,9 +18,15 @@ $(STAMP): pyproject.toml constraints.txt package.json package-lock.json
 
 install: $(STAMP) system
 
-# as root, `lab up` gives notebook accounts search-only ACLs on closed directories (setfacl, Debian's acl)
+# as root, `lab up` gives notebook accounts search-only ACLs on closed directories (setfacl, Debian's acl);
+# without root it sandboxes notebook servers with bubblewrap
 system:
-	@command -v setfacl >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || (apt-get update -qq && apt-get install -y -qq acl >/dev/null)
+	@if [ "$$(id -u)" = 0 ]; then \
+	  (command -v setfacl && command -v bwrap) >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq acl bubblewrap >/dev/null); \
+	elif ! command -v bwrap >/dev/null 2>&1; then \
+	  echo "NOTE: install bubblewrap (apt-get install bubblewrap) or run lab up as root to isolate notebooks"; \
+	fi
 
 demo: install
 	$(BIN)/lab up --scale $(SCALE)

@@ -66,7 +66,7 @@ def up(
     stack = Stack(
         settings, Ports(public=public_port, hub=public_port + 81, api=public_port + 181, s3=s3_port)
     )
-    if stack.isolation != "accounts":
+    if stack.isolation == "none":
         from lab.launcher.isolation import NOT_ISOLATED
 
         typer.secho(f"WARNING: {NOT_ISOLATED}", fg=typer.colors.RED, bold=True, err=True)
@@ -116,6 +116,8 @@ def up(
         typer.echo("  a token for scripts:  lab token alice")
         if stack.isolation == "accounts":
             typer.echo("  notebooks       isolated: each user's server runs as the system account lab-<user>")
+        elif stack.isolation == "sandbox":
+            typer.echo("  notebooks       sandboxed (bubblewrap): no view of the lab's files (same user id)")
         else:
             typer.secho(f"  WARNING: {NOT_ISOLATED}", fg=typer.colors.RED, bold=True)
         typer.echo("Ctrl-C or `lab down` stops everything.")

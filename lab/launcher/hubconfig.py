@@ -181,6 +181,15 @@ def configure_local_spawner(c: Any, data_dir: Path) -> None:
         c.IsolatedLocalSpawner.home_dir_template = str(homes / "{username}")
         c.Spawner.pre_spawn_hook = _isolated_pre_spawn
         return
+    if isolation.isolation_mode() == "sandbox":
+        c.JupyterHub.spawner_class = "lab.launcher.spawner.SandboxedLocalSpawner"
+        c.SandboxedLocalSpawner.home_dir_template = str(homes / "{username}")
+        c.SandboxedLocalSpawner.data_dir = str(data_dir)
+        c.SandboxedLocalSpawner.singleuser = c.Spawner.cmd[0]
+        c.Spawner.pre_spawn_hook = _embedded_pre_spawn
+        if os.geteuid() == 0:  # forced as root (tests): root without capabilities inside the sandbox
+            c.Spawner.args = ["--ServerApp.allow_root=True"]
+        return
     c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
     c.SimpleLocalProcessSpawner.home_dir_template = str(homes / "{username}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # forced off as root: servers share the uid

@@ -12,8 +12,11 @@ Notebook accounts need to run the project's interpreter and read its sources; wh
 that path is closed to "others" (e.g. ``/root`` holding ``pyenv``), :func:`grant_traverse` gives the
 notebook group search-only permission (``x``, never ``r``) on it with a POSIX ACL (``setfacl``).
 
-Without root, there is no second identity to give notebooks: :func:`isolation_mode` says ``none`` and
-the launcher and the Hub pages say so loudly (:data:`NOT_ISOLATED`).
+Without root there is no second identity to give notebooks. If Debian's ``bubblewrap`` is installed
+(``make install`` does), each server runs in a sandbox (:func:`sandbox_argv`: own PID/IPC namespaces, no
+capabilities, the lab's data directory and the launcher's home replaced by empty tmpfs, only the user's
+own home bound back): ``sandbox``. Without it, :func:`isolation_mode` says ``none`` and the launcher and
+the Hub pages say so loudly (:data:`NOT_ISOLATED`).
 """
 
 from __future__ import annotations
@@ -37,19 +40,44 @@ ACCOUNT_PREFIX = "lab-"
 ACCOUNT_MARK = "lab notebook account"
 ROOT = Path(__file__).resolve().parents[2]
 NOT_ISOLATED = (
-    "NOTEBOOKS ARE NOT ISOLATED: the lab was started without root, so notebook servers run as the lab's "
-    "own user and can read its data directory and keys. Use this only for a single-person trial; run "
-    "`lab up` as root (it creates one unprivileged account per notebook user) for anyone else."
+    "NOTEBOOKS ARE NOT ISOLATED: the lab was started without root and without bubblewrap, so notebook "
+    "servers run as the lab's own user and can read its data directory and keys. Use this only for a "
+    "single-person trial; run `lab up` as root (it creates one unprivileged account per notebook user) "
+    "or install bubblewrap for anyone else."
 )
 _UNIX_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,26}")
 
 
 def isolation_mode() -> str:
-    """``accounts`` (one system account per notebook user) when running as root, else ``none``."""
+    """``accounts`` (a system account per notebook user) as root, else ``sandbox`` (bwrap) or ``none``."""
     forced = os.environ.get("LAB_NOTEBOOK_ISOLATION", "")
-    if forced in {"accounts", "none"}:
+    if forced in {"accounts", "sandbox", "none"}:
         return forced
-    return "accounts" if os.geteuid() == 0 else "none"
+    if os.geteuid() == 0:
+        return "accounts"
+    return "sandbox" if shutil.which("bwrap") else "none"
+
+
+def sandbox_argv(data_dir: Path, home: Path) -> list[str]:
+    """The ``bwrap`` prefix that runs a notebook server with no view of the lab's files.
+
+    The whole filesystem read-only; ``/tmp``, the launcher's home and the data directory replaced by
+    empty tmpfs; the interpreter, the virtualenv and the sources bound back read-only when they were under a
+    hidden directory; the user's own home bound read-write; new PID, IPC and UTS namespaces (the lab's
+    processes cannot be seen or traced), no capabilities, killed with the Hub.
+    """
+    bwrap = shutil.which("bwrap") or "bwrap"
+    hidden = [Path("/tmp"), Path.home().resolve(), data_dir.resolve()]  # noqa: S108 - hidden, not used
+    argv = [bwrap, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--ro-bind", "/", "/", "--dev", "/dev"]
+    argv += ["--proc", "/proc"]
+    for d in hidden[:2]:
+        argv += ["--tmpfs", str(d)]
+    for needed in notebook_paths(home.parent)[:4]:
+        if any(h in [needed, *needed.parents] for h in hidden[:2]):
+            argv += ["--ro-bind", str(needed), str(needed)]
+    argv += ["--tmpfs", str(hidden[2]), "--bind", str(home), str(home), "--chdir", str(home), "--"]
+    return argv
 
 
 def system_account(hub_name: str) -> str:

@@ -13,10 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jupyterhub.spawner import LocalProcessSpawner
+from jupyterhub.spawner import LocalProcessSpawner, SimpleLocalProcessSpawner
 from traitlets import Unicode
 
-from lab.launcher.isolation import ensure_account, preexec_as, prepare_home, run_as, system_account
+from lab.launcher.isolation import (
+    ensure_account,
+    preexec_as,
+    prepare_home,
+    run_as,
+    sandbox_argv,
+    system_account,
+)
 
 
 class IsolatedLocalSpawner(LocalProcessSpawner):  # type: ignore[misc]
@@ -55,3 +62,16 @@ def prepare_isolated_spawn(spawner: Any) -> None:
     home = Path(spawner.home_dir)
     prepare_home(home, account)
     run_as(account, home, [sys.executable, "-m", "lab.launcher.homes", str(home)])
+
+
+class SandboxedLocalSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
+    """Without root: each server inside bubblewrap with no view of the lab's files (same uid)."""
+
+    data_dir = Unicode("", config=True, help="the lab's data directory, hidden from notebook servers")
+    singleuser = Unicode("jupyterhub-singleuser", config=True, help="the single-user server command")
+
+    async def start(self) -> Any:
+        home = Path(self.home_dir)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.cmd = [*sandbox_argv(Path(self.data_dir), home), self.singleuser]
+        return await super().start()

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -88,6 +89,11 @@ def test_without_isolation_every_hub_page_says_so(monkeypatch: pytest.MonkeyPatc
     cfg = PyFileConfigLoader("jupyterhub_config.py", path=str(INFRA / "jupyterhub")).load_config()
     assert cfg.JupyterHub.spawner_class.endswith("SimpleLocalProcessSpawner")
     assert "NOT ISOLATED" in cfg.JupyterHub.template_vars["announcement"]
+    monkeypatch.setenv("LAB_NOTEBOOK_ISOLATION", "sandbox")
+    cfg = PyFileConfigLoader("jupyterhub_config.py", path=str(INFRA / "jupyterhub")).load_config()
+    assert cfg.JupyterHub.spawner_class == "lab.launcher.spawner.SandboxedLocalSpawner"
+    assert cfg.SandboxedLocalSpawner.data_dir == str(tmp_path.resolve())
+    assert "template_vars" not in cfg.JupyterHub
     monkeypatch.setenv("LAB_NOTEBOOK_ISOLATION", "accounts")
     cfg = PyFileConfigLoader("jupyterhub_config.py", path=str(INFRA / "jupyterhub")).load_config()
     assert cfg.JupyterHub.spawner_class == "lab.launcher.spawner.IsolatedLocalSpawner"
@@ -97,4 +103,5 @@ def test_without_isolation_every_hub_page_says_so(monkeypatch: pytest.MonkeyPatc
 
 def test_isolation_is_accounts_exactly_when_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LAB_NOTEBOOK_ISOLATION", raising=False)
-    assert isolation.isolation_mode() == ("accounts" if os.geteuid() == 0 else "none")
+    fallback = "sandbox" if shutil.which("bwrap") else "none"
+    assert isolation.isolation_mode() == ("accounts" if os.geteuid() == 0 else fallback)
