@@ -30,6 +30,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -111,20 +112,24 @@ def ensure_account(hub_name: str) -> pwd.struct_passwd:
         entry = pwd.getpwnam(name)
     except KeyError:
         comment = f"{ACCOUNT_MARK} for {hub_name}" if name.startswith(ACCOUNT_PREFIX) else ACCOUNT_MARK
-        r = subprocess.run(
-            [
-                *("useradd", "--system", "--gid", str(gid), "--no-create-home"),
-                *("--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"),
-                *("--comment", comment, name),
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError as exc:
-            raise Unavailable(f"could not create the notebook account {name}: {r.stderr.strip()}") from exc
+        for attempt in range(5):  # useradd fails while another spawn holds the lock on /etc/passwd
+            r = subprocess.run(
+                [
+                    *("useradd", "--system", "--gid", str(gid), "--no-create-home"),
+                    *("--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"),
+                    *("--comment", comment, name),
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+            )
+            try:
+                entry = pwd.getpwnam(name)
+                break
+            except KeyError:
+                time.sleep(0.2 * (attempt + 1))
+        else:
+            raise Unavailable(f"could not create the notebook account {name}: {r.stderr.strip()}")
     if entry.pw_gid != gid or not entry.pw_gecos.startswith(ACCOUNT_MARK) or entry.pw_uid == 0:
         raise Unavailable(f"the account {name} exists but is not a lab notebook account; refusing to use it")
     return entry
