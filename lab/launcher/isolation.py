@@ -21,6 +21,7 @@ the Hub pages say so loudly (:data:`NOT_ISOLATED`).
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import hashlib
 import os
@@ -30,8 +31,9 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lab.errors import Unavailable
@@ -39,6 +41,8 @@ from lab.errors import Unavailable
 NOTEBOOK_GROUP = "lab-notebooks"
 ACCOUNT_PREFIX = "lab-"
 ACCOUNT_MARK = "lab notebook account"
+ACCOUNTS_LOCK_FILE = "/run/lab-notebook-accounts.lock"
+_ACCOUNTS_THREAD_LOCK = threading.Lock()
 ROOT = Path(__file__).resolve().parents[2]
 NOT_ISOLATED = (
     "NOTEBOOKS ARE NOT ISOLATED: the lab was started without root and without bubblewrap, so notebook "
@@ -92,13 +96,33 @@ def system_account(hub_name: str) -> str:
     return "labx-" + hashlib.sha256(hub_name.encode()).hexdigest()[:16]
 
 
-def ensure_group() -> int:
-    """The notebook group's gid (created as a system group if missing)."""
+def _group() -> int:
     try:
         return grp.getgrnam(NOTEBOOK_GROUP).gr_gid
     except KeyError:
         subprocess.run(["groupadd", "--system", NOTEBOOK_GROUP], check=False, capture_output=True)
         return grp.getgrnam(NOTEBOOK_GROUP).gr_gid
+
+
+def ensure_group() -> int:
+    """The notebook group's gid (created as a system group if missing)."""
+    with _accounts_locked():
+        return _group()
+
+
+@contextmanager
+def _accounts_locked() -> Iterator[None]:
+    """Serialize account creation (threads of one Hub, and every lab on this machine).
+
+    Concurrent ``useradd`` runs can lose each other's updates to ``/etc/passwd``; a lost account's uid
+    could later be given to another user, so creations never overlap.
+    """
+    with _ACCOUNTS_THREAD_LOCK, open(ACCOUNTS_LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_account(hub_name: str) -> pwd.struct_passwd:
@@ -107,12 +131,12 @@ def ensure_account(hub_name: str) -> pwd.struct_passwd:
     Refuses an existing account of that name that the lab did not create.
     """
     name = system_account(hub_name)
-    gid = ensure_group()
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        comment = f"{ACCOUNT_MARK} for {hub_name}" if name.startswith(ACCOUNT_PREFIX) else ACCOUNT_MARK
-        for attempt in range(5):  # useradd fails while another spawn holds the lock on /etc/passwd
+    with _accounts_locked():
+        gid = _group()
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            comment = f"{ACCOUNT_MARK} for {hub_name}" if name.startswith(ACCOUNT_PREFIX) else ACCOUNT_MARK
             r = subprocess.run(
                 [
                     *("useradd", "--system", "--gid", str(gid), "--no-create-home"),
@@ -125,11 +149,10 @@ def ensure_account(hub_name: str) -> pwd.struct_passwd:
             )
             try:
                 entry = pwd.getpwnam(name)
-                break
-            except KeyError:
-                time.sleep(0.2 * (attempt + 1))
-        else:
-            raise Unavailable(f"could not create the notebook account {name}: {r.stderr.strip()}")
+            except KeyError as exc:
+                raise Unavailable(
+                    f"could not create the notebook account {name}: {r.stderr.strip()}"
+                ) from exc
     if entry.pw_gid != gid or not entry.pw_gecos.startswith(ACCOUNT_MARK) or entry.pw_uid == 0:
         raise Unavailable(f"the account {name} exists but is not a lab notebook account; refusing to use it")
     return entry
