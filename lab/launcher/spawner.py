@@ -18,6 +18,8 @@ from traitlets import Unicode
 
 from lab.launcher.isolation import (
     ensure_account,
+    grant_traverse,
+    notebook_paths,
     preexec_as,
     prepare_home,
     run_as,
@@ -57,9 +59,14 @@ class IsolatedLocalSpawner(LocalProcessSpawner):  # type: ignore[misc]
 
 
 def prepare_isolated_spawn(spawner: Any) -> None:
-    """Create the account and its home; copy the example notebooks into it as the account itself."""
+    """Create the account and its home; copy the example notebooks into it as the account itself.
+
+    The way to the interpreter and the homes is checked again at each spawn: a ``chmod`` of a directory
+    on that path since the Hub started resets its ACL mask (and so the notebook group's search right).
+    """
     account = ensure_account(spawner.user.name)
     home = Path(spawner.home_dir)
+    grant_traverse(notebook_paths(home.parent), account.pw_gid)
     prepare_home(home, account)
     run_as(account, home, [sys.executable, "-m", "lab.launcher.homes", str(home)])
 
