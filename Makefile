@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SCALE ?= 20000
 
-.PHONY: demo test install lint bench clean down chromium
+.PHONY: demo test install lint bench clean down chromium system
 
 $(STAMP): pyproject.toml constraints.txt package.json package-lock.json
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,7 +16,17 @@ $(STAMP): pyproject.toml constraints.txt package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) system
+
+# as root, `lab up` gives notebook accounts search-only ACLs on closed directories (setfacl, Debian's acl);
+# without root it sandboxes notebook servers with bubblewrap
+system:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  (command -v setfacl && command -v bwrap) >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq acl bubblewrap >/dev/null); \
+	elif ! command -v bwrap >/dev/null 2>&1; then \
+	  echo "NOTE: install bubblewrap (apt-get install bubblewrap) or run lab up as root to isolate notebooks"; \
+	fi
 
 demo: install
 	$(BIN)/lab up --scale $(SCALE)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,13 +199,16 @@ class HubHandle:
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubHandle]:
     base = free_port_block(4, 31000, 39000)
-    process = HubProcess(
-        tmp_path_factory.mktemp("hub"), base, base + 2, base + 3, secrets.token_hex(32), manage_api=False
-    ).start()
+    # not under pytest's private directory, whose mode (and so ACL mask) every pytest session resets:
+    # notebook accounts must reach their homes in the Hub's data directory
+    work = Path(tempfile.mkdtemp(prefix="lab-hub-"))
+    work.chmod(0o711)
+    process = HubProcess(work, base, base + 2, base + 3, secrets.token_hex(32), manage_api=False).start()
     handle = HubHandle(process)
     yield handle
     handle.http.close()
     process.stop()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture

@@ -66,6 +66,10 @@ def up(
     stack = Stack(
         settings, Ports(public=public_port, hub=public_port + 81, api=public_port + 181, s3=s3_port)
     )
+    if stack.isolation == "none":
+        from lab.launcher.isolation import NOT_ISOLATED
+
+        typer.secho(f"WARNING: {NOT_ISOLATED}", fg=typer.colors.RED, bold=True, err=True)
     stopping = False
 
     def _stop(*_: object) -> None:
@@ -101,6 +105,7 @@ def up(
         )
         typer.echo(f"  S3 (SeaweedFS)  http://{stack.s3_endpoint}")
         typer.echo("  demo accounts (user / password / role):")
+        from lab.launcher.isolation import NOT_ISOLATED
         from lab.launcher.stack import DEMO_ACCOUNTS
 
         for user, groups in DEMO_ACCOUNTS.items():
@@ -109,6 +114,12 @@ def up(
             f"  demo project    {stack.demo_project} (alice; open ~/notebooks/00-getting-started.ipynb)"
         )
         typer.echo("  a token for scripts:  lab token alice")
+        if stack.isolation == "accounts":
+            typer.echo("  notebooks       isolated: each user's server runs as the system account lab-<user>")
+        elif stack.isolation == "sandbox":
+            typer.echo("  notebooks       sandboxed (bubblewrap): no view of the lab's files (same user id)")
+        else:
+            typer.secho(f"  WARNING: {NOT_ISOLATED}", fg=typer.colors.RED, bold=True)
         typer.echo("Ctrl-C or `lab down` stops everything.")
         while not stopping:
             if stack.hub.process is None or stack.hub.process.poll() is not None:

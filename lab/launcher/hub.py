@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 
 from lab.errors import Unavailable
+from lab.launcher import isolation
+from lab.storage.seaweed import private_log
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_CONFIG = ROOT / "infra" / "jupyterhub" / "jupyterhub_config.py"
@@ -42,9 +44,24 @@ class HubProcess:
     def lab_api_url(self) -> str:
         return f"{self.public_url}/services/lab-api"
 
+    @property
+    def isolation(self) -> str:
+        """How notebook servers are kept apart from the lab: ``accounts`` or ``none``."""
+        return isolation.isolation_mode()
+
+    def prepare_isolation(self) -> None:
+        """Private data directory; with accounts, the notebook group and its way to the interpreter."""
+        mode = self.isolation
+        isolation.secure_state(self.data_dir, isolated=mode == "accounts")
+        if mode == "accounts":
+            gid = isolation.ensure_group()
+            isolation.grant_traverse(isolation.notebook_paths(self.data_dir / "homes"), gid)
+            isolation.check_reachable(gid, sys.executable)
+
     def start(self, timeout: float = 90.0) -> HubProcess:
         """Start the Hub and wait until its API (and the managed lab API) answer."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_isolation()
         env = {
             **os.environ,
             **self.env,
@@ -57,10 +74,11 @@ class HubProcess:
             "LAB_HUB__API_URL": self.api_url,
             "LAB_HUB__PUBLIC_URL": self.public_url,
             "LAB_HUB_MANAGE_API": "1" if self.manage_api else "0",
+            "LAB_NOTEBOOK_ISOLATION": self.isolation,
         }
         bin_dir = str(Path(sys.executable).parent)
         env["PATH"] = f"{bin_dir}:{ROOT / 'node_modules' / '.bin'}:{env.get('PATH', '')}"
-        log = (self.data_dir / "jupyterhub.log").open("ab")
+        log = private_log(self.data_dir / "jupyterhub.log")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
             cwd=self.data_dir,
@@ -68,6 +86,7 @@ class HubProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=0o077,  # the Hub, its proxy and the managed lab API create private files
         )
         deadline = time.monotonic() + timeout
         headers = {"Authorization": f"token {self.service_token}"}

@@ -26,13 +26,11 @@ Invariants (tested in tests/e2e/test_jupyter_e2e.py and tests/integration/test_k
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "notebooks"
 ROLE_GROUPS = ["bureau", "steward", "operator", "auditor", "registrar"]
 #: Variables a notebook server inherits from the Hub process — nothing secret.
 ENV_KEEP = ["JUPYTERHUB_SINGLEUSER_APP", "PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "OPENBLAS_CORETYPE"]
@@ -78,31 +76,23 @@ def may_spawn(spawner: Any) -> None:
         spawner.environment["LAB_PROJECT"] = projects[0]
 
 
-#: JupyterLab user settings written once into a new home: no news or update pop-ups (no Internet here).
-LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": '{"fetchNews": "false", '
-    '"checkForUpdates": false}\n',
-}
-
-
 def copy_notebooks(spawner: Any) -> None:
     """Put the example notebooks in the user's home (``~/notebooks``), never overwriting their edits."""
-    home = Path(spawner.home_dir)
-    target = home / "notebooks"
-    target.mkdir(parents=True, exist_ok=True)
-    for nb in sorted(NOTEBOOKS.glob("*.ipynb")):
-        if not (target / nb.name).exists():
-            shutil.copyfile(nb, target / nb.name)
-    for name, text in LAB_SETTINGS.items():
-        path = home / ".jupyter" / "lab" / "user-settings" / name
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+    from lab.launcher.homes import fill_home
+
+    fill_home(Path(spawner.home_dir))
 
 
 def _embedded_pre_spawn(spawner: Any) -> None:
     may_spawn(spawner)
     copy_notebooks(spawner)
+
+
+def _isolated_pre_spawn(spawner: Any) -> None:
+    from lab.launcher.spawner import prepare_isolated_spawn
+
+    may_spawn(spawner)
+    prepare_isolated_spawn(spawner)
 
 
 def configure_common(c: Any) -> None:
@@ -175,13 +165,37 @@ def configure_common(c: Any) -> None:
 
 
 def configure_local_spawner(c: Any, data_dir: Path) -> None:
-    """Notebook servers as local processes (embedded lab, tests): homes under the data directory."""
-    c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
-    c.SimpleLocalProcessSpawner.home_dir_template = str(data_dir / "homes" / "{username}")
+    """Notebook servers as local processes (embedded lab, tests): homes under the data directory.
+
+    As root (a server, CI): each user's server runs as its own system account (lab.launcher.isolation;
+    the launcher's :class:`~lab.launcher.hub.HubProcess` has made the data directory private and the
+    interpreter reachable). Without root there is no other identity to give notebooks: the Hub pages
+    carry a warning (never a silent fallback).
+    """
+    from lab.launcher import isolation
+
+    homes = data_dir / "homes"
     c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI run as root; servers share the uid
+    if isolation.isolation_mode() == "accounts":
+        c.JupyterHub.spawner_class = "lab.launcher.spawner.IsolatedLocalSpawner"
+        c.IsolatedLocalSpawner.home_dir_template = str(homes / "{username}")
+        c.Spawner.pre_spawn_hook = _isolated_pre_spawn
+        return
+    if isolation.isolation_mode() == "sandbox":
+        c.JupyterHub.spawner_class = "lab.launcher.spawner.SandboxedLocalSpawner"
+        c.SandboxedLocalSpawner.home_dir_template = str(homes / "{username}")
+        c.SandboxedLocalSpawner.data_dir = str(data_dir)
+        c.SandboxedLocalSpawner.singleuser = c.Spawner.cmd[0]
+        c.Spawner.pre_spawn_hook = _embedded_pre_spawn
+        if os.geteuid() == 0:  # forced as root (tests): root without capabilities inside the sandbox
+            c.Spawner.args = ["--ServerApp.allow_root=True"]
+        return
+    c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(homes / "{username}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # forced off as root: servers share the uid
         c.Spawner.args = ["--ServerApp.allow_root=True"]
     c.Spawner.pre_spawn_hook = _embedded_pre_spawn
+    c.JupyterHub.template_vars = {"announcement": isolation.NOT_ISOLATED}
 
 
 def configure_container_spawner(c: Any, kind: str) -> None:

@@ -1,7 +1,9 @@
 """``lab up``: the whole lab on one machine, with generated demo secrets and sample data.
 
 State lives under the data directory: ``secrets.json`` (0600), ``demo-accounts.json``
-(password hashes), ``run.json`` (process ids for ``lab down``).
+(password hashes), ``run.json`` (process ids for ``lab down``). The launcher runs with umask 077 and,
+at every start, makes the data directory its own again (0700/0600; see :mod:`lab.launcher.isolation`),
+which also repairs a directory left world-readable by older versions.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from lab.launcher import isolation
 from lab.launcher.demo_auth import hash_password
 from lab.launcher.hub import HubProcess
 from lab.launcher.witnesses import LocalWitnesses, start_witnesses
@@ -121,6 +124,9 @@ class Stack:
         self.settings = settings
         self.ports = ports or Ports()
         self.data_dir = settings.data_dir.resolve()
+        os.umask(0o077)  # every file the lab writes from here on is its own
+        self.isolation = isolation.isolation_mode()
+        isolation.secure_state(self.data_dir, isolated=self.isolation == "accounts")
         self.secrets = load_secrets(self.data_dir)
         self.seaweed: SeaweedServer | None = None
         self.hub: HubProcess | None = None

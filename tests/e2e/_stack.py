@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,8 +127,14 @@ class LabStack:
 
 
 def start_stack(seaweed: SeaweedServer, base: Path) -> LabStack:
-    """Start the lab on free ports over ``seaweed``; sample data imported at :data:`SCALE`."""
-    data_dir = base / "lab"
+    """Start the lab on free ports over ``seaweed``; sample data imported at :data:`SCALE`.
+
+    The data directory is a fresh directory under the system's temporary directory (not pytest's
+    private one) so that isolated notebook accounts can reach their homes in it.
+    """
+    top = Path(tempfile.mkdtemp(prefix="lab-stack-"))
+    top.chmod(0o711)
+    data_dir = top / "lab"
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = make_settings(f"sqlite:///{data_dir / 'lab.sqlite'}", data_dir, seaweed)
     upgrade(settings.db_url)
@@ -175,3 +183,4 @@ def lab_stack(seaweed: SeaweedServer, tmp_path_factory: pytest.TempPathFactory) 
     yield stack
     stack.hub.stop()
     stack.runtime.close()
+    shutil.rmtree(stack.data_dir.parent, ignore_errors=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,8 @@ LAB = str(Path(sys.executable).parent / "lab")
 
 @pytest.fixture(scope="module")
 def lab_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    data = tmp_path_factory.mktemp("lab-up")
+    # not under pytest's private directory: notebook accounts must reach their homes in the data directory
+    data = Path(tempfile.mkdtemp(prefix="lab-up-"))
     public = free_port_block(4, 40000, 45000)  # public, proxy api
     s3 = free_port_block(4, 45000, 50000) + 3
     for p in (public + 81, public + 181):
@@ -50,6 +53,7 @@ def lab_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     subprocess.run([LAB, "down"], env=env, check=True, timeout=90)
     proc.wait(60)
     log.close()
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def test_lab_up_prints_urls_and_demo_accounts(lab_up: dict[str, str]) -> None:
