@@ -122,11 +122,10 @@ def test_a_refused_release_charges_nothing_anywhere(runtime: Runtime) -> None:
         pending = authorize(s, principal, second, "population", "dp", "query", {"epsilon": "0.5"})
     spend(runtime, third, "0.5")
     before = snapshot(runtime)
-    with pytest.raises(BudgetExhausted, match="privacy-loss account") as exc:
-        with runtime.transaction() as s:
-            commit_result(
-                s, runtime.ledger(s), pending, cost=Budget.of("0.5"), parameters={}, result_digest="0" * 64
-            )
+    with pytest.raises(BudgetExhausted, match="privacy-loss account") as exc, runtime.transaction() as s:
+        commit_result(
+            s, runtime.ledger(s), pending, cost=Budget.of("0.5"), parameters={}, result_digest="0" * 64
+        )
     assert exc.value.extra["account"]["dataset"] == "population"
     assert snapshot(runtime) == before
     with pytest.raises(BudgetExhausted):  # and refused before any computation from now on
