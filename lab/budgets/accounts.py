@@ -144,10 +144,10 @@ def check(
     """Raise :class:`BudgetExhausted` naming the account if ``cost`` would not fit it (no lock)."""
     if account is None or cost.is_zero:
         return
-    current = state(session, dataset, account)
     after = state(session, dataset, account, extra=(cost, gaussian))
     if after.fits:
         return
+    current = state(session, dataset, account)
     lifetime = after.spent.budget.fits_within(after.limit)
     scope = "period" if lifetime else "lifetime"
     left = current.period_remaining if lifetime else current.remaining
