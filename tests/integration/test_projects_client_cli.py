@@ -133,7 +133,8 @@ def test_cli_apply_review_supervise_sweep(
     shown = json.loads(run(app, ["projects", "show", pid]).output)
     assert shown["grants"]["population"]["dp"]["epsilon"] == "0.5" and shown["hub_synced"]
     assert pid in run(app, ["projects", "list", "--status", "active"]).output
-    assert "ε 0/0.5" in run(app, ["projects", "budget", pid]).output
+    printed = run(app, ["projects", "budget", pid]).output
+    assert "ε 0/0.5" in printed and "ε left 8, project binds" in printed
     assert run(app, ["projects", "suspend", pid, "--as", "bureau1", "--reason", "x"]).exit_code == 0
     r = run(app, ["projects", "sync-hub"])
     assert r.exit_code == 0 and f"project-{pid}: (empty)" in r.output
