@@ -129,6 +129,10 @@ def test_risk_and_anomalies_pages_in_both_languages(lab_stack: LabStack, browser
         )
         assert "By operator organization" in page.locator("#org-h").inner_text()
         page.screenshot(path=str(ARTIFACTS / "risk-dataset-en.png"), full_page=True)
+        page.locator("#steps tbody tr").first.locator("a").last.click()  # the newest release's ledger entry
+        page.wait_for_url(re.compile(r"/ui/records/dr_[0-9a-f]{32}#ledger-entry$"))
+        assert page.locator("#ledger-entry").inner_text().startswith("Ledger entry #")
+        assert '"kind": "derived.record"' in page.locator("pre.json").last.inner_text()
         page.get_by_role("navigation").get_by_role("link", name="Anomalies").click()
         page.wait_for_url(re.compile(r"/ui/anomalies"))
         assert page.locator("h1").inner_text() == "Anomalies"

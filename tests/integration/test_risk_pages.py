@@ -52,7 +52,11 @@ def test_risk_pages_show_the_account_to_the_bureau_only(api: Any, runtime: Runti
     assert "Year " in en and "Alpha Data Ltd." in en and "北岛数据科技有限公司" in en
     assert len(re.findall(r'<circle class="step"', en)) == 7
     for r in records:
-        assert f"/api/v1/records/{r}" in en
+        assert f'href="/services/lab-api/ui/records/{r}"' in en
+        assert f'href="/services/lab-api/ui/records/{r}#ledger-entry"' in en
+    release = api.get(f"{P}/ui/records/{records[0]}?lang=en")
+    assert release.status_code == 200 and 'id="ledger-entry"' in release.text
+    assert f"&#34;record&#34;: &#34;{records[0]}&#34;" in release.text  # the ledger entry names it
     lifetime = re.search(r'<dl class="facts" id="lifetime">(.*?)</dl>', en, re.S)
     assert lifetime and "ε 6.5" in lifetime.group(1) and "ε 5.5" in lifetime.group(1)  # of 12
     zh = api.get(f"{P}/ui/risk/population?lang=zh").text
@@ -66,6 +70,7 @@ def test_risk_pages_show_the_account_to_the_bureau_only(api: Any, runtime: Runti
     login_as(api, runtime, hub, "alice", ["operator"])
     assert api.get(f"{P}/ui/risk").status_code == 403
     assert api.get(f"{P}/ui/anomalies").status_code == 403
+    assert api.get(f"{P}/ui/records/{records[0]}").status_code == 403
     assert "ui/anomalies" not in api.get(f"{P}/ui/catalog").text
 
 

@@ -164,6 +164,14 @@ def risk_dataset_page(dataset: Annotated[str, Path(max_length=64)], p: UserPageD
     return p.render("risk_dataset.html", **ctx)
 
 
+@router.get("/ui/records/{record_id}")
+def release_page(record_id: Annotated[str, Path(max_length=40)], p: UserPageDep) -> Response:
+    p.require(Role.bureau, Role.auditor)
+    with p.runtime.transaction() as s:
+        ctx = risk.release_detail(s, p.runtime.ledger(s), p.user, record_id)
+    return p.render("release.html", **ctx)
+
+
 @router.get("/ui/anomalies")
 def anomalies_page(p: UserPageDep, hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0) -> Response:
     p.require(Role.bureau, Role.auditor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -10,6 +11,9 @@ from lab.audit.service import Anomalies
 from lab.budgets.risk import account_alerts, accounts_overview, dataset_risk
 from lab.catalog.service import Catalog
 from lab.errors import NotFound
+from lab.identity import Principal
+from lab.ledger import Ledger
+from lab.records.service import get_record
 from lab.web.charts import SpendPoint, spend_chart
 from lab.web.i18n import Translator
 from lab.web.render import fmt_decimal, fmt_time
@@ -65,3 +69,15 @@ def risk_detail(session: Session, dataset: str, t: Translator, lang: str) -> dic
 
 def anomalies_view(report: Anomalies) -> dict[str, Any]:
     return {"report": report}
+
+
+def release_detail(session: Session, ledger: Ledger, principal: Principal, record_id: str) -> dict[str, Any]:
+    """A derived record behind a step of the risk view, and its ledger entry (canonical JSON)."""
+    record = get_record(session, principal, record_id)
+    entry = ledger.entry(int(record["ledger_index"]))
+    return {
+        "record": record,
+        "parameters": json.dumps(record["parameters"], ensure_ascii=False, indent=2, sort_keys=True),
+        "entry": entry,
+        "entry_json": json.dumps(entry.entry, ensure_ascii=False, indent=2, sort_keys=True),
+    }
