@@ -7,10 +7,11 @@ Grant limits per dataset (``GrantRow.limits``)::
      "he":  {"models": ["m-1"], "tables": ["income_by_town"], "record_quota": 10000}}
 
 :func:`authorize` checks the caller, the project's state and term, the grant and the dataset's
-policy, and (as a pre-check) the remaining budget and quota. :func:`commit_result` runs in the
-same transaction that returns the result: it locks the budget row, checks again, debits, counts
+policy, and (as a pre-check) the remaining budget, the dataset's privacy-loss account and quota.
+:func:`commit_result` runs in the same transaction that returns the result: it locks the budget
+row and the dataset's account row (:mod:`lab.budgets.accounts`), checks again, debits both, counts
 usage, writes the derived record and appends its ledger entry, so that concurrent requests
-can never overspend and no result exists without its charge.
+can never overspend either and no result exists without its charge.
 """
 
 from __future__ import annotations
