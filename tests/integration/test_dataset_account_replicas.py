@@ -7,6 +7,7 @@ so exactly 16 are charged; the rest are refused with the account named, and noth
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -124,7 +125,9 @@ def test_fifty_spends_across_two_replicas_never_overspend_the_dataset_account(
         outcomes = list(pool.map(attempt, range(50)))
     statuses = [s for s, _ in outcomes]
     assert statuses.count(200) == 16 and statuses.count(409) == 34, outcomes
-    assert any("privacy-loss account of dataset population" in t for s, t in outcomes if s == 409)
+    refusals = [json.loads(t) for s, t in outcomes if s == 409]
+    assert all(r["code"] == "budget-exhausted" for r in refusals)
+    assert any(r.get("account", {}).get("dataset") == "population" for r in refusals)  # the account is named
     with runtime.transaction() as s:
         account = s.get(DatasetAccountRow, "population")
         assert account is not None and (account.epsilon_spent, account.spends) == ("8", 16)
