@@ -181,7 +181,7 @@ def _check_params(session: Session, access: Access, params: dict[str, Any]) -> N
         accounts.check(
             session,
             access.dataset.dataset,
-            dataset_account(session, access.dataset.dataset),
+            account_of(access.policy, access.dataset.dataset),  # authorize read the current version
             cost,
             gaussian=bool(params.get("gaussian")),
         )
@@ -236,7 +236,11 @@ def dataset_account(session: Session, dataset: str) -> AccountPolicy | None:
     A non-open dataset whose stored policy predates accounts has none: its charged releases are
     refused until the steward imports a version that declares one (fail closed).
     """
-    policy = Catalog(session, None, None).get(dataset).policy
+    return account_of(Catalog(session, None, None).get(dataset).policy, dataset)
+
+
+def account_of(policy: Policy, dataset: str) -> AccountPolicy | None:
+    """``policy``'s account; refuses a non-open policy without one (see :func:`dataset_account`)."""
     if policy.needs_account and policy.account is None:
         raise BudgetExhausted(
             f"dataset {dataset} has no privacy-loss account; "
