@@ -25,6 +25,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lab.audit.models import AuditRequestRow
+from lab.budgets.risk import DatasetAlert, account_alerts
 from lab.db.base import utcnow
 from lab.projects.models import BudgetRow, ProjectRow, ProjectStatus
 
@@ -201,6 +202,7 @@ class Anomalies(BaseModel):
     refused: list[RefusedRequests]
     budgets: list[BudgetAlert]
     quota_hits: list[QuotaHits]
+    datasets: list[DatasetAlert] = []  # dataset accounts past 50/80/100 % of their period allowance
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -246,7 +248,8 @@ def anomalies(
     min_refused: int = 1,
     budget_fraction: Decimal = Decimal("0.8"),
 ) -> Anomalies:
-    """Refused requests and quota hits per principal in the last ``hours``; budgets nearly spent."""
+    """Refused requests and quota hits per principal in the last ``hours``; budgets nearly spent;
+    dataset accounts past 50/80/100 % of their period allowance."""
     until = now or utcnow()
     since = until - dt.timedelta(hours=hours)
     refused: dict[str | None, RefusedRequests] = {}
@@ -289,6 +292,7 @@ def anomalies(
             (QuotaHits(principal=p, project_id=pid, hits=n, last_at=_utc(last)) for p, pid, n, last in hits),
             key=lambda h: -h.hits,
         ),
+        datasets=account_alerts(session),
     )
 
 

@@ -3,9 +3,10 @@
 A policy is validated with pydantic; :func:`load_policy` turns every validation failure
 into :class:`~lab.errors.InvalidPolicy` naming the file, the field and the reason.
 Rules beyond types: personal information and trade secrets are non-open (article 20);
-share attribute ``none`` needs a legal basis (article 16); PSI ``intersection`` mode is
-only for open datasets; every PSI column is an identifier; DP group-by and filter columns
-have declared domains or bounds.
+share attribute ``none`` needs a legal basis (article 16); a non-open dataset opened to DP or
+PSI has a privacy-loss ``account`` (lifetime and per-period ε/δ), an open one has none; PSI
+``intersection`` mode is only for open datasets; every PSI column is an identifier; DP group-by
+and filter columns have declared domains or bounds.
 """
 
 from __future__ import annotations
@@ -162,6 +163,26 @@ class HePolicy(_Strict):
     record_quota: int = Field(100_000, ge=1)
 
 
+class AccountPolicy(_Strict):
+    """The dataset's privacy-loss account per person, across every project and channel (set by the steward).
+
+    ``epsilon``/``delta`` bound everything ever released about one person; ``period_epsilon``/
+    ``period_delta`` bound what may be released per calendar ``period`` (UTC).
+    """
+
+    epsilon: Epsilon
+    delta: Delta = Decimal(0)
+    period: Literal["year"] = "year"
+    period_epsilon: Epsilon
+    period_delta: Delta = Decimal(0)
+
+    @model_validator(mode="after")
+    def _within(self) -> AccountPolicy:
+        if self.period_epsilon > self.epsilon or self.period_delta > self.delta:
+            raise ValueError("the per-period allowance cannot exceed the lifetime account")
+        return self
+
+
 class Channels(_Strict):
     dp: DpPolicy | None = None
     psi: PsiPolicy | None = None
@@ -198,6 +219,7 @@ class Policy(_Strict):
     retention_days: int = Field(365, ge=1)
     columns: tuple[Column, ...] = Field(min_length=1)
     channels: Channels = Channels()
+    account: AccountPolicy | None = None
 
     @field_validator("columns")
     @classmethod
@@ -216,6 +238,8 @@ class Policy(_Strict):
             raise ValueError("open: personal information and trade secrets must be non-open (article 20)")
         cols = {c.name: c for c in self.columns}
         dp, psi = self.channels.dp, self.channels.psi
+        if self.is_open and self.account is not None:
+            raise ValueError("account: open datasets have no privacy-loss account")
         if dp:
             for name in dp.group_by:
                 if name not in cols or cols[name].domain is None:
@@ -249,6 +273,11 @@ class Policy(_Strict):
     @property
     def entity_key(self) -> str:
         return next(c.name for c in self.columns if c.role is ColumnRole.entity_key)
+
+    @property
+    def needs_account(self) -> bool:
+        """A non-open dataset opened to a channel that charges privacy loss (DP, PSI cohorts)."""
+        return not self.is_open and (self.channels.dp is not None or self.channels.psi is not None)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -291,3 +320,17 @@ def load_policy(path: str | Path) -> Policy:
     if not isinstance(data, dict):
         raise InvalidPolicy(f"{p}: (top level): a policy is a mapping", file=str(p), field="(top level)")
     return parse_policy(data, str(p))
+
+
+def require_account(policy: Policy, source: str = "<policy>") -> None:
+    """Refuse to import a non-open policy that opens DP or PSI without a privacy-loss ``account``.
+
+    Checked at import, not on reading stored versions: a version stored before accounts existed
+    still reads, and charged releases on it are refused until the steward imports one with an account.
+    """
+    if policy.needs_account and policy.account is None:
+        raise InvalidPolicy(
+            f"{source}: account: a non-open dataset opened to DP or PSI needs a privacy-loss account",
+            file=source,
+            field="account",
+        )

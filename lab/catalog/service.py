@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lab.catalog.models import DatasetRow, DatasetVersionRow
-from lab.catalog.policy import Policy, parse_policy
+from lab.catalog.policy import Policy, parse_policy, require_account
 from lab.catalog.validate import to_parquet
 from lab.db.base import utcnow
 from lab.errors import DatasetNotFound
@@ -102,6 +102,7 @@ class Catalog:
     def import_file(self, path: Path, policy: Policy, actor: str) -> DatasetVersion:
         """Validate and import ``path`` as the next version of ``policy.dataset``."""
         assert self.store is not None and self.ledger is not None, "imports need storage and the ledger"
+        require_account(policy, policy.dataset)
         with tempfile.TemporaryDirectory(prefix="lab-import-") as tmp:
             parquet = Path(tmp) / "data.parquet"
             rows = to_parquet(path, policy, parquet)

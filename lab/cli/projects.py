@@ -77,6 +77,11 @@ def budget(project_id: str) -> None:
         typer.echo(
             f"{b.dataset:24} ε {b.epsilon_spent}/{b.epsilon_total} (left {b.epsilon_remaining})  "
             f"δ {b.delta_spent}/{b.delta_total}  {b.spends} spends"
+            + (
+                f"  dataset {b.dataset_period}: ε left {b.dataset_epsilon_remaining}, {b.binding} binds"
+                if b.dataset_epsilon_remaining is not None
+                else ""
+            )
         )
     for u in report.usage:
         typer.echo(f"{u.dataset:24} {u.channel} {u.period}: {u.used}")

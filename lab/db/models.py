@@ -3,6 +3,7 @@
 from he_compute import models as _he  # noqa: F401
 from lab.artifacts import models as _artifacts  # noqa: F401
 from lab.audit import models as _audit  # noqa: F401
+from lab.budgets import models as _budgets  # noqa: F401
 from lab.catalog import models as _catalog  # noqa: F401
 from lab.db.base import Base
 from lab.dp import models as _dp  # noqa: F401

@@ -92,8 +92,13 @@ def prepare(
     return source, cohort
 
 
-def _cost_params(cost: Budget) -> dict[str, Any]:
-    return {"epsilon": cost.epsilon, "delta": cost.delta}
+def _cost_params(cost: Budget, spec: QuerySpec | None = None) -> dict[str, Any]:
+    return {"epsilon": cost.epsilon, "delta": cost.delta, "gaussian": spec is not None and _gaussian(spec)}
+
+
+def _gaussian(spec: QuerySpec) -> bool:
+    """Is the whole release one Gaussian mechanism (RDP-composable on the dataset account)?"""
+    return spec.delta > 0 and spec.mechanism == "gaussian" and all(a.agg != "quantile" for a in spec.select)
 
 
 def _rows(plan: QueryPlan, values: list[Value]) -> list[dict[str, Any]]:
@@ -147,7 +152,7 @@ def _authorize_or_replay(
     """Authorize the query; when only the budget says no, a replayable answer may still be served."""
     try:
         access = authorize(
-            session, principal, project_id, spec.dataset, "dp", operation, _cost_params(spec.cost())
+            session, principal, project_id, spec.dataset, "dp", operation, _cost_params(spec.cost(), spec)
         )
     except BudgetExhausted:
         version = Catalog(session, None, None).get(spec.dataset)
@@ -196,6 +201,7 @@ def query(
         runtime.ledger(session),
         access,
         cost=plan.cost,
+        gaussian=_gaussian(spec),
         parameters={"spec": canonical(spec), "spec_sha256": key, "noise": plan.noise},
         result_digest=digest(answer["rows"]),
     )
@@ -305,7 +311,7 @@ def release_table(
     """Release one statistic over the dims' full domains as a stored table (for HE lookups)."""
     q = spec.as_query()
     access = authorize(
-        session, principal, project_id, spec.dataset, "dp", "release_table", _cost_params(q.cost())
+        session, principal, project_id, spec.dataset, "dp", "release_table", _cost_params(q.cost(), q)
     )
     plan = plan_query(q, access.policy)
     values, infos = compute(runtime, session, access, plan, rng)
@@ -318,6 +324,7 @@ def release_table(
         runtime.ledger(session),
         access,
         cost=plan.cost,
+        gaussian=_gaussian(q),
         parameters={"spec": canonical(spec), "noise": plan.noise},
         result_digest=digest([v.value for v in values]),
     )

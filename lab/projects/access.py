@@ -7,10 +7,11 @@ Grant limits per dataset (``GrantRow.limits``)::
      "he":  {"models": ["m-1"], "tables": ["income_by_town"], "record_quota": 10000}}
 
 :func:`authorize` checks the caller, the project's state and term, the grant and the dataset's
-policy, and (as a pre-check) the remaining budget and quota. :func:`commit_result` runs in the
-same transaction that returns the result: it locks the budget row, checks again, debits, counts
+policy, and (as a pre-check) the remaining budget, the dataset's privacy-loss account and quota.
+:func:`commit_result` runs in the same transaction that returns the result: it locks the budget
+row and the dataset's account row (:mod:`lab.budgets.accounts`), checks again, debits both, counts
 usage, writes the derived record and appends its ledger entry, so that concurrent requests
-can never overspend and no result exists without its charge.
+can never overspend either and no result exists without its charge.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lab.budgets import Budget
-from lab.catalog.policy import Policy
+from lab.budgets import Budget, accounts
+from lab.catalog.policy import AccountPolicy, Policy
 from lab.catalog.service import Catalog, DatasetVersion
 from lab.db.base import utcnow
 from lab.errors import (
@@ -201,6 +202,13 @@ def _check_params(session: Session, access: Access, params: dict[str, Any]) -> N
         left = remaining(row)
         if not cost.fits_within(left):
             raise BudgetExhausted(f"{cost} exceeds the remaining budget {left}", remaining=left.as_strings())
+        accounts.check(
+            session,
+            access.dataset.dataset,
+            account_of(access.policy, access.dataset.dataset),  # authorize read the current version
+            cost,
+            gaussian=bool(params.get("gaussian")),
+        )
     if access.channel == "psi":
         mode, column = params.get("mode"), params.get("column")
         psi = policy.channels.psi
@@ -246,6 +254,26 @@ def _check_params(session: Session, access: Access, params: dict[str, Any]) -> N
             )
 
 
+def dataset_account(session: Session, dataset: str) -> AccountPolicy | None:
+    """The privacy-loss account the dataset's current policy declares (None for open datasets).
+
+    A non-open dataset whose stored policy predates accounts has none: its charged releases are
+    refused until the steward imports a version that declares one (fail closed).
+    """
+    return account_of(Catalog(session, None, None).get(dataset).policy, dataset)
+
+
+def account_of(policy: Policy, dataset: str) -> AccountPolicy | None:
+    """``policy``'s account; refuses a non-open policy without one (see :func:`dataset_account`)."""
+    if policy.needs_account and policy.account is None:
+        raise BudgetExhausted(
+            f"dataset {dataset} has no privacy-loss account; "
+            "the steward must import a policy version that declares one",
+            account={"kind": "dataset", "dataset": dataset, "scope": "missing"},
+        )
+    return policy.account
+
+
 def authorize(
     session: Session,
     principal: Principal,
@@ -257,7 +285,8 @@ def authorize(
 ) -> Access:
     """May ``principal`` do ``operation`` on ``dataset`` via ``channel`` in ``project_id`` with ``params``?
 
-    Recognized ``params``: ``epsilon``/``delta`` (a DP spend), ``mode``/``column``/``set_size`` (PSI),
+    Recognized ``params``: ``epsilon``/``delta`` (a DP spend; ``gaussian`` when the whole release is
+    one Gaussian mechanism, accounted by RDP on the dataset account), ``mode``/``column``/``set_size`` (PSI),
     ``model``/``table`` (HE), ``units`` (quota units this call will consume). Raises a
     :class:`~lab.errors.LabError` subclass when the answer is no; returns the :class:`Access` otherwise.
     """
@@ -292,12 +321,15 @@ def commit_result(
     parameters: dict[str, Any],
     result_digest: str,
     extra_datasets: list[DatasetVersion] = (),  # type: ignore[assignment]
+    gaussian: bool = False,
 ) -> DerivedRecordRow:
     """Charge ``cost`` and ``units``, write the derived record and its ledger entry — atomically.
 
-    Must run in the transaction whose commit releases the result. The project, budget and usage rows
-    are locked and re-read (never the stale copies the caller may have loaded earlier). Raises
-    :class:`BudgetExhausted` / :class:`QuotaExceeded` if a concurrent request got there first.
+    Must run in the transaction whose commit releases the result. The project, budget, dataset
+    account and usage rows are locked and re-read (never the stale copies the caller may have loaded
+    earlier); ``cost`` is debited from the project's budget **and** the dataset's account
+    (:mod:`lab.budgets.accounts`; ``gaussian`` = the whole release is one Gaussian mechanism).
+    Raises :class:`BudgetExhausted` / :class:`QuotaExceeded` if a concurrent request got there first.
     """
     cost = cost or Budget.zero()
     project = load_project(session, access.project.id, lock=True)
@@ -313,6 +345,9 @@ def commit_result(
         spent = Budget.of(row.epsilon_spent, row.delta_spent) + cost
         row.epsilon_spent, row.delta_spent = spent.as_strings()["epsilon"], spent.as_strings()["delta"]
         row.spends += 1
+    account = accounts.lock_and_check(
+        session, ds, dataset_account(session, ds) if not cost.is_zero else None, cost, gaussian=gaussian
+    )
     if units:
         period = quota_period(access.channel)
         usage = _usage(session, project.id, ds, access.channel, period, lock=True)
@@ -361,6 +396,19 @@ def commit_result(
         ledger_index=entry.index,
     )
     session.add(record)
+    if account is not None:
+        accounts.record_charge(
+            session,
+            account,
+            cost,
+            gaussian=gaussian,
+            project_id=project.id,
+            organization=project.organization,
+            record_id=record_id,
+            ledger_index=entry.index,
+            channel=access.channel,
+            operation=access.operation,
+        )
     session.flush()
     return record
 

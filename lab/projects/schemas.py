@@ -118,6 +118,13 @@ class BudgetOut(BaseModel):
     delta_remaining: str
     spends: int
     fraction_spent: str = Field(description="ε spent / ε total, 4 decimals")
+    dataset_epsilon_remaining: str | None = Field(
+        None,
+        description="ε left on the dataset's account (the smaller of lifetime and this period); None if open",
+    )
+    dataset_delta_remaining: str | None = None
+    dataset_period: str | None = Field(None, description="the account's current period, e.g. 2026")
+    binding: str = Field("project", description="which limit binds the next release: project or dataset")
 
 
 class UsageOut(BaseModel):

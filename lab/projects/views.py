@@ -13,7 +13,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from lab.budgets import Budget
+from lab.budgets import Budget, accounts
+from lab.catalog.service import Catalog
 from lab.db.base import utcnow
 from lab.identity import Principal, Role
 from lab.projects.access import authorize, quota_limit, quota_period, remaining, visible_project
@@ -98,8 +99,14 @@ def budgets_of(session: Session, project_id: str) -> list[BudgetOut]:
         left = remaining(r)
         total = Decimal(r.epsilon_total)
         frac = (Decimal(r.epsilon_spent) / total) if total else Decimal(0)
+        shared = _dataset_left(session, r.dataset_id)
+        binding = "dataset" if shared is not None and shared[1].epsilon < left.epsilon else "project"
         out.append(
             BudgetOut(
+                dataset_epsilon_remaining=shared[1].as_strings()["epsilon"] if shared else None,
+                dataset_delta_remaining=shared[1].as_strings()["delta"] if shared else None,
+                dataset_period=shared[0] if shared else None,
+                binding=binding,
                 dataset=r.dataset_id,
                 epsilon_total=r.epsilon_total,
                 epsilon_spent=r.epsilon_spent,
@@ -112,6 +119,16 @@ def budgets_of(session: Session, project_id: str) -> list[BudgetOut]:
             )
         )
     return out
+
+
+def _dataset_left(session: Session, dataset: str) -> tuple[str, Budget] | None:
+    """The current period and what the dataset's account has left (lifetime and period, the smaller)."""
+    account = Catalog(session, None, None).get(dataset).policy.account
+    if account is None:
+        return None
+    st = accounts.state(session, dataset, account)
+    life, period = st.remaining, st.period_remaining
+    return st.period, Budget(min(life.epsilon, period.epsilon), min(life.delta, period.delta))
 
 
 def budget_report(session: Session, project: ProjectRow) -> BudgetReport:

@@ -74,3 +74,73 @@ def budget_chart(bars: list[BudgetBar], *, title: str, desc: str, spent_label: s
         ]
     out.append("</svg>")
     return Markup("".join(out))  # noqa: S704 - every interpolated text is escaped above
+
+
+@dataclass(frozen=True)
+class SpendPoint:
+    """One release on the spend-over-time chart: running ε after it, and its label (tooltip)."""
+
+    cumulative: Decimal
+    label: str
+
+
+SPEND_H = 240
+PLOT_L, PLOT_R, PLOT_T, PLOT_B = 56, WIDTH - 16, 12, SPEND_H - 28
+
+
+def spend_chart(
+    points: list[SpendPoint],
+    limits: list[tuple[str, Decimal]],
+    *,
+    title: str,
+    desc: str,
+    first: str,
+    last: str,
+) -> Markup:
+    """ε spent over the releases (a step line), with horizontal lines at the ``limits`` (label, ε).
+
+    >>> svg = spend_chart([SpendPoint(Decimal("1"), "r1"), SpendPoint(Decimal("3"), "r2")],
+    ...                   [("year", Decimal("5"))], title="t", desc="d", first="a", last="b")
+    >>> svg.count('class="step"'), 'class="limit"' in svg
+    (2, True)
+    """
+    top = max([p.cumulative for p in points] + [v for _, v in limits] + [Decimal(1)])
+    n = max(1, len(points))
+
+    def x(i: int) -> int:
+        return PLOT_L + int((PLOT_R - PLOT_L) * i / n)
+
+    def y(v: Decimal) -> int:
+        return PLOT_B - int((PLOT_B - PLOT_T) * float(v / top))
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {SPEND_H}" role="img" '
+        f'aria-labelledby="spend-title spend-desc" class="chart spend-chart">',
+        f'<title id="spend-title">{escape(title)}</title>',
+        f'<desc id="spend-desc">{escape(desc)}</desc>',
+        f'<line class="axis" x1="{PLOT_L}" y1="{PLOT_B}" x2="{PLOT_R}" y2="{PLOT_B}"/>',
+        f'<line class="axis" x1="{PLOT_L}" y1="{PLOT_T}" x2="{PLOT_L}" y2="{PLOT_B}"/>',
+        f'<text class="small" x="{PLOT_L - 6}" y="{PLOT_B}" text-anchor="end">0</text>',
+        f'<text class="small" x="{PLOT_L - 6}" y="{PLOT_T + 10}" text-anchor="end">{fmt_decimal(top)}</text>',
+        f'<text class="small" x="{PLOT_L}" y="{SPEND_H - 8}">{escape(first)}</text>',
+        f'<text class="small" x="{PLOT_R}" y="{SPEND_H - 8}" text-anchor="end">{escape(last)}</text>',
+    ]
+    for label, value in limits:
+        ly = y(value)
+        out += [
+            f'<line class="limit" x1="{PLOT_L}" y1="{ly}" x2="{PLOT_R}" y2="{ly}"/>',
+            f'<text class="small" x="{PLOT_R - 4}" y="{ly - 4}" text-anchor="end">'
+            f"{escape(label)} {fmt_decimal(value)}</text>",
+        ]
+    path, prev = [f"M{x(0)},{y(Decimal(0))}"], Decimal(0)
+    for i, p in enumerate(points):
+        path.append(f"L{x(i + 1)},{y(prev)} L{x(i + 1)},{y(p.cumulative)}")
+        prev = p.cumulative
+    out.append(f'<path class="spend-line" d="{" ".join(path)}"/>')
+    for i, p in enumerate(points):
+        out.append(
+            f'<circle class="step" cx="{x(i + 1)}" cy="{y(p.cumulative)}" r="3">'
+            f"<title>{escape(p.label)}</title></circle>"
+        )
+    out.append("</svg>")
+    return Markup("".join(out))  # noqa: S704 - every interpolated text is escaped above

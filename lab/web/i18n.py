@@ -845,6 +845,155 @@ EN: dict[str, str] = {
     "kind.product.transition": "Product transition",
 }
 
+# risk view of dataset accounts and the request anomalies (articles 29, 32)
+ZH.update(
+    {
+        "nav.risk": "隐私风险",
+        "nav.anomalies": "异常监测",
+        "risk.title": "数据集隐私损失账户",
+        "risk.lead": (
+            "每个非开放数据集有一个跨项目、跨通道的隐私损失账户：终身预算和每个自然年的额度。"
+            "每一次计费发布都同时计入项目预算和数据集账户。"
+        ),
+        "risk.alerts": "额度预警",
+        "risk.alert": "{dataset}：{period} 年额度已用 {level}%（ε {spent} / {allowance}）",
+        "risk.no_alerts": "没有数据集超过其年度额度的 50%。",
+        "risk.accounts": "账户一览",
+        "risk.no_accounts": "尚无带隐私损失账户的数据集。",
+        "risk.lifetime_limit": "终身预算",
+        "risk.lifetime_spent": "终身已用",
+        "risk.period_limit": "年度额度",
+        "risk.period_spent": "本年已用",
+        "risk.period_short": "年度",
+        "risk.composition": "组合规则",
+        "risk.rule.basic": "基本组合（精确小数）",
+        "risk.rule.rdp": "Rényi 差分隐私（高斯发布）",
+        "risk.dataset_title": "隐私风险：{dataset}",
+        "risk.dataset_lead": "该数据集中每个人的隐私损失上限，所有项目和通道共享。",
+        "risk.back": "← 全部账户",
+        "risk.lifetime": "终身",
+        "risk.period": "{period} 年",
+        "risk.limit": "上限",
+        "risk.spent": "已用",
+        "risk.remaining": "剩余",
+        "risk.over_time": "累计支出",
+        "risk.chart_title": "{dataset} 的累计 ε 支出",
+        "risk.chart_desc": "{n} 次发布，累计 ε {spent}（基本组合），虚线为上限。",
+        "risk.chart_caption": "每一步是一次发布（基本组合的累计 ε）；虚线为终身预算和年度额度。",
+        "risk.step": "{record}（项目 {project}）：ε {epsilon}",
+        "risk.by_project": "按项目",
+        "risk.by_organization": "按运营单位",
+        "risk.project": "项目",
+        "risk.organization": "运营单位",
+        "risk.releases": "发布次数",
+        "risk.steps": "每一步背后的发布",
+        "risk.steps_hint": "每一行链接到该次发布的派生记录及其账本条目。",
+        "release.title": "发布",
+        "release.caller": "调用者",
+        "release.digest": "结果摘要（SHA-256）",
+        "release.parameters": "参数",
+        "release.ledger_entry": "账本条目 #{index}",
+        "risk.no_steps": "尚无计费发布。",
+        "risk.channel": "通道",
+        "risk.cumulative": "累计 ε",
+        "risk.record": "派生记录",
+        "risk.gaussian": "高斯",
+        "anomalies.title": "异常监测",
+        "anomalies.lead": (
+            "最近 {hours} 小时（{since} 至 {until}，UTC）的拒绝请求、配额触顶，以及预算与数据集额度预警。"
+        ),
+        "anomalies.datasets": "数据集额度预警（50/80/100%）",
+        "anomalies.budgets": "接近耗尽的项目预算",
+        "anomalies.refused": "被拒绝的请求（按主体）",
+        "anomalies.quota_hits": "配额触顶",
+        "anomalies.level": "级别",
+        "anomalies.fraction": "已用比例",
+        "anomalies.principal": "主体",
+        "anomalies.count": "次数",
+        "anomalies.by_status": "按状态码",
+        "anomalies.last": "最近一次",
+    }
+)
+EN.update(
+    {
+        "nav.risk": "Privacy risk",
+        "nav.anomalies": "Anomalies",
+        "risk.title": "Dataset privacy-loss accounts",
+        "risk.lead": (
+            "Every non-open dataset has one privacy-loss account across all "
+            "projects and channels: a lifetime budget and an allowance per "
+            "calendar year. Every charged release debits the project's budget and "
+            "the dataset's account."
+        ),
+        "risk.alerts": "Allowance alerts",
+        "risk.alert": "{dataset}: {level}% of the {period} allowance spent (ε {spent} of {allowance})",
+        "risk.no_alerts": "No dataset has passed 50% of its yearly allowance.",
+        "risk.accounts": "Accounts",
+        "risk.no_accounts": "No dataset with a privacy-loss account yet.",
+        "risk.lifetime_limit": "Lifetime budget",
+        "risk.lifetime_spent": "Lifetime spent",
+        "risk.period_limit": "Yearly allowance",
+        "risk.period_spent": "Spent this year",
+        "risk.period_short": "Year",
+        "risk.composition": "Composition",
+        "risk.rule.basic": "basic composition (exact decimals)",
+        "risk.rule.rdp": "Rényi DP (Gaussian releases)",
+        "risk.dataset_title": "Privacy risk: {dataset}",
+        "risk.dataset_lead": (
+            "The bound on what is released about each person in this dataset, "
+            "shared by every project and channel."
+        ),
+        "risk.back": "← All accounts",
+        "risk.lifetime": "Lifetime",
+        "risk.period": "Year {period}",
+        "risk.limit": "Limit",
+        "risk.spent": "Spent",
+        "risk.remaining": "Remaining",
+        "risk.over_time": "Spent over time",
+        "risk.chart_title": "Cumulative ε spent on {dataset}",
+        "risk.chart_desc": (
+            "{n} releases, cumulative ε {spent} (basic composition); dashed lines are the limits."
+        ),
+        "risk.chart_caption": (
+            "Each step is one release (cumulative ε, basic composition); dashed "
+            "lines: lifetime budget and yearly allowance."
+        ),
+        "risk.step": "{record} (project {project}): ε {epsilon}",
+        "risk.by_project": "By project",
+        "risk.by_organization": "By operator organization",
+        "risk.project": "Project",
+        "risk.organization": "Organization",
+        "risk.releases": "Releases",
+        "risk.steps": "The releases behind each step",
+        "risk.steps_hint": "Each row links to the release's derived record and its ledger entry.",
+        "release.title": "Release",
+        "release.caller": "Caller",
+        "release.digest": "Result digest (SHA-256)",
+        "release.parameters": "Parameters",
+        "release.ledger_entry": "Ledger entry #{index}",
+        "risk.no_steps": "No charged release yet.",
+        "risk.channel": "Channel",
+        "risk.cumulative": "Cumulative ε",
+        "risk.record": "Derived record",
+        "risk.gaussian": "Gaussian",
+        "anomalies.title": "Anomalies",
+        "anomalies.lead": (
+            "The last {hours} hours ({since} to {until}, UTC): refused requests, "
+            "quota hits, and budget and dataset allowance alerts."
+        ),
+        "anomalies.datasets": "Dataset allowance alerts (50/80/100%)",
+        "anomalies.budgets": "Project budgets nearly spent",
+        "anomalies.refused": "Refused requests by principal",
+        "anomalies.quota_hits": "Quota hits",
+        "anomalies.level": "Level",
+        "anomalies.fraction": "Fraction spent",
+        "anomalies.principal": "Principal",
+        "anomalies.count": "Count",
+        "anomalies.by_status": "By status",
+        "anomalies.last": "Last",
+    }
+)
+
 MESSAGES: dict[str, dict[str, str]] = {"zh": ZH, "en": EN}
 
 

@@ -79,6 +79,10 @@ c.catalog.policy("health_visits")
 # The bureau approved your project for specific datasets, channels and limits (article 18: minimum
 # necessary, purpose-bound). Differential-privacy queries spend the project's ε budget per dataset; when a
 # budget is spent, further queries on that dataset are refused.
+#
+# Each non-open dataset also has one privacy-loss account shared by every project (a lifetime budget and a
+# yearly allowance set by its steward): every release is charged to both. `dataset_epsilon_remaining` is
+# what the dataset has left this year, and `binding` says which limit will refuse you first.
 
 # %%
 pd.DataFrame(
@@ -87,7 +91,7 @@ pd.DataFrame(
 
 # %%
 budget = c.projects.budget()
-budget
+budget[["dataset", "epsilon_remaining", "dataset_epsilon_remaining", "binding"]]
 
 # %%
 if len(budget):

@@ -43,6 +43,7 @@ def policy() -> Policy:
                 {"name": "town", "role": "categorical", "domain": ["A", "B", "C"]},
                 {"name": "value", "role": "numeric", "type": "float", "bounds": [0, 100]},
             ],
+            "account": {"epsilon": "100", "period_epsilon": "100"},
             "channels": {
                 "dp": {
                     "epsilon_per_project": "10",

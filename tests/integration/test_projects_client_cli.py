@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 import lab.client as lc
+from lab.db.base import utcnow
 from lab.runtime import Runtime
 from lab.settings import get_settings
 from tests.conftest import HubHandle
@@ -65,6 +66,9 @@ def test_client_apply_review_budget_and_errors(api: Any, hub: HubHandle, people:
     assert budget.to_dict("records")[0] | {"fraction_spent": "0"} == {
         "dataset": "population", "epsilon_total": "1", "epsilon_spent": "0", "epsilon_remaining": "1",
         "delta_total": "0", "delta_spent": "0", "delta_remaining": "0", "spends": 0, "fraction_spent": "0",
+        # the dataset's own account (population: ε = 8 a year, δ = 0.00003), shared by every project
+        "dataset_epsilon_remaining": "8", "dataset_delta_remaining": "0.00003",
+        "dataset_period": str(utcnow().year), "binding": "project",
     }  # fmt: skip
     mine = alice.projects.list()
     assert p.id in set(mine["id"]) and set(b1.projects.list(status="active")["status"]) == {"active"}
@@ -129,7 +133,8 @@ def test_cli_apply_review_supervise_sweep(
     shown = json.loads(run(app, ["projects", "show", pid]).output)
     assert shown["grants"]["population"]["dp"]["epsilon"] == "0.5" and shown["hub_synced"]
     assert pid in run(app, ["projects", "list", "--status", "active"]).output
-    assert "ε 0/0.5" in run(app, ["projects", "budget", pid]).output
+    printed = run(app, ["projects", "budget", pid]).output
+    assert "ε 0/0.5" in printed and "ε left 8, project binds" in printed
     assert run(app, ["projects", "suspend", pid, "--as", "bureau1", "--reason", "x"]).exit_code == 0
     r = run(app, ["projects", "sync-hub"])
     assert r.exit_code == 0 and f"project-{pid}: (empty)" in r.output

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Form, Path, Query
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from lab.api.routes.audit import writer_for
 from lab.api.schemas import MAX_INT
+from lab.audit.service import anomalies
 from lab.errors import BadRequest, Forbidden, NotFound, Unauthenticated
 from lab.identity import Role
 from lab.products import queries as product_queries
@@ -31,7 +33,7 @@ from lab.web.pages import (
     set_cookie,
 )
 from lab.web.render import STATIC, root_of
-from lab.web.views import catalog, ledger, products, projects
+from lab.web.views import catalog, ledger, products, projects, risk
 
 router = APIRouter(route_class=HtmlRoute, include_in_schema=False, tags=["web"])
 STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\.(css|svg|png|woff2)$")
@@ -143,6 +145,40 @@ def ledger_verify(p: FormPageDep) -> Response:
     with p.runtime.transaction() as s:
         ledger.run_verification(p.runtime.settings, p.runtime.ledger(s), p.user.name)
     return p.redirect("/ui/ledger?done=verify")
+
+
+# -- risk (articles 29, 32): dataset accounts and request anomalies, bureau and auditor only ----
+@router.get("/ui/risk")
+def risk_page(p: UserPageDep) -> Response:
+    p.require(Role.bureau, Role.auditor)
+    with p.runtime.transaction() as s:
+        ctx = risk.risk_overview(s)
+    return p.render("risk.html", **ctx)
+
+
+@router.get("/ui/risk/{dataset}")
+def risk_dataset_page(dataset: Annotated[str, Path(max_length=64)], p: UserPageDep) -> Response:
+    p.require(Role.bureau, Role.auditor)
+    with p.runtime.transaction() as s:
+        ctx = risk.risk_detail(s, dataset, p.t, p.lang)
+    return p.render("risk_dataset.html", **ctx)
+
+
+@router.get("/ui/records/{record_id}")
+def release_page(record_id: Annotated[str, Path(max_length=40)], p: UserPageDep) -> Response:
+    p.require(Role.bureau, Role.auditor)
+    with p.runtime.transaction() as s:
+        ctx = risk.release_detail(s, p.runtime.ledger(s), p.user, record_id)
+    return p.render("release.html", **ctx)
+
+
+@router.get("/ui/anomalies")
+def anomalies_page(p: UserPageDep, hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0) -> Response:
+    p.require(Role.bureau, Role.auditor)
+    writer_for(p.request.app).flush()
+    with p.runtime.transaction() as s:
+        report = anomalies(s, hours=hours)
+    return p.render("anomalies.html", hours=hours, **risk.anomalies_view(report))
 
 
 # -- projects ------------------------------------------------------------------------------------

@@ -1,0 +1,187 @@
+"""One privacy-loss account per dataset: shared by every project, charged atomically with the record.
+
+The sample ``population`` policy declares an account of ε = 12 for life and ε = 8 per calendar
+year; each project's own grant is capped at ε = 5.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, update
+
+from lab.budgets import Budget
+from lab.budgets.accounts import state
+from lab.budgets.models import DatasetAccountRow, DatasetChargeRow
+from lab.catalog.service import Catalog
+from lab.errors import BudgetExhausted
+from lab.identity import Principal
+from lab.ledger.models import LedgerEntryRow
+from lab.projects.access import authorize, commit_result
+from lab.projects.models import BudgetRow, ProjectRow
+from lab.records.models import DerivedRecordRow
+from lab.runtime import Runtime
+from tests.factories import active_project
+from tests.integration._projects import import_catalog
+
+pytestmark = pytest.mark.integration
+
+
+def project(runtime: Runtime, organization: str, epsilon: str = "5", delta: str = "0") -> str:
+    grant = {"dp": {"epsilon": epsilon, "delta": delta, "epsilon_per_query": "1", "delta_per_query": delta}}
+    pid = active_project(runtime, {"population": grant}, ["alice", "bob"])
+    with runtime.transaction() as s:
+        s.execute(update(ProjectRow).where(ProjectRow.id == pid).values(organization=organization))
+    return pid
+
+
+def spend(runtime: Runtime, pid: str, epsilon: str, delta: str = "0", *, gaussian: bool = False) -> str:
+    """authorize + commit_result in one transaction, as a channel does."""
+    principal = Principal.from_groups("alice", ["operator"])
+    params = {"epsilon": epsilon, "delta": delta, "gaussian": gaussian}
+    with runtime.transaction() as s:
+        access = authorize(s, principal, pid, "population", "dp", "query", params)
+        record = commit_result(
+            s,
+            runtime.ledger(s),
+            access,
+            cost=Budget.of(epsilon, delta),
+            parameters={"epsilon": epsilon},
+            result_digest=hashlib.sha256(pid.encode()).hexdigest(),
+            gaussian=gaussian,
+        )
+        return record.id
+
+
+def snapshot(runtime: Runtime) -> dict[str, object]:
+    """Everything a charge touches: budgets, the account, its charges, records and ledger entries."""
+    with runtime.transaction() as s:
+        budgets = sorted(
+            (b.project_id, b.epsilon_spent, b.spends) for b in s.execute(select(BudgetRow)).scalars()
+        )
+        account = s.get(DatasetAccountRow, "population")
+        return {
+            "budgets": budgets,
+            "account": (account.epsilon_spent, account.spends) if account else None,
+            "charges": s.execute(select(func.count()).select_from(DatasetChargeRow)).scalar_one(),
+            "records": s.execute(select(func.count()).select_from(DerivedRecordRow)).scalar_one(),
+            "entries": s.execute(
+                select(func.count())
+                .select_from(LedgerEntryRow)
+                .where(LedgerEntryRow.kind == "derived.record")
+            ).scalar_one(),
+        }
+
+
+def test_two_operators_within_their_budgets_are_refused_once_the_dataset_account_is_spent(
+    runtime: Runtime,
+) -> None:
+    import_catalog(runtime, ["population"])
+    first, second = project(runtime, "Alpha Data Ltd."), project(runtime, "Beta Analytics Co.")
+    for _ in range(5):
+        spend(runtime, first, "1")
+    for _ in range(3):
+        spend(runtime, second, "1")
+    # the second project has ε = 2 left of its own, but the year's allowance of the dataset (8) is spent
+    with pytest.raises(BudgetExhausted, match="privacy-loss account of dataset population") as exc:
+        spend(runtime, second, "0.5")
+    problem = exc.value.problem()
+    assert problem["status"] == 409 and problem["code"] == "budget-exhausted"
+    assert problem["account"]["kind"] == "dataset" and problem["account"]["dataset"] == "population"
+    assert problem["account"]["scope"] == "period"
+    assert problem["remaining"] == {"epsilon": "0", "delta": "0.00003"}
+    with runtime.transaction() as s:
+        own = s.execute(select(BudgetRow).where(BudgetRow.project_id == second)).scalar_one()
+        assert own.epsilon_spent == "3"
+        acct = state(s, "population", Catalog(s, None, None).get("population").policy.account)  # type: ignore[arg-type]
+        assert acct.spent.budget == Budget.of("8") and acct.period_remaining.epsilon == 0
+        orgs = dict(
+            s.execute(
+                select(DatasetChargeRow.organization, func.count()).group_by(DatasetChargeRow.organization)
+            ).all()
+        )
+    assert orgs == {"Alpha Data Ltd.": 5, "Beta Analytics Co.": 3}
+
+
+def test_a_refused_release_charges_nothing_anywhere(runtime: Runtime) -> None:
+    import_catalog(runtime, ["population"])
+    first, second = project(runtime, "Alpha Data Ltd."), project(runtime, "Beta Analytics Co.")
+    third = project(runtime, "Gamma Insights")
+    for _ in range(5):
+        spend(runtime, first, "1")
+    spend(runtime, second, "1")
+    spend(runtime, second, "1")
+    spend(runtime, second, "0.5")
+    principal = Principal.from_groups("alice", ["operator"])
+    # authorize() lets ε = 0.5 through (7.5 of 8 spent); a concurrent release of the third project
+    # commits first; the commit is then refused under the account's lock and rolls back whole
+    with runtime.transaction() as s:
+        pending = authorize(s, principal, second, "population", "dp", "query", {"epsilon": "0.5"})
+    spend(runtime, third, "0.5")
+    before = snapshot(runtime)
+    with pytest.raises(BudgetExhausted, match="privacy-loss account") as exc, runtime.transaction() as s:
+        commit_result(
+            s, runtime.ledger(s), pending, cost=Budget.of("0.5"), parameters={}, result_digest="0" * 64
+        )
+    assert exc.value.extra["account"]["dataset"] == "population"
+    assert snapshot(runtime) == before
+    with pytest.raises(BudgetExhausted):  # and refused before any computation from now on
+        spend(runtime, second, "0.1")
+    assert snapshot(runtime) == before
+    with runtime.transaction() as s:
+        assert runtime.ledger(s).verify().ok
+
+
+@pytest.mark.slow
+def test_fifty_concurrent_spends_from_three_projects_never_overspend_either_account(runtime: Runtime) -> None:
+    import_catalog(runtime, ["population"])
+    pids = [project(runtime, org) for org in ("Alpha Data Ltd.", "Beta Analytics Co.", "Gamma Insights")]
+
+    def attempt(i: int) -> str:
+        try:
+            spend(runtime, pids[i % 3], "0.5")
+        except BudgetExhausted:
+            return "refused"
+        return "charged"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(attempt, range(50)))
+    # the year's allowance (ε = 8) binds before any project's own budget (ε = 5 each)
+    assert outcomes.count("charged") == 16
+    snap = snapshot(runtime)
+    assert snap["account"] == ("8", 16) and snap["charges"] == snap["records"] == snap["entries"] == 16
+    spent = [Decimal(e) for _, e, _ in snap["budgets"]]  # type: ignore[attr-defined]
+    assert sum(spent) == 8 and all(e <= 5 for e in spent)
+    with runtime.transaction() as s:
+        assert runtime.ledger(s).verify().ok
+
+
+def test_gaussian_releases_are_composed_by_the_library_rdp_accountant(runtime: Runtime) -> None:
+    import dp_accounting
+    from dp_accounting.rdp import RdpAccountant
+
+    import_catalog(runtime, ["population"])
+    pids = [project(runtime, org, epsilon="5", delta="0.00001") for org in ("A", "B", "C")]
+    k = 12
+    for i in range(k):
+        spend(runtime, pids[i % 3], "0.5", "0.000001", gaussian=True)
+    accountant = RdpAccountant()
+    sigma = dp_accounting.get_sigma_gaussian(0.5, 1e-6)
+    accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(sigma), k))
+    with runtime.transaction() as s:
+        policy = Catalog(s, None, None).get("population").policy
+        assert policy.account is not None
+        acct = state(s, "population", policy.account)
+    expected = accountant.get_epsilon(float(policy.account.delta))  # δ = 0.00005, the lifetime δ
+    assert acct.spent.rule == "rdp" and acct.spent.budget.delta == policy.account.delta
+    assert abs(float(acct.spent.budget.epsilon) - expected) < 1e-5
+    assert acct.spent.budget.epsilon < Decimal("0.5") * k  # the saving over basic composition (ε = 6)
+    # a pure-ε release adds exactly (basic composition on top of the RDP part)
+    spend(runtime, pids[0], "0.25")
+    with runtime.transaction() as s:
+        assert state(
+            s, "population", policy.account
+        ).spent.budget.epsilon == acct.spent.budget.epsilon + Decimal("0.25")
