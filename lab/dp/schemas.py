@@ -16,7 +16,9 @@ class Component(BaseModel):
     delta: float
     sensitivity: float
     scale: float = Field(description="Δ/ε (Laplace, geometric), σ (Gaussian), 2Δ/ε (exponential)")
-    error_95: float = Field(description="95% bound of this component's noise (unit: value or rank)")
+    error_95: float = Field(
+        description="95% bound of this component's noise (unit: value, or score for quantiles)"
+    )
     unit: str
 
 
@@ -41,7 +43,7 @@ class ValueRow(BaseModel):
     key: str | None = Field(description="quantile level or histogram bin")
     value: float
     error_95: float | None
-    unit: str = Field(description="value, or rank for quantiles")
+    unit: str = Field(description="value, or score for quantiles (a rank-like split error)")
     mechanism: str
     flag: str | None = Field(
         description="low_count when the noisy count is below the policy's min_cell_count"
