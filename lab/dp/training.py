@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 
 from lab.artifacts.models import ModelRow
 from lab.budgets import Budget
+from lab.catalog.visibility import noisy_row_count
 from lab.db.base import utcnow
 from lab.dp.mechanisms import GeometricCount, Rng, count_noise, sum_noise
 from lab.dp.plan import TrainPlan, plan_training
@@ -262,9 +263,14 @@ def train(
     access = authorize(session, principal, project_id, spec.dataset, "dp", "train", {"epsilon": spec.epsilon})
     plan = plan_training(spec, access.policy)
     source, cohort = prepare(runtime, session, access, spec.cohort, 1)
-    x, y = engine_for(runtime).training_rows(
-        plan, source, cohort, MAX_TRAINING_ROWS, access.dataset.row_count
+    # the sampling rate comes from the size everyone may see, never from the exact row count
+    shown = noisy_row_count(
+        access.dataset.row_count,
+        runtime.settings.encryption_key,
+        access.dataset.dataset,
+        access.dataset.version,
     )
+    x, y = engine_for(runtime).training_rows(plan, source, cohort, MAX_TRAINING_ROWS, max(shown, 1))
     params = fit(plan, x, y, rng)
     record = commit_result(
         session,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
@@ -217,3 +218,39 @@ def test_every_refusal_leaves_the_budget_untouched(setup: dict[str, Any]) -> Non
     _refused(_post(setup, "query", _quantile(["0.1", "0.10000000000000001"])))
     left = setup["client"].dp.preview("population", select=["count"], epsilon=0.1).remaining
     assert math.isclose(left["epsilon"], 10.0)
+
+
+# -- the catalog's sizes of non-open data (issue 12: exact counts to the bureau only) ---------------
+
+
+def test_catalog_never_shows_operators_an_exact_size_or_version_difference(
+    api: Any, runtime: Runtime, hub: HubHandle, tmp_path: Path
+) -> None:
+    from tests.integration.test_catalog_import import POLICY, write_health_csv
+
+    n = 41
+    for rows in (n, n + 1):  # two monthly versions, one resident apart
+        with runtime.transaction() as s:
+            Catalog(s, runtime.store, runtime.ledger(s)).import_file(
+                write_health_csv(tmp_path / f"h{rows}.csv", rows), POLICY, "steward1"
+            )
+    op = {"Authorization": f"token {hub.token_for('alice', ['operator'])}"}
+    bureau = {"Authorization": f"token {hub.token_for('bureau1', ['bureau'])}"}
+    listed = api.get("/api/v1/catalog", headers=op).json()
+    current = api.get("/api/v1/catalog/health_visits", headers=op).json()
+    versions = api.get("/api/v1/catalog/health_visits/versions", headers=op).json()
+    old = api.get("/api/v1/catalog/health_visits?version=1", headers=op).json()
+    shown = [e["row_count"] for e in versions]
+    assert [e["row_count"] for e in listed] == [current["row_count"]] == shown[1:]
+    assert old["row_count"] == shown[0] and not any(e["row_count_exact"] for e in [*versions, current])
+    assert shown[1] - shown[0] != 1  # the exact difference between the versions is not published
+    assert all(s % 10 == 0 for s in shown)
+    again = api.get("/api/v1/catalog/health_visits/versions", headers=op).json()
+    assert [e["row_count"] for e in again] == shown  # one noisy value per version: nothing to average
+
+    exact = api.get("/api/v1/catalog/health_visits/versions", headers=bureau).json()
+    assert [e["row_count"] for e in exact] == [n, n + 1] and all(e["row_count_exact"] for e in exact)
+
+    for e in versions:  # the version's ledger entry, as the operator reads it
+        body = api.get(f"/api/v1/ledger/entries/{e['ledger_index']}", headers=op).json()["entry"]["body"]
+        assert body.get("row_count") in (None, "withheld")
