@@ -267,7 +267,7 @@ class DuckEngine:
         """Feature matrix and target of the selected rows (one per entity), clamped to the bounds.
 
         Datasets above ``max_rows`` rows are Bernoulli-sampled by a salted hash of the entity key
-        with probability ``max_rows / row_count`` (``row_count`` is the noisy size the catalog shows operators).
+        with probability ``max_rows / row_count`` (``row_count``: the noisy size the catalog shows).
         """
         cur = self.con.cursor()
         try:

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from lab.api.deps import LedgerDep, PrincipalDep, SessionDep
 from lab.api.problems import responses
 from lab.api.schemas import MAX_INT, LedgerEntryOut, TreeHead, VerifyOut
-from lab.errors import EntryNotFound, Forbidden, InvalidProof, Unauthenticated
 from lab.catalog.visibility import redact_ledger_body
+from lab.errors import EntryNotFound, Forbidden, InvalidProof, Unauthenticated
 from lab.identity import Principal, Role
 from lab.ledger import LedgerEntry
 from lab.products.models import ProductRow
