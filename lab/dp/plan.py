@@ -49,10 +49,8 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "histogram": ("count",),
 }
 _QUANTUM = Decimal("1e-15")
-#: GaussianNB's noisy variances use diffprivlib's bounded-domain Laplace, a rejection sampler that
-#: draws about 1/ε samples per parameter: its time grows as features² × classes / ε (measured: 32
-#: features, 20 classes take 1.3 s at ε = 0.01 and 13 s at ε = 0.001). Below this factor training
-#: would tie up a worker for minutes, so it is refused (it would be noise anyway).
+#: Naive Bayes splits ε over 2 × features sums per class and the class counts: below this factor
+#: (ε per features² × classes) every parameter is noise, so such a training is refused.
 NB_EPSILON_PER_COST = Decimal("0.000002")
 
 

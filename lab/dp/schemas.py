@@ -11,11 +11,14 @@ class Component(BaseModel):
     """One noisy component of an aggregation and its mechanism."""
 
     quantity: str = Field(description="count, sum, centered_sum, centered_sum_of_squares or q=<level>")
-    mechanism: str = Field(description="Geometric, Laplace, GaussianAnalytic or Exponential (diffprivlib)")
+    mechanism: str = Field(
+        description="Geometric, GaussianAnalytic (counts), FixedPointGeometric, FixedPointGaussian (sums, "
+        "in fixed point with diffprivlib's integer noise) or Exponential (quantiles)"
+    )
     epsilon: float
     delta: float
     sensitivity: float
-    scale: float = Field(description="Δ/ε (Laplace, geometric), σ (Gaussian), 2Δ/ε (exponential)")
+    scale: float = Field(description="Δ/ε (geometric), σ (Gaussian), 2Δ/ε (exponential), in value units")
     error_95: float = Field(
         description="95% bound of this component's noise (unit: value, or score for quantiles)"
     )
