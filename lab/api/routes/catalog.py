@@ -105,7 +105,7 @@ def get_dummy(
     session: SessionDep,
     ledger: LedgerDep,
     n: Annotated[int, Query(ge=1, le=1000)] = 20,
-    seed: int | None = None,
+    seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> DummyRows:
     _reader(principal)
     v = Catalog(session, None, ledger).get(dataset)
