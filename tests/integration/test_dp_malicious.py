@@ -254,3 +254,27 @@ def test_catalog_never_shows_operators_an_exact_size_or_version_difference(
     for e in versions:  # the version's ledger entry, as the operator reads it
         body = api.get(f"/api/v1/ledger/entries/{e['ledger_index']}", headers=op).json()["entry"]["body"]
         assert body.get("row_count") in (None, "withheld")
+
+
+def test_catalog_pages_show_operators_only_the_noisy_size(
+    api: Any, runtime: Runtime, hub: HubHandle, tmp_path: Path
+) -> None:
+    from lab.web import auth
+    from tests.integration.test_catalog_import import POLICY, write_health_csv
+
+    with runtime.transaction() as s:
+        Catalog(s, runtime.store, runtime.ledger(s)).import_file(
+            write_health_csv(tmp_path / "h.csv", 37), POLICY, "steward1"
+        )
+    api.follow_redirects = False
+    pages = {}
+    for user, groups in (("alice", ["operator"]), ("bureau1", ["bureau"])):
+        session = auth.WebSession.new(hub.token_for(user, groups), user)
+        api.cookies.set(auth.SESSION_COOKIE, session.cookie(runtime.settings))
+        pages[user] = [
+            api.get(f"/services/lab-api/ui/catalog{p}?lang=en").text for p in ("", "/health_visits")
+        ]
+    listing, entry = pages["alice"]
+    assert "≈" in listing and "≈" in entry and ">37<" not in listing and "<dd>37</dd>" not in entry
+    assert ">37<" in pages["bureau1"][0] and "<dd>37</dd>" in pages["bureau1"][1]
+    assert "≈" not in pages["bureau1"][0] + pages["bureau1"][1]
