@@ -10,7 +10,7 @@
     ├── Conflict (409) ── BudgetExhausted, InvalidTransition
     ├── PayloadTooLarge (413)
     ├── TooManyRequests (429) ── QuotaExceeded
-    ├── IntegrityError (500) ── CorruptObject, LedgerTampered
+    ├── IntegrityError (500) ── CorruptObject, LedgerTampered, PrivacyLeak
     └── Unavailable (503)
 
 Each error carries a machine ``code`` and optional ``extra`` members for the problem body. Its
@@ -141,6 +141,12 @@ class CorruptObject(IntegrityError):
 
 class LedgerTampered(IntegrityError):
     code, title = "ledger-tampered", "Ledger does not verify"
+
+
+class PrivacyLeak(IntegrityError):
+    """A DP library reported that a release would leak beyond its ε: nothing is released or charged."""
+
+    code, title = "privacy-leak", "Release refused: privacy leak"
 
 
 class Unavailable(LabError):

@@ -17,6 +17,31 @@ from lab.errors import LabError, problem_type
 log = logging.getLogger("lab.api")
 PROBLEM = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+#: Problem bodies never echo unbounded input: every string member is cut to ``MAX_ECHO`` characters,
+#: every list to ``MAX_ITEMS`` items and nesting to ``MAX_DEPTH`` levels (so a body stays a few KiB).
+MAX_ECHO = 300
+MAX_ITEMS = 20
+MAX_DEPTH = 4
+
+
+def capped(value: Any, depth: int = 0) -> Any:
+    """``value`` with long strings, long lists and deep nesting cut (for problem bodies).
+
+    >>> len(capped("x" * 100_000)), len(capped(list(range(100))))
+    (307, 20)
+    """
+    if isinstance(value, str):
+        return value if len(value) <= MAX_ECHO else value[:MAX_ECHO] + "… (cut)"
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value if not isinstance(value, int) or abs(value) < 10**18 else capped(str(value), depth)
+    if depth >= MAX_DEPTH:
+        return "…"
+    if isinstance(value, dict):
+        items = list(value.items())[:MAX_ITEMS]
+        return {capped(str(k), depth + 1): capped(v, depth + 1) for k, v in items}
+    if isinstance(value, (list, tuple)):
+        return [capped(v, depth + 1) for v in list(value)[:MAX_ITEMS]]
+    return capped(str(value), depth)
 
 
 class Problem(BaseModel):
@@ -40,7 +65,7 @@ def _base(request: Request) -> str:
 def problem_response(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return JSONResponse(capped(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 
 def install(app: FastAPI) -> None:

@@ -26,6 +26,7 @@ class CatalogEntry(BaseModel):
     retention_days: int
     version: int
     row_count: int
+    row_count_exact: bool = True  # False: noisy and rounded (non-open data, readers other than the bureau)
     sha256: str
     imported_at: str
     ledger_index: int

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lab.catalog.models import DatasetRow, DatasetVersionRow
-from lab.catalog.policy import Policy, parse_policy, require_account
+from lab.catalog.policy import OpenAttribute, Policy, parse_policy, require_account
 from lab.catalog.validate import to_parquet
 from lab.db.base import utcnow
 from lab.errors import DatasetNotFound
@@ -122,13 +122,15 @@ class Catalog:
             self.session.add(ds)
         else:
             ds.current_version, ds.updated_at = version, now
+        # a non-open dataset's exact size is not for every ledger reader; the file's SHA-256 binds it
+        size = {"row_count": rows} if policy.open is not OpenAttribute.non_open else {}
         entry = self.ledger.append(
             "catalog.dataset_version",
             {
                 "dataset": policy.dataset,
                 "version": version,
                 "sha256": obj.sha256,
-                "row_count": rows,
+                **size,
                 "policy_sha256": policy_digest(policy),
                 "classification": policy.classification.value,
                 "open": policy.open.value,

@@ -28,6 +28,7 @@ class CatalogAPI:
             "responsible_unit",
             "version",
             "row_count",
+            "row_count_exact",
             "update_cycle",
             "channels",
         ]

@@ -32,7 +32,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from lab.dp.mechanisms import quantile_grid
+from lab.dp.mechanisms import fixed_point_quantum, quantile_grid
 from lab.dp.plan import PlannedAgg, QueryPlan, TrainPlan, Where
 
 _ENGINES: dict[tuple[str, str], DuckEngine] = {}
@@ -54,21 +54,35 @@ class Exact:
 
     scalars: dict[str, np.ndarray] = field(default_factory=dict)  # "i:component" -> (cells,)
     histograms: dict[int, np.ndarray] = field(default_factory=dict)  # agg index -> (cells, bins)
-    cumulative: dict[int, np.ndarray] = field(default_factory=dict)  # agg index -> (cells, grid)
+    # agg index -> (#{v < c_j}, #{v > c_j}), each (cells, grid)
+    ranks: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def _units(value: str, q: float) -> str:
+    """SQL for ``value`` rounded to an exact integer number of fixed-point quanta ``q``."""
+    return f"CAST(round(({value}) / {q!r}) AS BIGINT)"
 
 
 def _components(a: PlannedAgg) -> dict[str, str]:
-    """SQL for the exact components of one aggregation (clamped, centered where noted)."""
+    """SQL for the exact components of one aggregation (clamped, centered where noted).
+
+    Sums are exact integer sums of fixed-point units (see :class:`lab.dp.mechanisms.FixedPointSum`).
+    """
     if a.agg == "count":
         return {"count": "count(*)"}
     col = a.spec.column or ""
     value = _clamp(col, a.low, a.high)
+    q = {c: fixed_point_quantum(a.magnitude(c)) for c in ("sum", "centered_sum", "centered_sum_of_squares")}
     if a.agg == "sum":
-        return {"sum": f"coalesce(sum({value}), 0)"}
+        return {"sum": f"coalesce(sum({_units(value, q['sum'])}), 0)"}
     centered = f"({value} - {a.mid!r})"
-    out = {"count": f'count("{col}")', "centered_sum": f"coalesce(sum({centered}), 0)"}
+    out = {
+        "count": f'count("{col}")',
+        "centered_sum": f"coalesce(sum({_units(centered, q['centered_sum'])}), 0)",
+    }
     if a.agg in ("variance", "stddev"):
-        out["centered_sum_of_squares"] = f"coalesce(sum({centered} * {centered}), 0)"
+        square = _units(f"{centered} * {centered}", q["centered_sum_of_squares"])
+        out["centered_sum_of_squares"] = f"coalesce(sum({square}), 0)"
     return out
 
 
@@ -190,7 +204,8 @@ class DuckEngine:
                     wanted[f"{i}:{comp}"] = alias
             if exprs:
                 cols = list(exprs.values())
-                arrays = {alias: np.zeros(plan.cells) for alias in cols}
+                # exact Python integers (counts, fixed-point sums): never rounded through a float
+                arrays = {alias: np.zeros(plan.cells, dtype=object) for alias in cols}
                 for row in run([f"{sql} AS {alias}" for sql, alias in exprs.items()], []):
                     cell = index.get(tuple(row[:nd]))
                     if cell is not None:
@@ -201,7 +216,7 @@ class DuckEngine:
                 if a.agg == "histogram":
                     out.histograms[i] = self._histogram(run, a, index, nd, plan.cells)
                 elif a.agg == "quantile":
-                    out.cumulative[i] = self._cumulative(run, a, index, nd, plan.cells)
+                    out.ranks[i] = self._ranks(run, a, index, nd, plan.cells)
             return out
         finally:
             cur.close()
@@ -219,21 +234,31 @@ class DuckEngine:
         return counts
 
     @staticmethod
-    def _cumulative(
+    def _ranks(
         run: Any, a: PlannedAgg, index: dict[tuple[str, ...], int], nd: int, cells: int
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell and grid point ``c_j``: ``#{v < c_j}`` and ``#{v > c_j}`` (ties on neither side).
+
+        With ``j = ⌈(v - c_0) / step⌉`` clamped to ``[0, m]``, a value goes to slot ``2j + 1`` when it
+        equals ``c_j`` and to slot ``2j`` otherwise (below ``c_j``, or above the last point if ``j = m``).
+        """
         grid = quantile_grid(a.low, a.high, a.integer)
         m = len(grid)
-        counts = np.zeros((cells, m))
-        if m > 1:
-            step = (a.high - a.low) / (m - 1)
-            value = _clamp(a.spec.column or "", a.low, a.high)
-            bucket = f"LEAST(GREATEST(CAST(ceil(({value} - {a.low!r}) / {step!r}) AS BIGINT), 0), {m - 1})"
-            for row in run(["count(*)"], [bucket]):
-                cell = index.get(tuple(row[:nd]))
-                if cell is not None and row[nd] is not None:
-                    counts[cell, int(row[nd])] = row[nd + 1]
-        return np.cumsum(counts, axis=1)
+        slots = np.zeros((cells, 2 * m + 1))
+        value = _clamp(a.spec.column or "", a.low, a.high)
+        start = float(grid[0])
+        step = float(grid[1] - grid[0]) if m > 1 else 1.0
+        j = f"LEAST(GREATEST(CAST(ceil(({value} - {start!r}) / {step!r}) AS BIGINT), 0), {m})"
+        at = f"(CASE WHEN {j} = {m - 1} THEN {float(grid[-1])!r} ELSE {start!r} + {j} * {step!r} END)"
+        slot = f"(2 * {j} + CASE WHEN {j} < {m} AND {value} = {at} THEN 1 ELSE 0 END)"
+        for row in run(["count(*)"], [slot]):
+            cell = index.get(tuple(row[:nd]))
+            if cell is not None and row[nd] is not None:
+                slots[cell, int(row[nd])] += row[nd + 1]
+        total = slots.sum(axis=1, keepdims=True)
+        below = np.cumsum(slots, axis=1)[:, 0 : 2 * m : 2]  # slots 0..2j
+        above = total - below - slots[:, 1::2]
+        return below, above
 
     # -- training data ----------------------------------------------------------------------
     def training_rows(
@@ -242,7 +267,7 @@ class DuckEngine:
         """Feature matrix and target of the selected rows (one per entity), clamped to the bounds.
 
         Datasets above ``max_rows`` rows are Bernoulli-sampled by a salted hash of the entity key
-        with probability ``max_rows / row_count`` (``row_count`` is public catalog metadata).
+        with probability ``max_rows / row_count`` (``row_count``: the noisy size the catalog shows).
         """
         cur = self.con.cursor()
         try:

@@ -2,8 +2,15 @@
 
 * counts — :class:`diffprivlib.mechanisms.Geometric` (two-sided geometric, pure ε), or
   :class:`~diffprivlib.mechanisms.GaussianAnalytic` rounded to an integer for (ε, δ);
-* sums — :class:`~diffprivlib.mechanisms.Laplace` (pure ε) or ``GaussianAnalytic`` (ε, δ);
-* quantiles — :class:`~diffprivlib.mechanisms.Exponential` over a data-independent grid.
+* sums (and the centered sums behind means, variances, naive Bayes) — **fixed point**: every clamped
+  value is rounded to a multiple of a power-of-two quantum ``q`` fixed by the bounds (``M / q`` in
+  ``[2^19, 2^20)`` for the largest magnitude ``M``), the engine sums those integers exactly, and the
+  noise is the same integer noise as for counts with sensitivity ``k · ⌈M / q⌉`` units. No
+  floating-point noise ever touches a released sum, so the attacks on floating-point Laplace
+  samplers (Mironov 2012) have no low-order bits to read; the released float is the noisy integer
+  times ``q`` (post-processing);
+* quantiles — :class:`~diffprivlib.mechanisms.Exponential` over a data-independent grid, with
+  OpenDP's tie-aware score.
 
 Every wrapper states its bound: the half-width ``t`` with ``P(|noise| <= t) >= confidence``.
 
@@ -12,6 +19,7 @@ Every wrapper states its bound: the half-width ``t`` with ``P(|noise| <= t) >= c
 * Laplace, ``b = Δ/ε``: ``P(|Z| > t) = exp(-t/b)``, so ``t = b · ln(1 / (1 - confidence))``.
 * Gaussian, ``σ`` from the analytic calibration (Balle & Wang 2018): ``t = σ · Φ⁻¹((1 + confidence)/2)``
   (plus 0.5 when rounded to an integer).
+* Fixed-point sums: the integer noise's bound times ``q`` (rounding adds at most ``q / 2`` per row).
 * Exponential over ``m`` candidates with utility sensitivity ``Δ``: the chosen candidate's utility is
   within ``(2Δ/ε) · (ln m + ln(1 / (1 - confidence)))`` of the best one (McSherry & Talwar 2007).
 
@@ -84,7 +92,8 @@ class GeometricCount:
 
     def bound(self, confidence: float = 0.95) -> float:
         beta = 1 - confidence
-        t = math.ceil(math.log(beta * (1 + self.alpha) / 2) / math.log(self.alpha)) - 1
+        log_alpha = -self.epsilon / self.sensitivity  # exact even when α rounds to 1.0
+        t = math.ceil(math.log(beta * (1 + self.alpha) / 2) / log_alpha) - 1
         return float(max(t, 0))
 
     def randomise(self, values: np.ndarray, rng: Rng) -> np.ndarray:
@@ -148,8 +157,60 @@ class GaussianValue:
         )
 
 
+#: Fixed-point sums keep this many bits of the largest magnitude (relative rounding ≤ 2^-20 per row).
+FIXED_POINT_BITS = 20
+
+
+def fixed_point_quantum(magnitude: float) -> float:
+    """The power of two ``q`` with ``magnitude / q`` in ``[2^19, 2^20)``.
+
+    >>> fixed_point_quantum(50000.0) == 2.0**-4, 50000 / 2.0**-4 < 2**20
+    (True, True)
+    """
+    if not (math.isfinite(magnitude) and magnitude > 0):
+        raise ValueError("a fixed-point magnitude must be finite and positive")
+    return math.ldexp(1.0, math.frexp(magnitude)[1] - FIXED_POINT_BITS)
+
+
+class FixedPointSum:
+    """A bounded sum released in fixed point: exact integer units of ``q`` plus integer noise.
+
+    ``magnitude`` is the largest ``|value|`` of one row (after clamping), ``rows_per_entity`` the rows
+    one entity may have; the engine supplies ``Σ round(value / q)`` as an exact integer.
+    """
+
+    def __init__(self, epsilon: float, delta: float, rows_per_entity: int, magnitude: float) -> None:
+        self.epsilon, self.delta = epsilon, delta
+        self.quantum = fixed_point_quantum(magnitude)
+        self.units = int(rows_per_entity) * math.ceil(magnitude / self.quantum)
+        self.sensitivity = self.units * self.quantum
+        self._noise: GeometricCount | GaussianValue = (
+            GaussianValue(epsilon, delta, self.units, integer=True)
+            if delta > 0
+            else GeometricCount(epsilon, self.units)
+        )
+        self.name = "FixedPointGaussian" if delta > 0 else "FixedPointGeometric"
+
+    @property
+    def scale(self) -> float:
+        return self._noise.scale * self.quantum
+
+    def bound(self, confidence: float = 0.95) -> float:
+        return self._noise.bound(confidence) * self.quantum
+
+    def randomise(self, units: np.ndarray, rng: Rng) -> np.ndarray:
+        """Noisy sums (in value units) from exact integer sums in units of ``q``."""
+        noise = self._noise.randomise(np.zeros(len(units), dtype=np.int64), rng)
+        return np.array([(int(u) + int(z)) * self.quantum for u, z in zip(units, noise, strict=True)])
+
+    def info(self, quantity: str) -> NoiseInfo:
+        return NoiseInfo(
+            quantity, self.name, self.epsilon, self.delta, self.sensitivity, self.scale, self.bound()
+        )
+
+
 CountNoise = GeometricCount | GaussianValue
-SumNoise = LaplaceSum | GaussianValue
+SumNoise = FixedPointSum
 
 
 def count_noise(epsilon: float, delta: float, rows_per_entity: int) -> CountNoise:
@@ -159,41 +220,48 @@ def count_noise(epsilon: float, delta: float, rows_per_entity: int) -> CountNois
     return GeometricCount(epsilon, rows_per_entity)
 
 
-def sum_noise(epsilon: float, delta: float, sensitivity: float) -> SumNoise:
-    """Noise for a bounded sum (or each sum of a vector of disjoint sums)."""
-    if delta > 0:
-        return GaussianValue(epsilon, delta, sensitivity)
-    return LaplaceSum(epsilon, sensitivity)
+def sum_noise(epsilon: float, delta: float, rows_per_entity: int, magnitude: float) -> SumNoise:
+    """Noise for a bounded sum (or each sum of a vector of disjoint sums), in fixed point."""
+    return FixedPointSum(epsilon, delta, rows_per_entity, magnitude)
 
 
 class QuantileChoice:
-    """The exponential mechanism choosing a grid point whose rank is closest to ``q · n``.
+    """The exponential mechanism choosing the grid point that best splits the values at level ``q``.
 
-    Utility of candidate ``c_j``: ``-|#{v <= c_j} - q · n|``; adding or removing one entity (at most
-    ``Δ`` rows) changes it by at most ``Δ``. Candidates are fixed by the bounds, never by the data.
+    Tie-aware score, as OpenDP's ``make_quantile_score_candidates``: for candidate ``c_j``,
+    ``score_j = |(1 - q) · #{v < c_j} - q · #{v > c_j}|`` (values equal to ``c_j`` count on neither
+    side, so a heavy tie at the true quantile scores 0 instead of ``q · n``); utility ``-score``.
+    Adding or removing one entity (at most ``k`` rows) moves one of the two counts by at most ``k``
+    per row set, so the score changes by at most ``Δ = k · max(q, 1 - q)``. Candidates are fixed by
+    the bounds, never by the data.
     """
 
     name = "Exponential"
 
-    def __init__(self, epsilon: float, sensitivity: int, candidates: np.ndarray) -> None:
-        self.epsilon, self.sensitivity, self.candidates = epsilon, int(sensitivity), candidates
+    def __init__(self, epsilon: float, rows_per_entity: int, candidates: np.ndarray, q: float = 0.5) -> None:
+        self.epsilon, self.candidates, self.q = epsilon, candidates, q
+        self.rows_per_entity = int(rows_per_entity)
+        self.sensitivity = self.rows_per_entity * max(q, 1 - q)
 
     @property
     def scale(self) -> float:
         return 2 * self.sensitivity / self.epsilon
 
     def bound(self, confidence: float = 0.95) -> float:
-        """Rank error: the chosen point's rank is this close to ``q · n`` (up to the grid's spacing)."""
+        """Score excess: with this confidence the chosen point's score is within this of the best
+        grid point's (so at most ``q·n + bound + s*`` values lie below it and ``(1-q)·n + bound + s*``
+        above it, ``s*`` being the best grid point's own score)."""
         return self.scale * (math.log(len(self.candidates)) + math.log(1 / (1 - confidence)))
 
-    def choose(self, cumulative: np.ndarray, q: float, rng: Rng) -> float:
-        """Pick a candidate given ``cumulative[j] = #{v <= c_j}`` (the last entry is ``n``)."""
-        n = float(cumulative[-1])
-        utility = (-np.abs(cumulative.astype(np.float64) - q * n)).tolist()
+    def score(self, below: np.ndarray, above: np.ndarray) -> np.ndarray:
+        return np.abs((1 - self.q) * below.astype(np.float64) - self.q * above.astype(np.float64))
+
+    def choose(self, below: np.ndarray, above: np.ndarray, rng: Rng) -> float:
+        """Pick a candidate given ``below[j] = #{v < c_j}`` and ``above[j] = #{v > c_j}``."""
         mech = Exponential(
             epsilon=self.epsilon,
             sensitivity=self.sensitivity,
-            utility=utility,
+            utility=(-self.score(below, above)).tolist(),
             candidates=self.candidates.tolist(),
             random_state=rng,
         )
@@ -201,7 +269,7 @@ class QuantileChoice:
 
     def info(self, quantity: str) -> NoiseInfo:
         return NoiseInfo(
-            quantity, self.name, self.epsilon, 0.0, self.sensitivity, self.scale, self.bound(), "rank"
+            quantity, self.name, self.epsilon, 0.0, self.sensitivity, self.scale, self.bound(), "score"
         )
 
 

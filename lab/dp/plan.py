@@ -22,9 +22,21 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+import numpy as np
+
 from lab.budgets import Budget
 from lab.catalog.policy import Column, ColumnRole, DpPolicy, Policy
-from lab.dp.spec import MAX_CELLS, MAX_VALUES, Aggregation, Filter, NoiseKind, QuerySpec, TrainSpec
+from lab.dp.mechanisms import quantile_grid
+from lab.dp.spec import (
+    MAX_CELLS,
+    MAX_VALUES,
+    Aggregation,
+    Filter,
+    NoiseKind,
+    QuerySpec,
+    TrainSpec,
+    distinct_floats,
+)
 from lab.errors import InvalidQuery
 
 #: Noisy components of each aggregate, in the order the ε share is split (evenly) between them.
@@ -37,10 +49,8 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     "histogram": ("count",),
 }
 _QUANTUM = Decimal("1e-15")
-#: GaussianNB's noisy variances use diffprivlib's bounded-domain Laplace, a rejection sampler that
-#: draws about 1/ε samples per parameter: its time grows as features² × classes / ε (measured: 32
-#: features, 20 classes take 1.3 s at ε = 0.01 and 13 s at ε = 0.001). Below this factor training
-#: would tie up a worker for minutes, so it is refused (it would be noise anyway).
+#: Naive Bayes splits ε over 2 × features sums per class and the class counts: below this factor
+#: (ε per features² × classes) every parameter is noise, so such a training is refused.
 NB_EPSILON_PER_COST = Decimal("0.000002")
 
 
@@ -97,6 +107,14 @@ class PlannedAgg:
     @property
     def levels(self) -> tuple[float, ...]:
         return tuple(float(q) for q in self.spec.levels)
+
+    def magnitude(self, component: str) -> float:
+        """The largest ``|value|`` one row adds to a summed component (after clamping)."""
+        return {
+            "sum": max(abs(self.low), abs(self.high)),
+            "centered_sum": self.half,
+            "centered_sum_of_squares": self.half**2,
+        }[component]
 
     @property
     def values_per_cell(self) -> int:
@@ -171,6 +189,8 @@ def _bounds(
     if col.role is not ColumnRole.numeric or col.bounds is None:
         raise InvalidQuery(f"{what}: {col.name!r} is not a numeric column with declared bounds", field=what)
     lo, hi = col.bounds
+    if asked is not None and not distinct_floats(*asked):
+        raise InvalidQuery(f"{what}: bounds must be distinct as floats", field=what)
     if asked is not None:
         if asked[0] < lo or asked[1] > hi:
             raise InvalidQuery(
@@ -253,7 +273,12 @@ def _plan_agg(
             )
         return PlannedAgg(a, eps, delta, bins=col.domain)
     lo, hi = _bounds(policy, col, a.bounds, what)
-    return PlannedAgg(a, eps, delta, lo, hi, integer=col.type == "integer")
+    planned = PlannedAgg(a, eps, delta, lo, hi, integer=col.type == "integer")
+    if a.agg == "quantile" and not np.all(np.diff(quantile_grid(lo, hi, planned.integer)) > 0):
+        raise InvalidQuery(
+            f"{what}: bounds [{lo!r}, {hi!r}] are too narrow for distinct quantile candidates", field=what
+        )
+    return planned
 
 
 def plan_query(spec: QuerySpec, policy: Policy) -> QueryPlan:

@@ -8,10 +8,10 @@ entity's rows spread over cells add up to at most ``k`` (L1; L2 is at most ``k``
 component                     sensitivity                 noise
 ============================  ==========================  =========================
 count, histogram bin          ``k``                       Geometric / Gaussian
-sum                           ``k · max(|lo|, |hi|)``     Laplace / Gaussian
-centered sum ``Σ(v - mid)``   ``k · h``                   Laplace / Gaussian
-centered sum of squares       ``k · h²``                  Laplace / Gaussian
-quantile utility              ``k``                       Exponential
+sum                           ``k · max(|lo|, |hi|)``     fixed-point Geometric / Gaussian
+centered sum ``Σ(v - mid)``   ``k · h``                   fixed-point Geometric / Gaussian
+centered sum of squares       ``k · h²``                  fixed-point Geometric / Gaussian
+quantile score                ``k · max(q, 1 - q)``       Exponential (tie-aware score)
 ============================  ==========================  =========================
 
 Derived values and their bounds use only noisy values (post-processing), with a union bound over
@@ -87,15 +87,9 @@ def mechanisms_for(a: PlannedAgg, k: int) -> dict[str, Any]:
     eps, delta = a.component_budget()
     if a.agg == "quantile":
         grid = quantile_grid(a.low, a.high, a.integer)
-        return {f"q={q:g}": QuantileChoice(eps, k, grid) for q in a.levels}
-    widths = {
-        "count": float(k),
-        "sum": k * max(abs(a.low), abs(a.high)),
-        "centered_sum": k * a.half,
-        "centered_sum_of_squares": k * a.half**2,
-    }
+        return {f"q={q:g}": QuantileChoice(eps, k, grid, q) for q in a.levels}
     return {
-        comp: count_noise(eps, delta, k) if comp == "count" else sum_noise(eps, delta, widths[comp])
+        comp: count_noise(eps, delta, k) if comp == "count" else sum_noise(eps, delta, k, a.magnitude(comp))
         for comp in COMPONENTS[a.agg]
     }
 
@@ -143,11 +137,11 @@ def _release_one(plan: QueryPlan, i: int, a: PlannedAgg, exact: Exact, rng: Rng)
     mechs = mechanisms_for(a, plan.rows_per_entity)
     cells = range(plan.cells)
     if a.agg == "quantile":
-        cum = exact.cumulative[i]
+        below, above = exact.ranks[i]
         for (name, m), q in zip(mechs.items(), a.levels, strict=True):
             label, bound = m.info(name).label(), m.bound()
             for c in cells:
-                yield c, f"{q:g}", m.choose(cum[c], q, rng), bound, "rank", label, None
+                yield c, f"{q:g}", m.choose(below[c], above[c], rng), bound, "score", label, None
         return
     labels = " + ".join(m.info(comp).label() for comp, m in mechs.items())
     if a.agg == "histogram":

@@ -11,12 +11,17 @@ class Component(BaseModel):
     """One noisy component of an aggregation and its mechanism."""
 
     quantity: str = Field(description="count, sum, centered_sum, centered_sum_of_squares or q=<level>")
-    mechanism: str = Field(description="Geometric, Laplace, GaussianAnalytic or Exponential (diffprivlib)")
+    mechanism: str = Field(
+        description="Geometric, GaussianAnalytic (counts), FixedPointGeometric, FixedPointGaussian (sums, "
+        "in fixed point with diffprivlib's integer noise) or Exponential (quantiles)"
+    )
     epsilon: float
     delta: float
     sensitivity: float
-    scale: float = Field(description="Δ/ε (Laplace, geometric), σ (Gaussian), 2Δ/ε (exponential)")
-    error_95: float = Field(description="95% bound of this component's noise (unit: value or rank)")
+    scale: float = Field(description="Δ/ε (geometric), σ (Gaussian), 2Δ/ε (exponential), in value units")
+    error_95: float = Field(
+        description="95% bound of this component's noise (unit: value, or score for quantiles)"
+    )
     unit: str
 
 
@@ -41,7 +46,7 @@ class ValueRow(BaseModel):
     key: str | None = Field(description="quantile level or histogram bin")
     value: float
     error_95: float | None
-    unit: str = Field(description="value, or rank for quantiles")
+    unit: str = Field(description="value, or score for quantiles (a rank-like split error)")
     mechanism: str
     flag: str | None = Field(
         description="low_count when the noisy count is below the policy's min_cell_count"

@@ -253,7 +253,7 @@ def _expected(plan: QueryPlan, infos: list[AggRelease], assumed_count: int | Non
                     d_v = min((t["centered_sum_of_squares"] + h * h * t["count"]) / n + 2 * h * d_s, h * h)
                     row["error_95"] = d_v if a.agg == "variance" else min(d_v**0.5, h)
         elif a.agg == "quantile":
-            row["formula"] = "rank error (2Δ/ε)(ln m + ln 20), plus the grid spacing"
+            row["formula"] = "score excess (2Δ/ε)(ln m + ln 20), Δ = k·max(q, 1-q); tie-aware score"
         out.append(row)
     return out
 

@@ -18,6 +18,7 @@ budget or the ledger is a :class:`~decimal.Decimal`, never a float.
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,12 @@ MAX_FEATURES = 32
 MIN_EPSILON = Decimal("0.000001")
 MIN_DELTA = Decimal("1e-12")  # a δ > 0 below this would vanish when split across components
 PLACES = 20  # a float's shortest repr fits; sums of spends stay exact in Decimal's 28 digits
+#: Every other number a spec carries (bounds, filter values) is finite, at most this large in
+#: magnitude, with at most ``VALUE_PLACES`` decimal places and ``VALUE_DIGITS`` digits: an exponent
+#: such as ``1e5000000`` is a 422 at the schema, never an overflow (or a megabyte of digits) later.
+MAX_MAGNITUDE = Decimal("1e15")
+VALUE_PLACES = 12
+VALUE_DIGITS = 27
 
 AggKind = Literal["count", "sum", "mean", "variance", "stddev", "quantile", "histogram"]
 FilterOp = Literal["eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "between"]
@@ -56,6 +63,16 @@ def _delta(d: Decimal) -> Decimal:
     return normalize(d)
 
 
+def distinct_floats(low: Decimal, high: Decimal) -> bool:
+    """``low < high`` still holds after conversion to the engine's float type (and the width is finite).
+
+    >>> distinct_floats(Decimal("0.1"), Decimal("0.10000000000000001"))
+    False
+    """
+    lo, hi = float(low), float(high)
+    return lo < hi and math.isfinite(hi - lo)
+
+
 def normalize(d: Decimal) -> Decimal:
     """A decimal in plain, canonical form (``0.50`` → ``0.5``, ``1E+1`` → ``10``)."""
     if not d.is_finite():
@@ -66,12 +83,23 @@ def normalize(d: Decimal) -> Decimal:
     return Decimal(text)
 
 
-Num = Annotated[Decimal, AfterValidator(normalize)]
+Num = Annotated[
+    Decimal,
+    Field(
+        ge=-MAX_MAGNITUDE,
+        le=MAX_MAGNITUDE,
+        decimal_places=VALUE_PLACES,
+        max_digits=VALUE_DIGITS,
+        allow_inf_nan=False,
+    ),
+    AfterValidator(normalize),
+]
 Delta = Annotated[Decimal, Field(ge=0, lt=1, decimal_places=PLACES), AfterValidator(_delta)]
 PosNum = Annotated[Decimal, Field(ge=MIN_EPSILON, le=100, decimal_places=PLACES), AfterValidator(normalize)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")]
 ColumnName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-Scalar = StrictStr | Num
+MAX_TEXT = 256  # a filter's text value (a domain value or an ISO date) is short
+Scalar = Annotated[StrictStr, Field(max_length=MAX_TEXT)] | Num
 
 
 class _Strict(BaseModel):
@@ -99,8 +127,8 @@ class Aggregation(_Strict):
             raise ValueError(f"{self.agg} needs a column")
         if self.bounds is not None and self.agg not in NUMERIC_AGGS:
             raise ValueError(f"{self.agg} takes no bounds")
-        if self.bounds is not None and not self.bounds[0] < self.bounds[1]:
-            raise ValueError("bounds must be [low, high] with low < high")
+        if self.bounds is not None and not distinct_floats(*self.bounds):
+            raise ValueError("bounds must be [low, high] with low < high, distinct as floats")
         if self.quantiles is not None:
             if self.agg != "quantile":
                 raise ValueError("only quantile takes quantiles")
@@ -266,8 +294,8 @@ class TrainSpec(_Selection):
         if self.target in self.features:
             raise ValueError("the target cannot be a feature")
         for col, (lo, hi) in self.bounds.items():
-            if not lo < hi:
-                raise ValueError(f"bounds of {col} must be [low, high] with low < high")
+            if not distinct_floats(lo, hi):
+                raise ValueError(f"bounds of {col} must be [low, high] with low < high, distinct as floats")
         return self
 
     def cost(self) -> Budget:

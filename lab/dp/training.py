@@ -1,14 +1,28 @@
-"""DP model training with diffprivlib (``LogisticRegression``, ``LinearRegression``, ``GaussianNB``).
+"""DP model training: diffprivlib ``LogisticRegression`` / ``LinearRegression`` and a naive Bayes
+built from the lab's own noisy sufficient statistics.
 
-* Privacy unit: diffprivlib's guarantee is per training row, so training keeps **one row per entity**
-  (the deterministic-random choice of :mod:`lab.dp.engine` with ``k = 1``).
+* Privacy unit: one entity, added or removed. Training keeps **one row per entity** (the
+  deterministic-random choice of :mod:`lab.dp.engine` with ``k = 1``).
+* **Naive Bayes** releases nothing derived from the exact row count: per class a geometric count,
+  per class and feature a fixed-point centered sum and sum of squares (:mod:`lab.dp.mechanisms`);
+  classes are disjoint, so ε is split only across the three statistics and the features
+  (counts ε/3, each feature's sums ε/(3d) each). Means, variances and ``class_prior`` are
+  post-processing of those noisy values (the prior is the noisy counts, floored at 1, normalized).
+* **Regressions**: diffprivlib analyses them for neighbouring datasets of equal, public size. The
+  lab first draws a noisy size ``n' = max(0, n + Z)`` (two-sided geometric, ``ε/10``), then trains
+  on exactly ``n'`` rows — a uniformly random ``n'``-subset when ``n' < n``, the rows plus ``n' - n``
+  data-independent anchor rows when ``n' > n`` — with the remaining ``9ε/10``. An added or removed
+  entity then becomes a replaced row (for the subset, by the usual coupling), which is what
+  diffprivlib's guarantee covers. ``n'`` is released in the model's params (``noisy_rows``).
+* diffprivlib's ``PrivacyLeakWarning`` is an error (:class:`~lab.errors.PrivacyLeak`): nothing is
+  stored, released or charged.
 * Bounds come from the policy (a spec may narrow them). Features are clamped to them and, for the
   regressions, rescaled to ``[0, 1]`` (so ``data_norm = √d`` for logistic regression); coefficients
   are converted back to raw feature units before they are stored, so a scorer computes
   ``coef · clamp(x, bounds) + intercept`` on raw values.
-* Classes come from the policy (domain or integer bounds), never from the data. One data-independent
-  anchor row per class (linear: one row) at the bounds' midpoints is appended, so training never
-  fails — and leaks nothing — because the selected rows miss a class or are empty.
+* Classes come from the policy (domain or integer bounds), never from the data. Regressions append
+  data-independent anchor rows (one per class; linear: one) at the bounds' midpoints, so training
+  never fails — and leaks nothing — because the selected rows miss a class or are empty.
 * Datasets larger than ``MAX_TRAINING_ROWS`` are Bernoulli-sampled by entity (see the engine).
 
 The stored ``ModelRow.params`` shapes are documented in ``docs/dp.md`` (the HE channel reads them).
@@ -24,7 +38,8 @@ from typing import Any
 
 import numpy as np
 from diffprivlib import BudgetAccountant
-from diffprivlib.models import GaussianNB, LinearRegression, LogisticRegression
+from diffprivlib.models import LinearRegression, LogisticRegression
+from diffprivlib.utils import PrivacyLeakWarning
 from sklearn import linear_model as sk_linear
 from sklearn.exceptions import ConvergenceWarning
 from sqlalchemy import or_, select
@@ -32,11 +47,13 @@ from sqlalchemy.orm import Session
 
 from lab.artifacts.models import ModelRow
 from lab.budgets import Budget
+from lab.catalog.visibility import noisy_row_count
 from lab.db.base import utcnow
-from lab.dp.mechanisms import Rng
+from lab.dp.mechanisms import GeometricCount, Rng, count_noise, sum_noise
 from lab.dp.plan import TrainPlan, plan_training
 from lab.dp.service import digest, engine_for, prepare, require_reader
 from lab.dp.spec import TrainSpec, canonical
+from lab.errors import PrivacyLeak
 from lab.identity import Principal
 from lab.projects.access import authorize, budget_remaining, commit_result
 from lab.runtime import Runtime
@@ -74,6 +91,10 @@ def _secure_rng() -> np.random.RandomState:
     return np.random.RandomState(np.random.MT19937(np.random.SeedSequence(secrets.randbits(128))))
 
 
+#: Share of a regression's ε spent on its noisy training-set size.
+SIZE_SHARE = 0.1
+
+
 def fit(plan: TrainPlan, x: np.ndarray, y: np.ndarray, rng: Rng = None) -> dict[str, Any]:
     """Train ``plan``'s model on clamped ``x`` (raw units) and ``y``; returns the params to store."""
     spec, feats = plan.spec, plan.spec.features
@@ -87,71 +108,123 @@ def fit(plan: TrainPlan, x: np.ndarray, y: np.ndarray, rng: Rng = None) -> dict[
     notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("error", PrivacyLeakWarning)
         # diffprivlib 0.6.6 still passes L-BFGS-B options that SciPy deprecates; nothing to act on here
         warnings.filterwarnings(
             "ignore", message=r".*L-BFGS-B solver are deprecated", category=DeprecationWarning
         )
-        if spec.model == "gaussian_nb":
-            params = _naive_bayes(plan, x, y, lo, hi, eps, rng)
-        else:
-            scaled = (x - lo) / width
-            if spec.model == "linear":
-                ylo, yhi = plan.bounds[spec.target]
-                xs = np.vstack([scaled, np.full((1, len(feats)), 0.5)])
-                ys = np.append(np.clip(y.astype(np.float64), ylo, yhi), (ylo + yhi) / 2)
-                model: Any = LinearRegression(
-                    epsilon=eps,
-                    bounds_X=(np.zeros(len(feats)), np.ones(len(feats))),
-                    bounds_y=(ylo, yhi),
-                    random_state=rng,
-                    accountant=BudgetAccountant(),
-                )
-                model.fit(xs, ys)
-                w, b = np.ravel(model.coef_), float(np.ravel([model.intercept_])[0])
-                extra: dict[str, Any] = {"target_bounds": [ylo, yhi]}
+        try:
+            if spec.model == "gaussian_nb":
+                params = naive_bayes(plan, x, y, lo, hi, eps, rng)
             else:
-                index = {c: i for i, c in enumerate(plan.classes)}
-                keep = np.array([v in index for v in y.tolist()], dtype=bool)
-                yi = np.array([index[v] for v in y[keep].tolist()], dtype=np.int64)
-                xs = np.vstack([scaled[keep], np.full((2, len(feats)), 0.5)])
-                yi = np.append(yi, [0, 1])
-                model = _LogisticRegression(
-                    epsilon=eps,
-                    data_norm=math.sqrt(len(feats)),
-                    max_iter=200,
-                    random_state=rng,
-                    accountant=BudgetAccountant(),
-                )
-                model.fit(xs, yi)
-                w, b = np.ravel(model.coef_[0]), float(model.intercept_[0])
-                extra = {"classes": list(plan.classes), "link": "logistic"}
-            coef = w / width
-            params = {
-                "coef": [float(c) for c in coef],
-                "intercept": float(b - np.sum(w * lo / width)),
-                **extra,
-            }
+                params = _regression(plan, x, y, lo, width, eps, rng)
+        except PrivacyLeakWarning as exc:
+            raise PrivacyLeak(f"training refused: diffprivlib reported a privacy leak ({exc})") from None
     if any(issubclass(c.category, ConvergenceWarning) for c in caught):
         notes.append("the optimizer stopped before converging (common at small ε)")
     return {**params, "features": list(feats), "bounds": bounds, "notes": notes}
 
 
-def _naive_bayes(
+def noisy_size(n: int, epsilon: float, rng: Rng) -> int:
+    """``max(0, n + Z)`` with two-sided geometric ``Z`` at ``epsilon`` (sensitivity 1)."""
+    return max(0, int(GeometricCount(epsilon, 1).randomise(np.array([n]), rng)[0]))
+
+
+def _resize(
+    x: np.ndarray, y: np.ndarray, size: int, pad_x: np.ndarray, pad_y: np.ndarray, rng: Rng
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly ``size`` rows: a uniformly random subset, or every row plus cycled anchor rows."""
+    n = len(x)
+    if size <= n:
+        keep = rng.permutation(n)[:size]
+        return x[keep], y[keep]
+    extra = np.arange(size - n) % len(pad_x)
+    return np.vstack([x, pad_x[extra]]), np.concatenate([y, pad_y[extra]])
+
+
+def _regression(
+    plan: TrainPlan, x: np.ndarray, y: np.ndarray, lo: np.ndarray, width: np.ndarray, eps: float, rng: Rng
+) -> dict[str, Any]:
+    spec, feats = plan.spec, plan.spec.features
+    d = len(feats)
+    scaled = (x - lo) / width
+    size_eps, model_eps = eps * SIZE_SHARE, eps * (1 - SIZE_SHARE)
+    if spec.model == "linear":
+        ylo, yhi = plan.bounds[spec.target]
+        yv = np.clip(y.astype(np.float64), ylo, yhi)
+        anchors_x, anchors_y = np.full((1, d), 0.5), np.array([(ylo + yhi) / 2])
+        size = noisy_size(len(scaled), size_eps, rng)
+        xs, ys = _resize(scaled, yv, size, anchors_x, anchors_y, rng)
+        model: Any = LinearRegression(
+            epsilon=model_eps,
+            bounds_X=(np.zeros(d), np.ones(d)),
+            bounds_y=(ylo, yhi),
+            random_state=rng,
+            accountant=BudgetAccountant(),
+        )
+        model.fit(np.vstack([xs, anchors_x]), np.append(ys, anchors_y))
+        w, b = np.ravel(model.coef_), float(np.ravel([model.intercept_])[0])
+        extra: dict[str, Any] = {"target_bounds": [ylo, yhi]}
+    else:
+        index = {c: i for i, c in enumerate(plan.classes)}
+        keep = np.array([v in index for v in y.tolist()], dtype=bool)
+        yi = np.array([index[v] for v in y[keep].tolist()], dtype=np.int64)
+        anchors_x, anchors_y = np.full((2, d), 0.5), np.array([0, 1], dtype=np.int64)
+        size = noisy_size(len(yi), size_eps, rng)
+        xs, ys = _resize(scaled[keep], yi, size, anchors_x, anchors_y, rng)
+        model = _LogisticRegression(
+            epsilon=model_eps,
+            data_norm=math.sqrt(d),
+            max_iter=200,
+            random_state=rng,
+            accountant=BudgetAccountant(),
+        )
+        model.fit(np.vstack([xs, anchors_x]), np.append(ys, anchors_y))
+        w, b = np.ravel(model.coef_[0]), float(model.intercept_[0])
+        extra = {"classes": list(plan.classes), "link": "logistic"}
+    coef = w / width
+    return {
+        "coef": [float(c) for c in coef],
+        "intercept": float(b - np.sum(w * lo / width)),
+        "noisy_rows": size,
+        **extra,
+    }
+
+
+def naive_bayes(
     plan: TrainPlan, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray, eps: float, rng: Rng
 ) -> dict[str, Any]:
+    """Gaussian naive Bayes from noisy per-class counts, centered sums and sums of squares."""
+    k, d = len(plan.classes), len(plan.spec.features)
     index = {c: i for i, c in enumerate(plan.classes)}
-    keep = np.array([v in index for v in y.tolist()], dtype=bool)
-    yi = np.array([index[v] for v in y[keep].tolist()], dtype=np.int64)
-    k = len(plan.classes)
-    xs = np.vstack([x[keep], np.tile((lo + hi) / 2, (k, 1))])
-    yi = np.append(yi, np.arange(k))
-    model = GaussianNB(epsilon=eps, bounds=(lo, hi), random_state=rng, accountant=BudgetAccountant())
-    model.partial_fit(xs, yi, classes=np.arange(k))
+    labels = np.array([index.get(v, -1) for v in y.tolist()], dtype=np.int64)
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    counts = count_noise(eps / 3, 0.0, 1).randomise(
+        np.array([int(np.sum(labels == c)) for c in range(k)], dtype=object), rng
+    )
+    n = np.maximum(counts.astype(np.float64), 1.0)
+    theta, var = np.tile(mid, (k, 1)), np.tile(half**2 / 3, (k, 1))  # no data: uniform on the bounds
+    for f in range(d):
+        if not half[f] > 0:
+            continue
+        first = sum_noise(eps / 3 / d, 0.0, 1, float(half[f]))
+        second = sum_noise(eps / 3 / d, 0.0, 1, float(half[f] ** 2))
+        centered = x[:, f] - mid[f] if len(x) else np.zeros(0)
+        s1 = [int(np.sum(np.rint(centered[labels == c] / first.quantum))) for c in range(k)]
+        s2 = [int(np.sum(np.rint(centered[labels == c] ** 2 / second.quantum))) for c in range(k)]
+        shift = np.clip(first.randomise(np.array(s1, dtype=object), rng) / n, -half[f], half[f])
+        second_moment = second.randomise(np.array(s2, dtype=object), rng) / n
+        ok = counts >= 1
+        theta[ok, f] = mid[f] + shift[ok]
+        var[ok, f] = np.clip(second_moment[ok] - shift[ok] ** 2, 0.0, half[f] ** 2)
+    var = var + 1e-9 * float(np.max(half**2)) + 1e-12  # smoothing, as scikit-learn's var_smoothing
+    prior = n / n.sum()
     return {
         "classes": list(plan.classes),
-        "theta": model.theta_.tolist(),
-        "var": model.var_.tolist(),
-        "class_prior": model.class_prior_.tolist(),
+        "theta": theta.tolist(),
+        "var": var.tolist(),
+        "class_prior": prior.tolist(),
+        "noisy_class_counts": [int(c) for c in counts],
     }
 
 
@@ -190,9 +263,14 @@ def train(
     access = authorize(session, principal, project_id, spec.dataset, "dp", "train", {"epsilon": spec.epsilon})
     plan = plan_training(spec, access.policy)
     source, cohort = prepare(runtime, session, access, spec.cohort, 1)
-    x, y = engine_for(runtime).training_rows(
-        plan, source, cohort, MAX_TRAINING_ROWS, access.dataset.row_count
+    # the sampling rate comes from the size everyone may see, never from the exact row count
+    shown = noisy_row_count(
+        access.dataset.row_count,
+        runtime.settings.encryption_key,
+        access.dataset.dataset,
+        access.dataset.version,
     )
+    x, y = engine_for(runtime).training_rows(plan, source, cohort, MAX_TRAINING_ROWS, max(shown, 1))
     params = fit(plan, x, y, rng)
     record = commit_result(
         session,

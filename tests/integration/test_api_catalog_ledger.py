@@ -77,7 +77,8 @@ def test_catalog_lists_entries_through_the_hub_prefix(
     r = api.get(f"{PREFIX}/api/v1/catalog", headers=auth(tok))
     assert r.status_code == 200
     [entry] = r.json()
-    assert entry["id"] == "health_visits" and entry["open"] == "non-open" and entry["row_count"] == 40
+    assert entry["id"] == "health_visits" and entry["open"] == "non-open"
+    assert entry["row_count_exact"] is False and entry["row_count"] % 10 == 0  # noisy for operators (40 rows)
     assert set(entry["title"]) == {"zh", "en"}
     schema = api.get("/api/v1/catalog/health_visits/schema", headers=auth(tok)).json()
     assert schema["entity_key"] == "person_id"

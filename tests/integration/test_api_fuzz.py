@@ -61,6 +61,7 @@ schemathesis.serializer.alias("application/vnd.lab.he-frame", "application/octet
 ROLES = {"bureau1": ["bureau"], "alice": ["operator"], "steward1": ["steward"], "auditor1": ["auditor"]}
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))  # per operation and generation mode
 TIMEOUT = 20.0  # seconds; a request slower than this is a hang
+MAX_PROBLEM_BYTES = 8192  # no problem body grows with the input (lab.api.problems caps what it echoes)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -136,6 +137,7 @@ def check_problem(status: int, content_type: str, body: bytes, what: str) -> Non
     assert doc.get("status") == status, f"{what}: problem status {doc.get('status')} != {status}"
     for member in ("title", "detail"):
         assert isinstance(doc.get(member), str) and doc[member], f"{what}: problem has no {member}"
+    assert len(body) <= MAX_PROBLEM_BYTES, f"{what}: a {len(body)}-byte problem body echoes its input"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -174,6 +176,87 @@ def fuzz_operation(op: Any, mode: GenerationMode, client: ASGIClient, world: Wor
             content_type = (response.headers.get("content-type") or [""])[0]
             check_problem(response.status_code, content_type, response.content, what)
         case.validate_response(response, checks=CHECKS, headers=headers)
+
+    run()
+
+
+# -- numbers at the edges: every number a DP spec carries, replaced by an edge value -------------
+#: Decimal strings that overflow a decimal context, vanish, or are not numbers at all; JSON numbers
+#: beyond a double; pairs that differ as decimals but are equal as floats.
+EDGE_TEXT = st.sampled_from(
+    [
+        *("1e5000000", "-1e5000000", "1e-5000000", "1e999999999", "NaN", "-Infinity", "-0", "9" * 5000),
+        *("0." + "0" * 3000 + "1", "0.10000000000000001", "1E+308", "4.9e-324", "1e400", " 1", "0x10"),
+    ]
+)
+EDGE_NUMBER = (
+    EDGE_TEXT
+    | st.builds(lambda m, e: f"{m}e{e}", st.integers(-(10**6), 10**6), st.integers(-(10**9), 10**9))
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.decimals(allow_nan=True, allow_infinity=True).map(str)
+    | st.integers(-(10**40), 10**40)
+)
+EQUAL_AS_FLOATS = st.floats(-1e15, 1e15, allow_nan=False).map(lambda x: [repr(x), repr(x) + "00000000001"])
+EDGE_PAIR = EQUAL_AS_FLOATS | st.lists(EDGE_NUMBER, min_size=2, max_size=2)
+NUMERIC_KEYS = ("epsilon", "delta", "bounds", "quantiles", "value")
+
+
+def with_edges(value: Any, data: st.DataObject, depth: int = 0) -> Any:
+    """``value`` (a generated request body) with some of its numbers replaced by edge values."""
+    if depth > 6:
+        return value
+    if isinstance(value, list):
+        return [with_edges(v, data, depth + 1) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, v in value.items():
+        if key in NUMERIC_KEYS and data.draw(st.booleans(), label=f"edge {key}"):
+            pair = isinstance(v, list) or key == "bounds"
+            v = data.draw(EDGE_PAIR if pair else EDGE_NUMBER, label=key)
+        elif key == "bounds" and isinstance(v, dict):
+            v = {col: data.draw(EDGE_PAIR, label=f"bounds.{col}") for col in v}
+        out[key] = with_edges(v, data, depth + 1)
+    return out
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_dp_numbers_at_the_edges_never_fail(api: Any, hub: HubHandle, runtime: Runtime) -> None:
+    """Schemathesis bodies for the DP operations, their numbers swapped for edge values: a 4xx problem
+    with a bounded body (or a 200 when the value happens to be fine), never a 5xx or a hang."""
+    world = seed_world(api, hub, runtime)
+    schema = schemathesis.openapi.from_dict(api.get("/openapi.json").json())
+    client = ASGIClient(api.app)
+    failures: list[str] = []
+    ops = [r.ok() for r in schema.get_all_operations()]
+    dp_ops = [op for op in ops if "/dp/" in op.path and op.method.upper() == "POST"]
+    assert len(dp_ops) >= 4, [op.path for op in dp_ops]
+    for op in dp_ops:
+        try:
+            fuzz_edges(op, client, world)
+        except hypothesis.errors.Unsatisfiable:
+            continue
+        except (Exception, BaseExceptionGroup) as exc:
+            failures.append(f"POST {op.path}: {type(exc).__name__}: {str(exc)[:2000]}")
+    assert not failures, "\n\n".join(failures)
+
+
+def fuzz_edges(op: Any, client: ASGIClient, world: World) -> None:
+    @hypothesis.settings(SETTINGS, max_examples=4 * EXAMPLES)
+    @given(case=op.as_strategy(generation_mode=GenerationMode.POSITIVE), data=st.data())
+    def run(case: Any, data: st.DataObject) -> None:
+        case.path_parameters = {**(case.path_parameters or {}), "project": world.known["project"][0]}
+        if isinstance(case.body, dict):
+            case.body = with_edges(case.body, data)
+        headers = {"Authorization": f"token {world.tokens['alice']}"}
+        what = f"POST {case.formatted_path} {json.dumps(case.body, default=str)[:300]}"
+        started = time.monotonic()
+        response = case.call(base_url="http://testserver", session=client, headers=headers, timeout=TIMEOUT)
+        assert response.status_code < 500, f"{what}: {response.status_code} {response.text[:300]}"
+        assert time.monotonic() - started < TIMEOUT, f"{what}: a hang"
+        if 400 <= response.status_code < 500:
+            content_type = (response.headers.get("content-type") or [""])[0]
+            check_problem(response.status_code, content_type, response.content, what)
 
     run()
 

@@ -63,7 +63,8 @@ def test_import_writes_parquet_entry_and_ledger(runtime: Runtime, tmp_path: Path
     with runtime.transaction() as s:
         entry = runtime.ledger(s).entry(v.ledger_index)
     assert entry.kind == "catalog.dataset_version"
-    assert entry.entry["body"]["sha256"] == v.sha256 and entry.entry["body"]["row_count"] == 50
+    assert entry.entry["body"]["sha256"] == v.sha256  # the file's hash binds its rows
+    assert "row_count" not in entry.entry["body"]  # non-open: the exact size is not for every ledger reader
 
 
 def test_reimport_creates_a_new_version_and_keeps_the_old(runtime: Runtime, tmp_path: Path) -> None:

@@ -202,7 +202,7 @@ def test_gaussian_query_spends_delta(runtime: Runtime, sample: dict[str, Any]) -
     assert median["components"][0]["mechanism"] == "Exponential" and median["delta"] == "0"
     assert remaining(runtime, pid) == Budget.of("2.2", "0.000009")
     [med] = [r for r in out["rows"] if r["agg"] == "quantile"]
-    assert med["unit"] == "rank" and 0 <= med["value"] <= 110
+    assert med["unit"] == "score" and 0 <= med["value"] <= 110
 
 
 def test_table_release_is_row_major_over_the_domains(runtime: Runtime, sample: dict[str, Any]) -> None:

@@ -56,7 +56,7 @@ def _body() -> dict[str, Any]:
                     "key": q,
                     "value": 40.0,
                     "error_95": 120.0,
-                    "unit": "rank",
+                    "unit": "score",
                     "mechanism": "Exponential",
                     "flag": None,
                 }

@@ -58,17 +58,29 @@ def test_gaussian_bound_uses_the_analytic_sigma() -> None:
     assert counts.randomise(np.array([10.0]), np.random.RandomState(0)).dtype == np.int64
 
 
-def test_exponential_quantile_is_within_its_rank_bound() -> None:
+def test_exponential_quantile_is_within_its_score_bound() -> None:
     rng = np.random.RandomState(3)
     data = np.sort(rng.uniform(0, 100, 5000))
     grid = quantile_grid(0, 100, integer=False)
-    cumulative = np.searchsorted(data, grid, side="right").astype(float)
-    m = QuantileChoice(0.5, 1, grid)
-    ranks = [np.searchsorted(data, m.choose(cumulative, 0.5, rng), side="right") for _ in range(300)]
+    below = np.searchsorted(data, grid, side="left").astype(float)
+    above = len(data) - np.searchsorted(data, grid, side="right").astype(float)
+    m = QuantileChoice(0.5, 1, grid, 0.5)
+    ranks = [np.searchsorted(data, m.choose(below, above, rng), side="right") for _ in range(300)]
     errors = np.abs(np.array(ranks) - 2500)
     assert np.mean(errors <= m.bound() + 10) >= 0.95  # + the grid's own spacing (~5 rows per step)
-    assert m.bound() == pytest.approx(2 * 1 / 0.5 * (math.log(len(grid)) + math.log(20)))
+    assert m.bound() == pytest.approx(2 * 0.5 / 0.5 * (math.log(len(grid)) + math.log(20)))
     assert list(quantile_grid(0, 10, integer=True)) == list(range(11))
+
+
+def test_tie_aware_score_finds_a_heavily_tied_median() -> None:
+    """All values equal: the old ``|#{v ≤ c} - q·n|`` scored every candidate n/2 (a uniform pick)."""
+    grid = quantile_grid(0, 100, integer=True)
+    data = np.full(1000, 37.0)
+    below = np.searchsorted(data, grid, side="left").astype(float)
+    above = len(data) - np.searchsorted(data, grid, side="right").astype(float)
+    m = QuantileChoice(1.0, 1, grid, 0.5)
+    picks = [m.choose(below, above, np.random.RandomState(s)) for s in range(50)]
+    assert all(p == 37.0 for p in picks)
 
 
 def test_float_shares_never_exceed_their_decimal() -> None:

@@ -14,7 +14,8 @@ from lab.api.problems import responses
 from lab.api.schemas import MAX_INT, CatalogEntry, DatasetSchema, DummyRows
 from lab.catalog.dummy import dummy_rows
 from lab.catalog.policy import parse_policy
-from lab.catalog.service import Catalog
+from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.visibility import shown_entry
 from lab.errors import (
     DatasetNotFound,
     Forbidden,
@@ -23,7 +24,8 @@ from lab.errors import (
     PayloadTooLarge,
     Unauthenticated,
 )
-from lab.identity import ROLES, Role
+from lab.identity import ROLES, Principal, Role
+from lab.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"])
 READ_ERRORS = responses(Unauthenticated, Forbidden, DatasetNotFound)
@@ -35,30 +37,38 @@ def _reader(principal: PrincipalDep) -> None:
         raise Forbidden(f"{principal.name} has no lab role ({', '.join(sorted(ROLES))})")
 
 
+def _shown(v: DatasetVersion, principal: Principal, runtime: Runtime) -> CatalogEntry:
+    """The entry as ``principal`` may see it (non-open sizes noisy except to the bureau)."""
+    return CatalogEntry(**shown_entry(v.entry(), v.policy, principal, runtime.settings.encryption_key))
+
+
 @router.get("", response_model=list[CatalogEntry], responses=READ_ERRORS, summary="List catalog entries")
-def list_entries(principal: PrincipalDep, session: SessionDep, ledger: LedgerDep) -> list[CatalogEntry]:
+def list_entries(
+    principal: PrincipalDep, runtime: RuntimeDep, session: SessionDep, ledger: LedgerDep
+) -> list[CatalogEntry]:
     _reader(principal)
-    return [CatalogEntry(**v.entry()) for v in Catalog(session, None, ledger).list()]
+    return [_shown(v, principal, runtime) for v in Catalog(session, None, ledger).list()]
 
 
 @router.get("/{dataset}", response_model=CatalogEntry, responses=READ_ERRORS, summary="One catalog entry")
 def get_entry(
     dataset: str,
     principal: PrincipalDep,
+    runtime: RuntimeDep,
     session: SessionDep,
     ledger: LedgerDep,
     version: Version | None = None,
 ) -> CatalogEntry:
     _reader(principal)
-    return CatalogEntry(**Catalog(session, None, ledger).get(dataset, version).entry())
+    return _shown(Catalog(session, None, ledger).get(dataset, version), principal, runtime)
 
 
 @router.get("/{dataset}/versions", response_model=list[CatalogEntry], responses=READ_ERRORS)
 def list_versions(
-    dataset: str, principal: PrincipalDep, session: SessionDep, ledger: LedgerDep
+    dataset: str, principal: PrincipalDep, runtime: RuntimeDep, session: SessionDep, ledger: LedgerDep
 ) -> list[CatalogEntry]:
     _reader(principal)
-    return [CatalogEntry(**v.entry()) for v in Catalog(session, None, ledger).versions(dataset)]
+    return [_shown(v, principal, runtime) for v in Catalog(session, None, ledger).versions(dataset)]
 
 
 @router.get(
@@ -95,7 +105,7 @@ def get_dummy(
     session: SessionDep,
     ledger: LedgerDep,
     n: Annotated[int, Query(ge=1, le=1000)] = 20,
-    seed: int | None = None,
+    seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> DummyRows:
     _reader(principal)
     v = Catalog(session, None, ledger).get(dataset)
@@ -135,4 +145,4 @@ def import_dataset(
                     raise PayloadTooLarge(f"upload exceeds {limit} bytes")
                 f.write(block)
         version = Catalog(session, runtime.store, ledger).import_file(path, pol, principal.name)
-    return CatalogEntry(**version.entry())
+    return CatalogEntry(**version.entry(), row_count_exact=True)  # the steward holds the file

@@ -22,6 +22,7 @@ from lab.errors import (
     InvalidQuery,
     NotFound,
     NotInGrant,
+    PrivacyLeak,
     ProjectInactive,
     ProjectNotFound,
     Unauthenticated,
@@ -38,6 +39,7 @@ RUN_ERRORS = responses(
     DatasetNotFound,
     BudgetExhausted,
 )
+TRAIN_ERRORS = {**RUN_ERRORS, **responses(PrivacyLeak)}  # a library's leak warning: refused, not released
 READ_ERRORS = responses(Unauthenticated, Forbidden, ProjectNotFound)
 
 
@@ -79,7 +81,7 @@ def release_table(
 
 
 @router.post(
-    "/train", response_model=ModelOut, status_code=201, responses=RUN_ERRORS, summary="Train a DP model"
+    "/train", response_model=ModelOut, status_code=201, responses=TRAIN_ERRORS, summary="Train a DP model"
 )
 def train(project: str, spec: TrainSpec, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
     with runtime.transaction() as session:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from lab.api.deps import LedgerDep, PrincipalDep, RuntimeDep, SessionDep
 from lab.api.problems import responses
 from lab.api.schemas import MAX_INT, LedgerEntryOut, TreeHead, VerifyOut
+from lab.catalog.visibility import redact_ledger_body
 from lab.errors import EntryNotFound, Forbidden, InvalidProof, Unauthenticated
 from lab.identity import Principal, Role
 from lab.ledger import LedgerEntry, checkpoints
@@ -64,6 +65,7 @@ class Visibility:
     def __init__(self, session: Session, principal: Principal) -> None:
         self.session = session
         self.everything = principal.has(Role.bureau, Role.auditor) or principal.kind == "service"
+        self.exact_sizes = principal.has(Role.bureau, Role.auditor)  # auditors verify every leaf
         member = select(ProjectMemberRow.project_id).where(
             ProjectMemberRow.username == principal.name, ProjectMemberRow.removed_at.is_(None)
         )
@@ -82,7 +84,8 @@ class Visibility:
     def show(self, entry: dict[str, Any]) -> dict[str, Any]:
         project = None if self.everything else self._project(entry)
         if project is None or project in self.mine:
-            return entry
+            # a non-open dataset's exact size is for the bureau (and the auditors who verify leaves)
+            return entry if self.exact_sizes else redact_ledger_body(entry)
         return {"kind": entry.get("kind"), "v": entry.get("v"), "time": entry.get("time"), "withheld": True}
 
     def entry(self, e: LedgerEntry) -> LedgerEntryOut:

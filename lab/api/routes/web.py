@@ -118,7 +118,7 @@ def static(name: str) -> Response:
 def catalog_page(p: UserPageDep) -> Response:
     p.require(*READERS)
     with p.runtime.transaction() as s:
-        ctx = catalog.catalog_list(s)
+        ctx = catalog.catalog_list(s, p.principal, p.runtime.settings.encryption_key)
     return p.render("catalog.html", **ctx)
 
 
@@ -126,7 +126,7 @@ def catalog_page(p: UserPageDep) -> Response:
 def catalog_entry_page(dataset: str, p: UserPageDep) -> Response:
     p.require(*READERS)
     with p.runtime.transaction() as s:
-        ctx = catalog.catalog_entry(s, dataset, p.t)
+        ctx = catalog.catalog_entry(s, dataset, p.t, p.principal, p.runtime.settings.encryption_key)
     return p.render("catalog_entry.html", **ctx)
 
 

@@ -7,7 +7,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from lab.catalog.policy import Policy
-from lab.catalog.service import Catalog
+from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.visibility import shown_entry
+from lab.identity import Principal
 from lab.web.i18n import Translator
 from lab.web.render import fmt_decimal
 
@@ -16,9 +18,13 @@ def _catalog(session: Session) -> Catalog:
     return Catalog(session, None, None)  # reads need no store or ledger
 
 
-def catalog_list(session: Session) -> dict[str, Any]:
-    """The current entry of every dataset."""
-    return {"entries": [v.entry() for v in _catalog(session).list()]}
+def _shown(v: DatasetVersion, principal: Principal | None, key: bytes) -> dict[str, Any]:
+    return shown_entry(v.entry(), v.policy, principal, key)
+
+
+def catalog_list(session: Session, principal: Principal | None = None, key: bytes = b"") -> dict[str, Any]:
+    """The current entry of every dataset (non-open sizes noisy except to the bureau)."""
+    return {"entries": [_shown(v, principal, key) for v in _catalog(session).list()]}
 
 
 def _join(t: Translator, values: Any) -> str:
@@ -76,14 +82,16 @@ def channel_rows(policy: Policy, t: Translator) -> list[tuple[str, list[tuple[st
     return out
 
 
-def catalog_entry(session: Session, dataset: str, t: Translator) -> dict[str, Any]:
+def catalog_entry(
+    session: Session, dataset: str, t: Translator, principal: Principal | None = None, key: bytes = b""
+) -> dict[str, Any]:
     """One dataset: entry, schema, channel policies, versions. Raises ``DatasetNotFound``."""
     cat = _catalog(session)
     version = cat.get(dataset)
     return {
-        "e": version.entry(),
+        "e": _shown(version, principal, key),
         "entity_key": version.policy.entity_key,
         "columns": version.policy.model_dump(mode="json")["columns"],
         "channels": channel_rows(version.policy, t),
-        "versions": [v.entry() for v in reversed(cat.versions(dataset))],
+        "versions": [_shown(v, principal, key) for v in reversed(cat.versions(dataset))],
     }
