@@ -344,29 +344,29 @@ class HeAPI:
         self,
         name: str,
         *,
-        kind: str,
-        dataset: str,
-        features: list[str],
-        target: str,
-        coef: Sequence[float],
-        intercept: float,
+        release: str,
+        source: str | None = None,
+        kind: str | None = None,
+        dataset: str | None = None,
+        features: list[str] | None = None,
+        target: str | None = None,
+        coef: Sequence[float] | None = None,
+        intercept: float | None = None,
         classes: list[Any] | None = None,
         bounds: dict[str, list[float]] | None = None,
-        epsilon: str = "0",
     ) -> dict[str, Any]:
-        """Publish a linear or logistic model for every project's encrypted scoring (bureau)."""
-        body = {
-            "name": name,
-            "kind": kind,
-            "dataset": dataset,
-            "features": features,
-            "target": target,
-            "coef": [float(c) for c in coef],
-            "intercept": float(intercept),
-            "classes": classes,
-            "bounds": bounds,
-            "epsilon": epsilon,
-        }
+        """Publish a linear or logistic model for every project's encrypted scoring (bureau).
+
+        ``release="published"`` with the content: its weights are given to the operators of every
+        project that may use it. ``release="dp"`` with ``source``: promote a project's DP model.
+        """
+        body: dict[str, Any] = {"name": name, "release": release}
+        if source is not None:
+            body["source"] = source
+        if release == "published":
+            body.update(kind=kind, dataset=dataset, features=features, target=target,
+                        coef=[float(c) for c in coef or []], intercept=float(intercept or 0.0),
+                        classes=classes, bounds=bounds)  # fmt: skip
         out: dict[str, Any] = self._t.post("/api/v1/he/models", json=body)
         return out
 
@@ -374,20 +374,23 @@ class HeAPI:
         self,
         name: str,
         *,
-        dataset: str,
-        dims: list[dict[str, Any]],
-        statistic: str,
-        values: Sequence[float | None],
-        epsilon: str = "0",
+        release: str,
+        source: str | None = None,
+        dataset: str | None = None,
+        dims: list[dict[str, Any]] | None = None,
+        statistic: str | None = None,
+        values: Sequence[float | None] | None = None,
     ) -> dict[str, Any]:
-        """Publish a statistics table (row-major over the dims' domains) for encrypted lookups (bureau)."""
-        body = {
-            "name": name,
-            "dataset": dataset,
-            "dims": dims,
-            "statistic": statistic,
-            "values": [None if v is None else float(v) for v in values],
-            "epsilon": epsilon,
-        }
+        """Publish a statistics table (row-major over the dims' domains) for encrypted lookups (bureau).
+
+        ``release="published"`` with the content: its values are given to the operators of every
+        project that may use it. ``release="dp"`` with ``source``: promote a project's DP table.
+        """
+        body: dict[str, Any] = {"name": name, "release": release}
+        if source is not None:
+            body["source"] = source
+        if release == "published":
+            body.update(dataset=dataset, dims=dims, statistic=statistic,
+                        values=[None if v is None else float(v) for v in values or []])  # fmt: skip
         out: dict[str, Any] = self._t.post("/api/v1/he/tables", json=body)
         return out
