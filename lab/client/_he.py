@@ -22,11 +22,14 @@ are clipped to the model's bounds before encryption (the model was trained on cl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import struct
+import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -61,10 +64,12 @@ class HeContext:
         out: bytes = ts.ckks_vector(self.ctx, values).serialize()
         return out
 
-    def encrypt_batches(self, columns: list[np.ndarray], n: int) -> Iterator[list[bytes]]:
+    def encrypt_batches(
+        self, columns: list[np.ndarray], n: int, batches: range | None = None
+    ) -> Iterator[list[bytes]]:
         """Column-packed batches of ``slots`` records, in order (one ciphertext per column)."""
         slots = self.slots
-        for b in range(math.ceil(n / slots)):
+        for b in batches if batches is not None else range(math.ceil(n / slots)):
             rows = slice(b * slots, min(n, (b + 1) * slots))
             yield [self.encrypt(col[rows]) for col in columns]
 
@@ -314,6 +319,7 @@ class HeAPI:
     def _call(
         self, op: str, spec: dict[str, Any], context: HeContext, columns: list[np.ndarray], progress: bool
     ) -> tuple[dict[str, Any], np.ndarray]:
+        """One call: a single request if its ciphertexts fit one body, else a multi-part call."""
         project = spec["project"]
         spec = {**spec, "context": self._register(context, project)}
         plan = self._t.post(f"/api/v1/he/plan/{op}", json=spec)  # refusals before any encryption
@@ -321,23 +327,65 @@ class HeAPI:
         batches = math.ceil(n / slots)
         if plan["batches"] != batches or plan["ciphertexts_per_batch"] != width:
             raise ValueError("the lab's plan does not match this context's layout")
+        part_batches = int(plan.get("part_batches") or batches)
+        with _progress(batches * width, f"encrypting {n} records", progress) as bar:
 
-        def blobs() -> Iterator[bytes]:
-            with _progress(batches * width, f"encrypting {n} records", progress) as bar:
-                for batch in context.encrypt_batches(columns, n):
+            def blobs(which: range) -> Iterator[bytes]:
+                for batch in context.encrypt_batches(columns, n, which):
                     for blob in batch:
                         yield blob
                         bar.update(1)
 
-        r = self._t.request(
-            "POST",
-            f"/api/v1/he/{op}",
-            content=_frame(spec, batches * width, blobs()),
-            headers={"content-type": FRAME},
-        )
-        header, results = _unframe(r.content)
+            if part_batches >= batches:
+                r = self._t.request(
+                    "POST",
+                    f"/api/v1/he/{op}",
+                    content=_frame(spec, batches * width, blobs(range(batches))),
+                    headers={"content-type": FRAME},
+                )
+                header, results = _unframe(r.content)
+            else:
+                header, results = self._parts(op, spec, batches * width, blobs)
         values = np.concatenate([context.decrypt(b) for b in results]) if results else np.empty(0)
         return header, values[:n]
+
+    def _parts(
+        self, op: str, spec: dict[str, Any], count: int, blobs: Callable[[range], Iterator[bytes]]
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """A multi-part call: open, send the parts (two in flight: one encrypts while the lab finishes
+        the other), commit once. A failing part raises its problem (with ``part``) and abandons the
+        call: nothing is charged."""
+        call = self._t.post(f"/api/v1/he/calls/{op}", json=spec)
+        cid, parts, per = call["call"], int(call["parts"]), int(call["part_batches"])
+        width, batches = count // call["batches"], int(call["batches"])
+        encrypting = threading.Lock()  # parts are encrypted one after the other, in order
+
+        def ordered(which: range) -> Iterator[bytes]:
+            with encrypting:
+                yield from blobs(which)
+
+        def send(k: int) -> None:
+            which = range(k * per, min((k + 1) * per, batches))
+            self._t.request(
+                "PUT",
+                f"/api/v1/he/calls/{cid}/parts/{k}",
+                content=_frame({"call": cid, "part": k}, len(which) * width, ordered(which)),
+                headers={"content-type": FRAME},
+            )
+
+        try:
+            pool = ThreadPoolExecutor(2, thread_name_prefix="lab-he-part")
+            try:
+                for future in [pool.submit(send, k) for k in range(parts)]:
+                    future.result()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            r = self._t.request("POST", f"/api/v1/he/calls/{cid}/commit")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._t.request("DELETE", f"/api/v1/he/calls/{cid}")
+            raise
+        return _unframe(r.content)
 
     # -- bureau ------------------------------------------------------------------------------
     def publish_model(

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("material_id", sa.String(length=40), nullable=False),
         sa.Column("batches", sa.Integer(), nullable=False),
         sa.Column("part_batches", sa.Integer(), nullable=False),
+        sa.Column("parts", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
