@@ -231,6 +231,7 @@ def setup_material(stack: Stack, base: Path) -> str:
                 id=f"m_{name}", project_id=owner, name=name, kind=kind, dataset_id="social_insurance",
                 dataset_version=1, features=FEATURES, target="y", params=model_params(seed), epsilon="0",
                 created_by="bench", created_at=utcnow(), record_id=None,
+                release="published" if owner is None else "dp",
             ))  # fmt: skip
     return pid
 
@@ -268,6 +269,7 @@ def main() -> None:
                 c.he.score(df.head(5000), model=f"bench_{kind}", context=ctx, progress=False)  # warm-up
                 for _ in range(args.repeat):  # interleaved, so that both see the same machine load
                     secs, out = timed(c.he.score, df, model=f"bench_{kind}", context=ctx, progress=False)
+                    parts = out.attrs.get("parts", 1)
                     keep(f"endpoint {kind}", secs)
                     keep(f"(b) {kind}", timed(packed, x, params[kind], kind == "logistic")[0])
                 if kind == "linear":
@@ -296,13 +298,15 @@ def main() -> None:
     ours, a, b = (rate[labels[k]] for k in ("endpoint linear", "(a) linear", "(b) linear"))
     lours, la, lb = (rate[labels[k]] for k in ("endpoint logistic", "(a) logistic", "(b) logistic"))
     print(
-        f"\nlinear:   endpoint = {ours / a:,.0f}× (a) [target ≥ 100×], {ours / b:.0%} of (b) [target ≥ 50%];"
+        f"\nlinear:   endpoint = {ours / a:,.0f}× (a) [target ≥ 100×], {ours / b:.0%} of (b) [target ≥ 80%];"
         f" max |error| vs plaintext {err:.2e}"
     )
+    print(f"(the endpoint sent each 100k call in {parts} request(s) under the API's body limit)")
     lo, hi = approx["logit_range"]
     print(
-        f"logistic: endpoint = {lours / la:,.0f}× (a), {lours / lb:.0%} of (b); sigmoid degree "
-        f"{approx['degree']}, max approximation error {approx['max_error']:.3f} on logits {lo:.2f}..{hi:.2f}"
+        f"logistic: endpoint = {lours / la:,.0f}× (a), {lours / lb:.0%} of (b) [target ≥ 50%]; "
+        f"sigmoid degree {approx['degree']}, max approximation error {approx['max_error']:.3f} "
+        f"on logits {lo:.2f}..{hi:.2f}"
     )
 
 

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -306,7 +307,13 @@ async def evaluate(
     batch_bytes = prep.width * prep.param.max_ciphertext_bytes
     slots = asyncio.Semaphore(max(1, min(2 * pool.size + 2, IN_FLIGHT_BYTES // batch_bytes)))
     digest = frames.BlobDigest()
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="he-digest")  # in order, off the event loop
+    hashed: list[asyncio.Future[None]] = []
     tasks: list[asyncio.Task[None]] = []
+
+    def absorb(blobs: list[bytes]) -> None:
+        for b in blobs:
+            digest.update(b)  # hashlib releases the GIL on large buffers
 
     async def one(i: int, blobs: list[bytes]) -> None:
         try:
@@ -319,18 +326,19 @@ async def evaluate(
     try:
         for i in range(len(batches)):
             blobs = [await reader.blob() for _ in range(prep.width)]
-            for b in blobs:
-                digest.update(b)
+            hashed.append(asyncio.get_running_loop().run_in_executor(hasher, absorb, blobs))
             await slots.acquire()
             for t in tasks:
                 if t.done() and t.exception() is not None:
                     raise t.exception()  # type: ignore[misc]
             tasks.append(asyncio.create_task(one(i, blobs)))
         await reader.finish()
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks, *hashed)
     except BaseException:
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *hashed, return_exceptions=True)
         raise
+    finally:
+        hasher.shutdown(wait=False)
     return digest.hexdigest(), results

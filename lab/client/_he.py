@@ -22,18 +22,24 @@ are clipped to the model's bounds before encryption (the model was trained on cl
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
+import itertools
 import math
+import os
 import struct
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from lab.client._encrypt import Encryptors
 
 if TYPE_CHECKING:
     import tenseal as ts
@@ -45,14 +51,34 @@ _U32 = struct.Struct("<I")
 
 
 class HeContext:
-    """A CKKS context whose secret key never leaves this process."""
+    """A CKKS context whose secret key never leaves this machine.
 
-    def __init__(self, param_set: str, ctx: ts.Context) -> None:
+    Calls of more than one batch are encrypted in ``processes`` local processes (default: the CPU
+    count, at most 4; see :mod:`lab.client._encrypt`); the secret context is handed to them once,
+    through a socket pair. ``processes=1`` encrypts in this process.
+    """
+
+    def __init__(self, param_set: str, ctx: ts.Context, processes: int | None = None) -> None:
         self.param_set = param_set
         self.ctx = ctx
         self.public = ctx.serialize(save_secret_key=False, save_galois_keys=False, save_relin_keys=True)
         self.sha256 = hashlib.sha256(self.public).hexdigest()
         self.registered: dict[str, str] = {}  # project -> context id
+        self.processes = processes if processes is not None else min(4, os.cpu_count() or 1)
+        self._pool: Encryptors | None = None
+
+    def _encryptors(self) -> Encryptors:
+        if self._pool is None:
+            secret = self.ctx.serialize(save_secret_key=True, save_galois_keys=False, save_relin_keys=False)
+            self._pool = Encryptors(secret, self.processes)
+            weakref.finalize(self, self._pool.close)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the encryption processes (they start again when needed)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     @property
     def slots(self) -> int:
@@ -69,9 +95,24 @@ class HeContext:
     ) -> Iterator[list[bytes]]:
         """Column-packed batches of ``slots`` records, in order (one ciphertext per column)."""
         slots = self.slots
-        for b in batches if batches is not None else range(math.ceil(n / slots)):
+        which = iter(batches if batches is not None else range(math.ceil(n / slots)))
+
+        def cut(b: int) -> list[np.ndarray]:
             rows = slice(b * slots, min(n, (b + 1) * slots))
-            yield [self.encrypt(col[rows]) for col in columns]
+            return [np.ascontiguousarray(col[rows], dtype=float) for col in columns]
+
+        if self.processes < 2 or (batches is not None and len(batches) < 2) or n <= slots:
+            for b in which:
+                yield [self.encrypt(c) for c in cut(b)]
+            return
+        pool = self._encryptors()
+        ahead = collections.deque(pool.submit(cut(b)) for b in itertools.islice(which, 2 * self.processes))
+        while ahead:
+            done = ahead.popleft().result()
+            nxt = next(which, None)
+            if nxt is not None:
+                ahead.append(pool.submit(cut(nxt)))
+            yield done
 
     def decrypt(self, blob: bytes) -> np.ndarray:
         import tenseal as ts
