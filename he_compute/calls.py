@@ -18,7 +18,8 @@ Nothing leaves before the charge, so a call abandoned after any number of parts 
 one) charges nothing and returns nothing. The derived record's ``input_sha256`` is the SHA-256 of
 the parts' input digests (hex, in order); ``result_sha256`` is computed as for a one-shot call.
 Open calls expire after :data:`CALL_TTL`; their objects live under the project's HE prefix
-(``calls/<id>/``) and are deleted at commit, abandonment, expiry and project disposal.
+(``calls/<id>/``) and are deleted at commit and abandonment, for expired calls when their owner opens
+the next one, and with the project at disposal.
 """
 
 from __future__ import annotations
@@ -86,9 +87,11 @@ def _prepare(runtime: Runtime, principal: Principal, row: HeCallRow, *, context:
 
 
 def open_call(
-    runtime: Runtime, principal: Principal, op: service.Op, spec: service.CallSpec
+    runtime: Runtime, principal: Principal, op: service.Op, spec: service.CallSpec, *, max_records: int
 ) -> dict[str, Any]:
     """Check a call like a plan and store it; returns the plan with ``call``, ``parts``, ``part_batches``."""
+    if spec.records > max_records:
+        raise BadRequest(f"one call carries at most {max_records} records")
     prep, _ = service.prepare(runtime, principal, op, spec, context=False)
     summary = prep.summary(runtime.settings.max_request_bytes)
     _sweep(runtime, principal, spec.project)

@@ -167,7 +167,7 @@ def open_call(
     op: service.Op, body: service.CallSpec, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Every check of a plan; answers the layout with ``call``, ``parts`` and ``part_batches``."""
-    return calls.open_call(runtime, principal, op, body)
+    return calls.open_call(runtime, principal, op, body, max_records=get_pool().limits.max_records)
 
 
 @router.put(
