@@ -245,12 +245,12 @@ class HeAPI:
         return pd.DataFrame(rows)
 
     def models(self, project: str | None = None) -> pd.DataFrame:
-        """Models the project may score with (names, features, bounds — never weights)."""
+        """Models the project may score with (names, features, bounds; weights of those it may use)."""
         params = {"project": project or self._c.project} if (project or self._c.project) else {}
         return pd.DataFrame(self._t.get("/api/v1/he/models", params=params))
 
     def tables(self, project: str | None = None) -> pd.DataFrame:
-        """Statistics tables the project may look up in (dimensions — never values)."""
+        """Statistics tables the project may look up in (dimensions; values of those it may use)."""
         params = {"project": project or self._c.project} if (project or self._c.project) else {}
         return pd.DataFrame(self._t.get("/api/v1/he/tables", params=params))
 
