@@ -18,24 +18,28 @@ symmetric encryption — the lab client's settings) and the same 16-feature line
   ``Σ w_j·X_j + b``, decrypt; no serialization, no network, no isolation.
 
 The logistic variant (``ckks-8192-deep`` [50,40,40,40,48], degree-3 sigmoid) is reported the
-same way. Targets: endpoint ≥ 100× (a) and ≥ 50% of (b) records/s, for the linear model.
+same way. Targets: endpoint ≥ 100× (a); ≥ 80 % of (b) records/s for linear, ≥ 50 % for logistic.
+100k × 16 ciphertexts exceed the API's 64 MiB body limit, so the client sends each call in parts
+(``he_compute/calls.py``: one charge, one derived record) and encrypts in local helper processes.
 
-Measured on the dev container (2 vCPUs shared with other work, load average ≈ 3.5, Python 3.11,
-TenSEAL 0.3.18), 100k records × 16 features, endpoint and (b) interleaved, best of 5:
+Measured on the dev container (2 vCPUs shared with six other engineers' test runs, load average
+2–10 during the run, Python 3.11, TenSEAL 0.3.18), 100k records × 16 features, endpoint and (b)
+interleaved, best of 5 (figures of 2026-12-04, see docs/he.md for the CPU accounting):
 
 =====================================================  =========
 run                                                    records/s
 =====================================================  =========
-endpoint, linear                                          36,100
-(a) naive one-per-record, linear (1k, extrapolated)           50
-(b) column-packed, one process, linear                    57,100
-endpoint, logistic (degree 3, ckks-8192-deep)             16,300
-(a) naive, logistic                                           22
-(b) column-packed, one process, logistic                  29,200
+endpoint, linear (3 parts)                                25,304
+(a) naive one-per-record, linear (1k, extrapolated)           63
+(b) column-packed, one process, linear                    51,636
+endpoint, logistic (degree 3, ckks-8192-deep, 4 parts)    21,630
+(a) naive, logistic                                           21
+(b) column-packed, one process, logistic                  46,332
 =====================================================  =========
 
-Linear: 729× (a) [target ≥ 100×], 63% of (b) [target ≥ 50%]. Logistic: 758× (a), 56% of (b).
-The issue's orientation figures were (a) ≈ 80 records/s and (b) ≈ 50k records/s.
+Linear: 404× (a), 49 % of (b) [target ≥ 80 %: NOT met]. Logistic: 1,019× (a), 47 % of (b)
+[target ≥ 50 %: not met]. The endpoint spends about twice the CPU of (b) per ciphertext (TenSEAL's
+serialization and parsing, zstd included, plus transport), and the machine had no idle core.
 """
 
 from __future__ import annotations
@@ -231,6 +235,7 @@ def setup_material(stack: Stack, base: Path) -> str:
                 id=f"m_{name}", project_id=owner, name=name, kind=kind, dataset_id="social_insurance",
                 dataset_version=1, features=FEATURES, target="y", params=model_params(seed), epsilon="0",
                 created_by="bench", created_at=utcnow(), record_id=None,
+                release="published" if owner is None else "dp",
             ))  # fmt: skip
     return pid
 
@@ -252,6 +257,7 @@ def main() -> None:
     df = pd.DataFrame(x, columns=FEATURES)
     params = {"linear": model_params(1), "logistic": model_params(2)}
     best: dict[str, float] = {}
+    parts: dict[str, int] = {}
 
     def keep(key: str, secs: float) -> None:
         best[key] = min(best.get(key, float("inf")), secs)
@@ -268,6 +274,7 @@ def main() -> None:
                 c.he.score(df.head(5000), model=f"bench_{kind}", context=ctx, progress=False)  # warm-up
                 for _ in range(args.repeat):  # interleaved, so that both see the same machine load
                     secs, out = timed(c.he.score, df, model=f"bench_{kind}", context=ctx, progress=False)
+                    parts[kind] = out.attrs.get("parts", 1)
                     keep(f"endpoint {kind}", secs)
                     keep(f"(b) {kind}", timed(packed, x, params[kind], kind == "logistic")[0])
                 if kind == "linear":
@@ -296,13 +303,15 @@ def main() -> None:
     ours, a, b = (rate[labels[k]] for k in ("endpoint linear", "(a) linear", "(b) linear"))
     lours, la, lb = (rate[labels[k]] for k in ("endpoint logistic", "(a) logistic", "(b) logistic"))
     print(
-        f"\nlinear:   endpoint = {ours / a:,.0f}× (a) [target ≥ 100×], {ours / b:.0%} of (b) [target ≥ 50%];"
+        f"\nlinear:   endpoint = {ours / a:,.0f}× (a) [target ≥ 100×], {ours / b:.0%} of (b) [target ≥ 80%];"
         f" max |error| vs plaintext {err:.2e}"
     )
+    print(f"parts per endpoint call under the API's body limit: {parts}")
     lo, hi = approx["logit_range"]
     print(
-        f"logistic: endpoint = {lours / la:,.0f}× (a), {lours / lb:.0%} of (b); sigmoid degree "
-        f"{approx['degree']}, max approximation error {approx['max_error']:.3f} on logits {lo:.2f}..{hi:.2f}"
+        f"logistic: endpoint = {lours / la:,.0f}× (a), {lours / lb:.0%} of (b) [target ≥ 50%]; "
+        f"sigmoid degree {approx['degree']}, max approximation error {approx['max_error']:.3f} "
+        f"on logits {lo:.2f}..{hi:.2f}"
     )
 
 

@@ -47,7 +47,7 @@ def params_cmd() -> None:
 @he.command("models")
 @handle_errors
 def models_cmd(project: Annotated[str | None, typer.Option(help="as seen by this project")] = None) -> None:
-    """Models usable for encrypted scoring (metadata, never weights)."""
+    """Models usable for encrypted scoring (the CLI overseer sees weights too)."""
     from he_compute import manage
 
     with runtime() as rt:
@@ -57,7 +57,7 @@ def models_cmd(project: Annotated[str | None, typer.Option(help="as seen by this
 @he.command("tables")
 @handle_errors
 def tables_cmd(project: Annotated[str | None, typer.Option(help="as seen by this project")] = None) -> None:
-    """Statistics tables usable for encrypted lookups (dimensions, never values)."""
+    """Statistics tables usable for encrypted lookups (the CLI overseer sees values too)."""
     from he_compute import manage
 
     with runtime() as rt:

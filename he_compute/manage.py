@@ -82,37 +82,45 @@ def delete_context(runtime: Runtime, principal: Principal, project_id: str, cont
 def listing(runtime: Runtime, principal: Principal, kind: material.Kind, project_id: str | None) -> list[Any]:
     with runtime.transaction() as s:
         _reader(s, principal, project_id)
-        return material.listing(s, kind, project_id)
+        return material.listing(s, principal, kind, project_id)
 
 
 def publish_model(runtime: Runtime, principal: Principal, body: PublishModel) -> dict[str, Any]:
+    """Publish (``release="published"``, content in the body) or promote a DP model (``"dp"``)."""
     with runtime.transaction() as s:
-        row = material.publish_model(
-            s,
-            runtime.ledger(s),
-            principal,
-            name=body.name,
-            kind=body.kind,
-            dataset=body.dataset,
-            features=body.features,
-            target=body.target,
-            params=body.params(),
-            epsilon=body.epsilon,
-        )
-        return material.model_public(row)
+        if body.release == "dp":
+            row = material.promote(s, runtime.ledger(s), principal, "model", body.name, str(body.source))
+        else:
+            assert body.kind and body.dataset and body.features and body.target  # validated by the schema
+            row = material.publish_model(
+                s,
+                runtime.ledger(s),
+                principal,
+                name=body.name,
+                kind=body.kind,
+                dataset=body.dataset,
+                features=body.features,
+                target=body.target,
+                params=body.params(),
+            )
+        return material.model_public(row, reveal=True)
 
 
 def publish_table(runtime: Runtime, principal: Principal, body: PublishTable) -> dict[str, Any]:
+    """Publish (``release="published"``, content in the body) or promote a DP table (``"dp"``)."""
     with runtime.transaction() as s:
-        row = material.publish_table(
-            s,
-            runtime.ledger(s),
-            principal,
-            name=body.name,
-            dataset=body.dataset,
-            dims=body.dims,
-            statistic=body.statistic,
-            values=body.values,
-            epsilon=body.epsilon,
-        )
-        return material.table_public(row)
+        if body.release == "dp":
+            row = material.promote(s, runtime.ledger(s), principal, "table", body.name, str(body.source))
+        else:
+            assert body.dataset and body.dims and body.statistic and body.values  # validated by the schema
+            row = material.publish_table(
+                s,
+                runtime.ledger(s),
+                principal,
+                name=body.name,
+                dataset=body.dataset,
+                dims=body.dims,
+                statistic=body.statistic,
+                values=body.values,
+            )
+        return material.table_public(row, reveal=True)

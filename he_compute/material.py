@@ -11,8 +11,13 @@ budget) needs the grant to name it. Bureau-published material (``project_id`` NU
 every project) needs the grant *and* the dataset policy's ``channels.he`` list to name it — the
 steward's consent for that dataset.
 
-**What leaves.** Listings show names, kinds, features with their bounds (public policy metadata)
-and table dimensions. Weights and table values never leave the server.
+**Released, not secret.** What a project can score with or look up in, it can extract (chosen
+one-hot lookups return every cell; d + 1 logits give a linear model's weights). So every model and
+table used here is DP-released (ε charged at release) or published by the bureau as given to
+operators (:mod:`lab.artifacts.release`); a bureau row with neither is refused. Listings show
+names, kinds, features with their bounds and dimensions to every reader, and the weights and values
+to whom :func:`lab.artifacts.release.reveals` allows (the projects that may use them). Record
+quotas bound the cost of use, not secrecy.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from he_compute import ops
+from lab.artifacts import release as rel
 from lab.artifacts.models import ModelRow, StatTableRow
 from lab.catalog.policy import ColumnRole, Policy
 from lab.catalog.service import Catalog
@@ -71,7 +77,9 @@ def listed_key(session: Session, kind: Kind, project_id: str, row: Any) -> str:
 
 
 def check_policy(policy: Policy, kind: Kind, row: Any) -> None:
-    """Bureau-published material must also be opened by the dataset's policy (``channels.he``)."""
+    """Material must be released (DP or published); bureau material must also be opened by the
+    dataset's policy (``channels.he``)."""
+    rel.require_released(kind, row)
     if row.project_id is not None:
         return
     he = policy.channels.he
@@ -80,9 +88,10 @@ def check_policy(policy: Policy, kind: Kind, row: Any) -> None:
         raise NotInGrant(f"the policy of {row.dataset_id} does not open HE {kind} {row.name!r}")
 
 
-def model_public(row: ModelRow) -> dict[str, Any]:
-    """What an operator may know about a model: never its weights."""
-    bounds = (row.params or {}).get("bounds") or {}
+def model_public(row: ModelRow, *, reveal: bool = False) -> dict[str, Any]:
+    """A model's metadata, with its weights if ``reveal`` (see :func:`lab.artifacts.release.reveals`)."""
+    params = row.params or {}
+    bounds = params.get("bounds") or {}
     return {
         "id": row.id,
         "name": row.name,
@@ -96,12 +105,15 @@ def model_public(row: ModelRow) -> dict[str, Any]:
         "target": row.target,
         "classes": (row.params or {}).get("classes"),
         "scorable": row.kind in SCORABLE,
+        "release": rel.release_of(row),
+        "epsilon": row.epsilon,
+        **({"coef": params.get("coef"), "intercept": params.get("intercept")} if reveal else {}),
         "created_at": row.created_at.isoformat(),
     }
 
 
-def table_public(row: StatTableRow) -> dict[str, Any]:
-    """What an operator may know about a table: its dimensions, never its values."""
+def table_public(row: StatTableRow, *, reveal: bool = False) -> dict[str, Any]:
+    """A table's dimensions, with its values if ``reveal`` (see :func:`lab.artifacts.release.reveals`)."""
     return {
         "id": row.id,
         "name": row.name,
@@ -111,14 +123,23 @@ def table_public(row: StatTableRow) -> dict[str, Any]:
         "dataset_version": row.dataset_version,
         "dims": row.dims,
         "statistic": row.statistic,
+        "release": rel.release_of(row),
+        "epsilon": row.epsilon,
+        **({"values": list(row.values)} if reveal else {}),
         "created_at": row.created_at.isoformat(),
     }
 
 
-def listing(session: Session, kind: Kind, project_id: str | None) -> list[dict[str, Any]]:
-    """Material visible to a project (its own and bureau-published), or everything (``None``)."""
+def listing(
+    session: Session, principal: Principal, kind: Kind, project_id: str | None
+) -> list[dict[str, Any]]:
+    """Material visible to a project (its own and bureau-published), or everything (``None``);
+    values as :func:`lab.artifacts.release.reveals` decides."""
     out = model_public if kind == "model" else table_public
-    return [out(r) for r in _rows(session, kind, project_id)]
+    return [
+        out(r, reveal=rel.reveals(session, principal, project_id, kind, r))
+        for r in _rows(session, kind, project_id)
+    ]
 
 
 def table_arrays(row: StatTableRow) -> tuple[list[int], list[float], list[int]]:
@@ -145,21 +166,59 @@ def _numeric(policy: Policy, column: str) -> tuple[float, float]:
     raise BadRequest(f"{policy.dataset} has no column {column!r}")
 
 
-def _publish_entry(ledger: Ledger, principal: Principal, kind: Kind, row: Any, content: Any) -> None:
-    ledger.append(
-        "artifact.published",
-        {
-            "artifact": kind,
-            "id": row.id,
-            "name": row.name,
-            "dataset": {"id": row.dataset_id, "version": row.dataset_version},
-            "content_sha256": hashlib.sha256(
-                json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
-            ).hexdigest(),
-            "scope": "all-projects",
-        },
-        actor=principal.name,
+def _publish_entry(
+    ledger: Ledger, principal: Principal, kind: Kind, row: Any, content: Any, source: Any = None
+) -> None:
+    body = {
+        "artifact": kind,
+        "id": row.id,
+        "name": row.name,
+        "dataset": {"id": row.dataset_id, "version": row.dataset_version},
+        "content_sha256": hashlib.sha256(
+            json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest(),
+        "scope": "all-projects",
+        "release": row.release,
+        "epsilon": row.epsilon,
+    }
+    if source is not None:
+        body["source"] = {"id": source.id, "project": source.project_id, "record_id": source.record_id}
+    ledger.append("artifact.published", body, actor=principal.name)
+
+
+def promote(
+    session: Session, ledger: Ledger, principal: Principal, kind: Kind, name: str, source: str
+) -> Any:
+    """Publish a project's DP release (model or table ``source``) for every project: ``release="dp"``.
+
+    The source must be a DP-trained model or DP-released table (a derived record charged its ε);
+    its content is copied, so nothing but a DP release is published this way.
+    """
+    principal.require(Role.bureau)
+    table: Any = ModelRow if kind == "model" else StatTableRow
+    src = session.get(table, source)
+    if src is None or src.project_id is None or src.record_id is None:
+        raise BadRequest(f'release "dp" needs the id of a project\'s DP {kind} (trained or released with ε)')
+    if kind == "model" and src.kind not in SCORABLE:
+        raise BadRequest(f"only {' and '.join(SCORABLE)} models can be published for HE scoring")
+    columns = ("kind", "features", "target", "params") if kind == "model" else ("dims", "statistic", "values")
+    row = table(
+        id=("m_" if kind == "model" else "t_") + uuid.uuid4().hex,
+        project_id=None,
+        name=name,
+        dataset_id=src.dataset_id,
+        dataset_version=src.dataset_version,
+        epsilon=src.epsilon,
+        created_by=principal.name,
+        created_at=utcnow(),
+        record_id=src.record_id,
+        release="dp",
+        **{c: getattr(src, c) for c in columns},
     )
+    session.add(row)
+    session.flush()
+    _publish_entry(ledger, principal, kind, row, {c: getattr(src, c) for c in columns}, src)
+    return row
 
 
 def publish_model(
@@ -173,9 +232,12 @@ def publish_model(
     features: list[str],
     target: str,
     params: dict[str, Any],
-    epsilon: str = "0",
 ) -> ModelRow:
-    """Publish a model for every project's HE scoring (bureau only); bounds default to the policy's."""
+    """Publish a model for every project's HE scoring (bureau only); bounds default to the policy's.
+
+    ``release="published"``: its weights are given to the operators of every project that may use
+    it (ε 0: no DP claim). A DP model is published with :func:`promote` instead.
+    """
     principal.require(Role.bureau)
     if kind not in SCORABLE:
         raise BadRequest(f"only {' and '.join(SCORABLE)} models can be published for HE scoring")
@@ -200,10 +262,11 @@ def publish_model(
         features=list(features),
         target=target,
         params=clean,
-        epsilon=str(epsilon),
+        epsilon="0",
         created_by=principal.name,
         created_at=utcnow(),
         record_id=None,
+        release="published",
     )
     session.add(row)
     session.flush()
@@ -221,9 +284,12 @@ def publish_table(
     dims: list[dict[str, Any]],
     statistic: str,
     values: list[float | None],
-    epsilon: str = "0",
 ) -> StatTableRow:
-    """Publish a statistics table for every project's HE lookups (bureau only)."""
+    """Publish a statistics table for every project's HE lookups (bureau only).
+
+    ``release="published"``: its values are given to the operators of every project that may use
+    it (ε 0: no DP claim). A DP table is published with :func:`promote` instead.
+    """
     principal.require(Role.bureau)
     version = Catalog(session, None, None).get(dataset)
     columns = {c.name: c for c in version.policy.columns}
@@ -248,10 +314,11 @@ def publish_table(
         dims=[{"column": d["column"], "domain": list(d["domain"])} for d in dims],
         statistic=statistic,
         values=list(values),
-        epsilon=str(epsilon),
+        epsilon="0",
         created_by=principal.name,
         created_at=utcnow(),
         record_id=None,
+        release="published",
     )
     session.add(row)
     session.flush()

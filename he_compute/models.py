@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
@@ -33,3 +34,27 @@ class HeContextRow(Base):
     has_galois_keys: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class HeCallRow(Base):
+    """A multi-part score or lookup (:mod:`he_compute.calls`): opened, sent in parts, committed once.
+
+    ``parts`` maps a part number to the work-bucket object of its result ciphertexts and the
+    SHA-256 of its input ciphertexts; nothing of it is returned before the commit charges the call.
+    """
+
+    __tablename__ = "he_calls"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "hx_" + 32 hex
+    project_id: Mapped[str] = mapped_column(String(32), index=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    operation: Mapped[str] = mapped_column(String(16))  # score | lookup
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # the CallSpec
+    material_id: Mapped[str] = mapped_column(String(40))  # the model or table resolved at opening
+    batches: Mapped[int] = mapped_column(Integer)
+    part_batches: Mapped[int] = mapped_column(Integer)
+    parts: Mapped[dict[str, Any]] = mapped_column(JSON)  # "k" -> {bucket, key, sha256, size, input_sha256}
+    status: Mapped[str] = mapped_column(String(16))  # open | committed | abandoned
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    record_id: Mapped[str | None] = mapped_column(String(40))

@@ -15,6 +15,8 @@ see :mod:`he_compute.ops`). The service
 4. returns the result ciphertexts.
 
 Any failure before step 3 charges nothing. Nothing of the operator's input is stored.
+A call whose ciphertexts exceed one request body is sent in parts (:mod:`he_compute.calls`):
+same checks and evaluation per part, one charge and one derived record at its commit.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +43,8 @@ from lab.runtime import Runtime
 Op = Literal["score", "lookup"]
 #: Ciphertext bytes one call may hold in memory while its batches wait for or sit in workers.
 IN_FLIGHT_BYTES = 256 << 20
+#: Room left in a request body for the frame's header and framing.
+FRAME_OVERHEAD = 64 << 10
 
 
 class CallSpec(BaseModel):
@@ -84,8 +89,25 @@ class Prepared:
     def batch_size(self, i: int) -> int:
         return min(self.param.slots, self.spec.records - i * self.param.slots)
 
-    def summary(self) -> dict[str, Any]:
-        """What the caller needs to encrypt: layout, order, bounds and the plan's metadata."""
+    def part_batches(self, max_request_bytes: int) -> int:
+        """Batches one request body holds at most (ciphertexts at their upper size bound)."""
+        per_batch = self.width * (self.param.max_ciphertext_bytes + 4)
+        fit = (max_request_bytes - FRAME_OVERHEAD) // per_batch
+        if fit < 1:
+            raise PayloadTooLarge(
+                f"one batch of {self.width} {self.param.name} ciphertexts needs up to {per_batch} bytes; "
+                f"a request body is limited to {max_request_bytes}",
+                max_bytes=max_request_bytes,
+            )
+        return int(min(fit, self.batches))
+
+    def summary(self, max_request_bytes: int | None = None) -> dict[str, Any]:
+        """What the caller needs to encrypt: layout, order, bounds and the plan's metadata; with
+        ``max_request_bytes``, also how many batches fit one request (``part_batches``, ``parts``)."""
+        layout: dict[str, Any] = {}
+        if max_request_bytes is not None:
+            fit = self.part_batches(max_request_bytes)
+            layout = {"part_batches": fit, "parts": math.ceil(self.batches / fit)}
         return {
             "operation": self.op,
             "project": self.spec.project,
@@ -95,6 +117,7 @@ class Prepared:
             "slots": self.param.slots,
             "batches": self.batches,
             "ciphertexts_per_batch": self.width,
+            **layout,
             self.kind: self.row_public,
             **self.meta,
         }
@@ -119,8 +142,11 @@ def _authorize(session: Any, principal: Principal, op: Op, spec: CallSpec) -> tu
     return row, access, key
 
 
-def prepare(runtime: Runtime, principal: Principal, op: Op, spec: CallSpec) -> tuple[Prepared, bytes]:
-    """Authorize (pre-check), find the context, plan the circuit; returns the plan and context bytes."""
+def prepare(
+    runtime: Runtime, principal: Principal, op: Op, spec: CallSpec, *, context: bool = True
+) -> tuple[Prepared, bytes]:
+    """Authorize (pre-check), find the context, plan the circuit; returns the plan and the context
+    bytes (empty without ``context``)."""
     kind, _ = _kind_ref(op, spec)
     with runtime.transaction() as s:
         row, _access, key = _authorize(s, principal, op, spec)
@@ -154,7 +180,7 @@ def prepare(runtime: Runtime, principal: Principal, op: Op, spec: CallSpec) -> t
         prep = Prepared(
             op, spec, kind, key, row.dataset_id, public, param, ctx_row.id, ctx_row.sha256, plan, meta
         )
-    return prep, contexts.load_context_bytes(runtime.store, ctx_row)
+    return prep, contexts.load_context_bytes(runtime.store, ctx_row) if context else b""
 
 
 def _quota(session: Any, access: Any) -> dict[str, int | None]:
@@ -170,10 +196,19 @@ def _quota(session: Any, access: Any) -> dict[str, int | None]:
 
 
 def commit(
-    runtime: Runtime, principal: Principal, prep: Prepared, input_sha: str, result_sha: str
+    runtime: Runtime,
+    principal: Principal,
+    prep: Prepared,
+    input_sha: str,
+    result_sha: str,
+    *,
+    within: Callable[[Any], Callable[[str], None]] | None = None,
 ) -> dict[str, Any]:
-    """Authorize again and charge, record and log the call — one transaction."""
+    """Authorize again and charge, record and log the call — one transaction. ``within(session)``
+    runs in it first and returns what runs in it last with the record's id (a multi-part call is
+    claimed, then marked committed, there)."""
     with runtime.transaction() as s:
+        finish = within(s) if within is not None else None
         row, access, _key = _authorize(s, principal, prep.op, prep.spec)
         if row.id != prep.row_public["id"]:
             raise Conflict(f"the {prep.kind} {row.name!r} changed during the call; retry")
@@ -196,13 +231,16 @@ def commit(
             parameters=parameters,
             result_digest=result_sha,
         )
-        return {"record_id": record.id, "ledger_index": record.ledger_index, "quota": _quota(s, access)}
+        info = {"record_id": record.id, "ledger_index": record.ledger_index, "quota": _quota(s, access)}
+        if finish is not None:
+            finish(record.id)
+        return info
 
 
 def plan_call(runtime: Runtime, principal: Principal, op: Op, spec: CallSpec) -> dict[str, Any]:
     """A dry run: everything :func:`run` would check before reading ciphertexts, and the layout."""
-    prep, _ = prepare(runtime, principal, op, spec)
-    return prep.summary()
+    prep, _ = prepare(runtime, principal, op, spec, context=False)
+    return prep.summary(runtime.settings.max_request_bytes)
 
 
 def parse_spec(header: dict[str, Any]) -> CallSpec:
@@ -247,7 +285,7 @@ async def run(
         reader.max_total = reader.consumed + count * (prep.param.max_ciphertext_bytes + 4)
         if reader.total > reader.max_total:
             raise PayloadTooLarge(f"the body exceeds {reader.max_total} bytes for {count} ciphertexts")
-        results = await _evaluate(reader, pool, prep, (prep.context_sha, ctx_bytes))
+        results = await evaluate(reader, pool, prep, (prep.context_sha, ctx_bytes), range(prep.batches))
     except Exception:
         with contextlib.suppress(Exception):
             await reader.drain()
@@ -257,39 +295,51 @@ async def run(
     return {**prep.summary(), **info, "result_sha256": frames.BlobDigest.of(blobs)}, blobs
 
 
-async def _evaluate(
-    reader: frames.StreamReader, pool: WorkerPool, prep: Prepared, context: tuple[str, bytes]
+async def evaluate(
+    reader: frames.StreamReader,
+    pool: WorkerPool,
+    prep: Prepared,
+    context: tuple[str, bytes],
+    batches: range,
 ) -> tuple[str, list[bytes]]:
-    """Read batch after batch and evaluate them in the pool, a bounded number at a time."""
-    results: list[bytes] = [b""] * prep.batches
+    """Read the ``batches`` one after another and evaluate them in the pool, a bounded number at a time;
+    returns the digest of the input ciphertexts and one result ciphertext per batch."""
+    results: list[bytes] = [b""] * len(batches)
     batch_bytes = prep.width * prep.param.max_ciphertext_bytes
     slots = asyncio.Semaphore(max(1, min(2 * pool.size + 2, IN_FLIGHT_BYTES // batch_bytes)))
     digest = frames.BlobDigest()
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="he-digest")  # in order, off the event loop
+    hashed: list[asyncio.Future[None]] = []
     tasks: list[asyncio.Task[None]] = []
+
+    def absorb(blobs: list[bytes]) -> None:
+        for b in blobs:
+            digest.update(b)  # hashlib releases the GIL on large buffers
 
     async def one(i: int, blobs: list[bytes]) -> None:
         try:
-            task = {"op": prep.op, "plan": prep.plan, "size": prep.batch_size(i)}
+            task = {"op": prep.op, "plan": prep.plan, "size": prep.batch_size(batches[i])}
             _, out = await asyncio.to_thread(pool.run, task, blobs, context)
             results[i] = out[0]
         finally:
             slots.release()
 
     try:
-        for i in range(prep.batches):
+        for i in range(len(batches)):
             blobs = [await reader.blob() for _ in range(prep.width)]
-            for b in blobs:
-                digest.update(b)
+            hashed.append(asyncio.get_running_loop().run_in_executor(hasher, absorb, blobs))
             await slots.acquire()
             for t in tasks:
                 if t.done() and t.exception() is not None:
                     raise t.exception()  # type: ignore[misc]
             tasks.append(asyncio.create_task(one(i, blobs)))
         await reader.finish()
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks, *hashed)
     except BaseException:
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *hashed, return_exceptions=True)
         raise
+    finally:
+        hasher.shutdown(wait=False)
     return digest.hexdigest(), results

@@ -4,6 +4,9 @@
 * models — DP-trained or bureau-published models the HE channel scores with (``ModelRow``);
 * statistics tables — DP-released tables the HE channel looks up (``StatTableRow``).
 
-None of these is ever returned raw to an operator: cohorts are membership (never released),
-models' weights stay server-side for HE scoring, tables are DP releases.
+Cohorts are membership and never returned to an operator. Models and tables are *released*
+material: what a project can score or look up it can extract (chosen one-hot lookups return every
+cell; d + 1 logits give a linear model's weights), so each is DP-released (ε charged at release)
+or published by the bureau; :mod:`lab.artifacts.release` is the one place that decides which
+operator sees their values.
 """

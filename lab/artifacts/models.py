@@ -50,6 +50,7 @@ class ModelRow(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     record_id: Mapped[str | None] = mapped_column(String(40))
+    release: Mapped[str | None] = mapped_column(String(16))  # dp | published (lab.artifacts.release)
 
 
 class StatTableRow(Base):
@@ -69,3 +70,4 @@ class StatTableRow(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     record_id: Mapped[str | None] = mapped_column(String(40))
+    release: Mapped[str | None] = mapped_column(String(16))  # dp | published (lab.artifacts.release)

@@ -22,15 +22,24 @@ are clipped to the model's bounds before encryption (the model was trained on cl
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
+import itertools
 import math
+import os
 import struct
+import threading
 import warnings
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from lab.client._encrypt import Encryptors
 
 if TYPE_CHECKING:
     import tenseal as ts
@@ -42,14 +51,34 @@ _U32 = struct.Struct("<I")
 
 
 class HeContext:
-    """A CKKS context whose secret key never leaves this process."""
+    """A CKKS context whose secret key never leaves this machine.
 
-    def __init__(self, param_set: str, ctx: ts.Context) -> None:
+    Calls of more than one batch are encrypted in ``processes`` local processes (default: the CPU
+    count, at most 4; see :mod:`lab.client._encrypt`); the secret context is handed to them once,
+    through a socket pair. ``processes=1`` encrypts in this process.
+    """
+
+    def __init__(self, param_set: str, ctx: ts.Context, processes: int | None = None) -> None:
         self.param_set = param_set
         self.ctx = ctx
         self.public = ctx.serialize(save_secret_key=False, save_galois_keys=False, save_relin_keys=True)
         self.sha256 = hashlib.sha256(self.public).hexdigest()
         self.registered: dict[str, str] = {}  # project -> context id
+        self.processes = processes if processes is not None else min(4, os.cpu_count() or 1)
+        self._pool: Encryptors | None = None
+
+    def _encryptors(self) -> Encryptors:
+        if self._pool is None:
+            secret = self.ctx.serialize(save_secret_key=True, save_galois_keys=False, save_relin_keys=False)
+            self._pool = Encryptors(secret, self.processes)
+            weakref.finalize(self, self._pool.close)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the encryption processes (they start again when needed)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     @property
     def slots(self) -> int:
@@ -61,12 +90,29 @@ class HeContext:
         out: bytes = ts.ckks_vector(self.ctx, values).serialize()
         return out
 
-    def encrypt_batches(self, columns: list[np.ndarray], n: int) -> Iterator[list[bytes]]:
+    def encrypt_batches(
+        self, columns: list[np.ndarray], n: int, batches: range | None = None
+    ) -> Iterator[list[bytes]]:
         """Column-packed batches of ``slots`` records, in order (one ciphertext per column)."""
         slots = self.slots
-        for b in range(math.ceil(n / slots)):
+        which = iter(batches if batches is not None else range(math.ceil(n / slots)))
+
+        def cut(b: int) -> list[np.ndarray]:
             rows = slice(b * slots, min(n, (b + 1) * slots))
-            yield [self.encrypt(col[rows]) for col in columns]
+            return [np.ascontiguousarray(col[rows], dtype=float) for col in columns]
+
+        if self.processes < 2 or (batches is not None and len(batches) < 2) or n <= slots:
+            for b in which:
+                yield [self.encrypt(c) for c in cut(b)]
+            return
+        pool = self._encryptors()
+        ahead = collections.deque(pool.submit(cut(b)) for b in itertools.islice(which, 2 * self.processes))
+        while ahead:
+            done = ahead.popleft().result()
+            nxt = next(which, None)
+            if nxt is not None:
+                ahead.append(pool.submit(cut(nxt)))
+            yield done
 
     def decrypt(self, blob: bytes) -> np.ndarray:
         import tenseal as ts
@@ -199,12 +245,12 @@ class HeAPI:
         return pd.DataFrame(rows)
 
     def models(self, project: str | None = None) -> pd.DataFrame:
-        """Models the project may score with (names, features, bounds — never weights)."""
+        """Models the project may score with (names, features, bounds; weights of those it may use)."""
         params = {"project": project or self._c.project} if (project or self._c.project) else {}
         return pd.DataFrame(self._t.get("/api/v1/he/models", params=params))
 
     def tables(self, project: str | None = None) -> pd.DataFrame:
-        """Statistics tables the project may look up in (dimensions — never values)."""
+        """Statistics tables the project may look up in (dimensions; values of those it may use)."""
         params = {"project": project or self._c.project} if (project or self._c.project) else {}
         return pd.DataFrame(self._t.get("/api/v1/he/tables", params=params))
 
@@ -314,6 +360,7 @@ class HeAPI:
     def _call(
         self, op: str, spec: dict[str, Any], context: HeContext, columns: list[np.ndarray], progress: bool
     ) -> tuple[dict[str, Any], np.ndarray]:
+        """One call: a single request if its ciphertexts fit one body, else a multi-part call."""
         project = spec["project"]
         spec = {**spec, "context": self._register(context, project)}
         plan = self._t.post(f"/api/v1/he/plan/{op}", json=spec)  # refusals before any encryption
@@ -321,52 +368,94 @@ class HeAPI:
         batches = math.ceil(n / slots)
         if plan["batches"] != batches or plan["ciphertexts_per_batch"] != width:
             raise ValueError("the lab's plan does not match this context's layout")
+        part_batches = int(plan.get("part_batches") or batches)
+        with _progress(batches * width, f"encrypting {n} records", progress) as bar:
 
-        def blobs() -> Iterator[bytes]:
-            with _progress(batches * width, f"encrypting {n} records", progress) as bar:
-                for batch in context.encrypt_batches(columns, n):
+            def blobs(which: range) -> Iterator[bytes]:
+                for batch in context.encrypt_batches(columns, n, which):
                     for blob in batch:
                         yield blob
                         bar.update(1)
 
-        r = self._t.request(
-            "POST",
-            f"/api/v1/he/{op}",
-            content=_frame(spec, batches * width, blobs()),
-            headers={"content-type": FRAME},
-        )
-        header, results = _unframe(r.content)
+            if part_batches >= batches:
+                r = self._t.request(
+                    "POST",
+                    f"/api/v1/he/{op}",
+                    content=_frame(spec, batches * width, blobs(range(batches))),
+                    headers={"content-type": FRAME},
+                )
+                header, results = _unframe(r.content)
+            else:
+                header, results = self._parts(op, spec, batches * width, blobs)
         values = np.concatenate([context.decrypt(b) for b in results]) if results else np.empty(0)
         return header, values[:n]
+
+    def _parts(
+        self, op: str, spec: dict[str, Any], count: int, blobs: Callable[[range], Iterator[bytes]]
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """A multi-part call: open, send the parts (two in flight: one encrypts while the lab finishes
+        the other), commit once. A failing part raises its problem (with ``part``) and abandons the
+        call: nothing is charged."""
+        call = self._t.post(f"/api/v1/he/calls/{op}", json=spec)
+        cid, parts, per = call["call"], int(call["parts"]), int(call["part_batches"])
+        width, batches = count // call["batches"], int(call["batches"])
+        encrypting = threading.Lock()  # parts are encrypted one after the other, in order
+
+        def ordered(which: range) -> Iterator[bytes]:
+            with encrypting:
+                yield from blobs(which)
+
+        def send(k: int) -> None:
+            which = range(k * per, min((k + 1) * per, batches))
+            self._t.request(
+                "PUT",
+                f"/api/v1/he/calls/{cid}/parts/{k}",
+                content=_frame({"call": cid, "part": k}, len(which) * width, ordered(which)),
+                headers={"content-type": FRAME},
+            )
+
+        try:
+            pool = ThreadPoolExecutor(2, thread_name_prefix="lab-he-part")
+            try:
+                for future in [pool.submit(send, k) for k in range(parts)]:
+                    future.result()
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            r = self._t.request("POST", f"/api/v1/he/calls/{cid}/commit")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._t.request("DELETE", f"/api/v1/he/calls/{cid}")
+            raise
+        return _unframe(r.content)
 
     # -- bureau ------------------------------------------------------------------------------
     def publish_model(
         self,
         name: str,
         *,
-        kind: str,
-        dataset: str,
-        features: list[str],
-        target: str,
-        coef: Sequence[float],
-        intercept: float,
+        release: str,
+        source: str | None = None,
+        kind: str | None = None,
+        dataset: str | None = None,
+        features: list[str] | None = None,
+        target: str | None = None,
+        coef: Sequence[float] | None = None,
+        intercept: float | None = None,
         classes: list[Any] | None = None,
         bounds: dict[str, list[float]] | None = None,
-        epsilon: str = "0",
     ) -> dict[str, Any]:
-        """Publish a linear or logistic model for every project's encrypted scoring (bureau)."""
-        body = {
-            "name": name,
-            "kind": kind,
-            "dataset": dataset,
-            "features": features,
-            "target": target,
-            "coef": [float(c) for c in coef],
-            "intercept": float(intercept),
-            "classes": classes,
-            "bounds": bounds,
-            "epsilon": epsilon,
-        }
+        """Publish a linear or logistic model for every project's encrypted scoring (bureau).
+
+        ``release="published"`` with the content: its weights are given to the operators of every
+        project that may use it. ``release="dp"`` with ``source``: promote a project's DP model.
+        """
+        body: dict[str, Any] = {"name": name, "release": release}
+        if source is not None:
+            body["source"] = source
+        if release == "published":
+            body.update(kind=kind, dataset=dataset, features=features, target=target,
+                        coef=[float(c) for c in coef or []], intercept=float(intercept or 0.0),
+                        classes=classes, bounds=bounds)  # fmt: skip
         out: dict[str, Any] = self._t.post("/api/v1/he/models", json=body)
         return out
 
@@ -374,20 +463,23 @@ class HeAPI:
         self,
         name: str,
         *,
-        dataset: str,
-        dims: list[dict[str, Any]],
-        statistic: str,
-        values: Sequence[float | None],
-        epsilon: str = "0",
+        release: str,
+        source: str | None = None,
+        dataset: str | None = None,
+        dims: list[dict[str, Any]] | None = None,
+        statistic: str | None = None,
+        values: Sequence[float | None] | None = None,
     ) -> dict[str, Any]:
-        """Publish a statistics table (row-major over the dims' domains) for encrypted lookups (bureau)."""
-        body = {
-            "name": name,
-            "dataset": dataset,
-            "dims": dims,
-            "statistic": statistic,
-            "values": [None if v is None else float(v) for v in values],
-            "epsilon": epsilon,
-        }
+        """Publish a statistics table (row-major over the dims' domains) for encrypted lookups (bureau).
+
+        ``release="published"`` with the content: its values are given to the operators of every
+        project that may use it. ``release="dp"`` with ``source``: promote a project's DP table.
+        """
+        body: dict[str, Any] = {"name": name, "release": release}
+        if source is not None:
+            body["source"] = source
+        if release == "published":
+            body.update(dataset=dataset, dims=dims, statistic=statistic,
+                        values=[None if v is None else float(v) for v in values or []])  # fmt: skip
         out: dict[str, Any] = self._t.post("/api/v1/he/tables", json=body)
         return out

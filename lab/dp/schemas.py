@@ -126,7 +126,9 @@ class TableOut(BaseModel):
     version: int
     dims: list[dict[str, Any]] = Field(description='[{"column": ..., "domain": [...]}]; values are row-major')
     statistic: str
-    values: list[float]
+    values: list[float | None] | None = Field(
+        description="null unless the caller may see them (lab.artifacts.release.reveals)"
+    )
     epsilon: str
     record_id: str | None
     created_by: str

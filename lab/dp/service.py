@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from lab.artifacts.cohorts import get_cohort, load_cohort_keys
 from lab.artifacts.models import StatTableRow
+from lab.artifacts.release import reveals
 from lab.budgets import Budget
 from lab.catalog.service import Catalog, DatasetVersion
 from lab.db.base import utcnow
@@ -341,6 +342,7 @@ def release_table(
         created_by=principal.name,
         created_at=utcnow(),
         record_id=record.id,
+        release="dp",
     )
     session.add(row)
     session.flush()
@@ -357,7 +359,8 @@ def release_table(
     }
 
 
-def table_out(row: StatTableRow) -> dict[str, Any]:
+def table_out(row: StatTableRow, *, reveal: bool = True) -> dict[str, Any]:
+    """A table as the API shows it; values only if ``reveal`` (:func:`lab.artifacts.release.reveals`)."""
     return {
         "id": row.id,
         "name": row.name,
@@ -366,7 +369,7 @@ def table_out(row: StatTableRow) -> dict[str, Any]:
         "version": row.dataset_version,
         "dims": row.dims,
         "statistic": row.statistic,
-        "values": row.values,
+        "values": row.values if reveal else None,
         "epsilon": row.epsilon,
         "record_id": row.record_id,
         "created_by": row.created_by,
@@ -382,11 +385,12 @@ def require_reader(session: Session, principal: Principal, project_id: str) -> N
 
 
 def list_tables(session: Session, principal: Principal, project_id: str) -> list[dict[str, Any]]:
-    """The project's DP statistics tables, then bureau-published ones."""
+    """The project's DP statistics tables, then bureau-published ones (values as
+    :func:`lab.artifacts.release.reveals` decides)."""
     require_reader(session, principal, project_id)
     rows = session.execute(
         select(StatTableRow)
         .where(or_(StatTableRow.project_id == project_id, StatTableRow.project_id.is_(None)))
         .order_by(StatTableRow.created_at)
     ).scalars()
-    return [table_out(r) for r in rows]
+    return [table_out(r, reveal=reveals(session, principal, project_id, "table", r)) for r in rows]

@@ -46,6 +46,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lab.artifacts.models import ModelRow
+from lab.artifacts.release import reveals
 from lab.budgets import Budget
 from lab.catalog.visibility import noisy_row_count
 from lab.db.base import utcnow
@@ -229,7 +230,7 @@ def naive_bayes(
 
 
 def model_out(row: ModelRow, *, reveal: bool = True) -> dict[str, Any]:
-    """A model as the API shows it (bureau-published models' parameters stay server-side)."""
+    """A model as the API shows it; parameters only if ``reveal`` (:func:`lab.artifacts.release.reveals`)."""
     params = row.params if reveal else {}
     return {
         "id": row.id,
@@ -294,6 +295,7 @@ def train(
         created_by=principal.name,
         created_at=utcnow(),
         record_id=record.id,
+        release="dp",
     )
     session.add(row)
     session.flush()
@@ -302,11 +304,12 @@ def train(
 
 
 def list_models(session: Session, principal: Principal, project_id: str) -> list[dict[str, Any]]:
-    """The project's DP models, then bureau-published ones (whose parameters are not shown)."""
+    """The project's DP models, then bureau-published ones (parameters as
+    :func:`lab.artifacts.release.reveals` decides)."""
     require_reader(session, principal, project_id)
     rows = session.execute(
         select(ModelRow)
         .where(or_(ModelRow.project_id == project_id, ModelRow.project_id.is_(None)))
         .order_by(ModelRow.created_at)
     ).scalars()
-    return [model_out(r, reveal=r.project_id == project_id) for r in rows]
+    return [model_out(r, reveal=reveals(session, principal, project_id, "model", r)) for r in rows]

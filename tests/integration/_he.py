@@ -49,6 +49,7 @@ def add_model(
     project_id: str | None = None,
     features: list[str] = FEATURES,
     dataset: str = "social_insurance",
+    release: str | None = "published",
 ) -> str:
     """A model row written directly (as DP training or a bureau publication would)."""
     mid = "m_" + uuid.uuid4().hex
@@ -68,6 +69,7 @@ def add_model(
                 created_by="bureau1" if project_id is None else "alice",
                 created_at=utcnow(),
                 record_id=None,
+                release=release if project_id is None else "dp",
             )
         )
     return mid
@@ -79,7 +81,13 @@ def income_table(seed: int = 3) -> tuple[list[dict[str, Any]], np.ndarray]:
     return [{"column": "town", "domain": TOWNS}, {"column": "education", "domain": EDUCATION}], values
 
 
-def add_table(runtime: Runtime, name: str = "income_by_town", *, project_id: str | None = None) -> str:
+def add_table(
+    runtime: Runtime,
+    name: str = "income_by_town",
+    *,
+    project_id: str | None = None,
+    release: str | None = "published",
+) -> str:
     dims, values = income_table()
     flat: list[float | None] = values.ravel().tolist()
     flat[7] = None  # a suppressed cell
@@ -99,6 +107,7 @@ def add_table(runtime: Runtime, name: str = "income_by_town", *, project_id: str
                 created_by="bureau1",
                 created_at=utcnow(),
                 record_id=None,
+                release=release if project_id is None else "dp",
             )
         )
     return tid

@@ -114,32 +114,33 @@ def test_bureau_publishes_models_and_tables(
     alice = client(api, hub.token_for("alice", ["operator"]), project)
     coef, intercept = [0.002, 0.0001], -1.5
     pub = bureau.he.publish_model(
-        "credit_score_v1", kind="linear", dataset="social_insurance", features=["headcount", "avg_wage_base"],
-        target="risk", coef=coef, intercept=intercept,
+        "credit_score_v1", release="published", kind="linear", dataset="social_insurance",
+        features=["headcount", "avg_wage_base"], target="risk", coef=coef, intercept=intercept,
     )  # fmt: skip
     assert pub["scope"] == "bureau" and pub["bounds"] == {
         "headcount": [0, 5000],
         "avg_wage_base": [2000, 40000],
     }
-    assert "coef" not in json.dumps(pub)
+    assert pub["release"] == "published" and pub["coef"] == coef  # the bureau sees what it published
     with pytest.raises(lc.Forbidden):
-        alice.he.publish_model("x", kind="linear", dataset="social_insurance", features=["headcount"],
-                               target="t", coef=[1.0], intercept=0.0)  # fmt: skip
+        alice.he.publish_model("x", release="published", kind="linear", dataset="social_insurance",
+                               features=["headcount"], target="t", coef=[1.0], intercept=0.0)  # fmt: skip
     with pytest.raises(lc.BadRequest, match="no column"):
-        bureau.he.publish_model("y", kind="linear", dataset="social_insurance", features=["salary"],
-                                target="t", coef=[1.0], intercept=0.0)  # fmt: skip
+        bureau.he.publish_model("y", release="published", kind="linear", dataset="social_insurance",
+                                features=["salary"], target="t", coef=[1.0], intercept=0.0)  # fmt: skip
     with pytest.raises(lc.BadRequest, match="2 numbers"):
-        bureau.he.publish_model("y", kind="linear", dataset="social_insurance",
+        bureau.he.publish_model("y", release="published", kind="linear", dataset="social_insurance",
                                 features=["headcount", "avg_wage_base"], target="t", coef=[1.0],
                                 intercept=0.0)  # fmt: skip
     values = [float(1000 * (i + 1)) for i in range(len(TOWNS))]
-    table = bureau.he.publish_table("income_by_town", dataset="population",
+    table = bureau.he.publish_table("income_by_town", release="published", dataset="population",
                                     dims=[{"column": "town", "domain": TOWNS}],
                                     statistic="mean(monthly_income)", values=values)  # fmt: skip
-    assert table["dims"][0]["domain"] == TOWNS and "values" not in table
+    assert table["dims"][0]["domain"] == TOWNS and table["values"] == values
     with pytest.raises(lc.BadRequest, match="domain"):
-        bureau.he.publish_table("t2", dataset="population", dims=[{"column": "town", "domain": ["上海"]}],
-                                statistic="count", values=[1.0])  # fmt: skip
+        bureau.he.publish_table("t2", release="published", dataset="population",
+                                dims=[{"column": "town", "domain": ["上海"]}], statistic="count",
+                                values=[1.0])  # fmt: skip
     with runtime.transaction() as s:
         entries = [json.loads(e.body) for e in s.execute(
             select(LedgerEntryRow).where(LedgerEntryRow.kind == "artifact.published")).scalars()]  # fmt: skip
@@ -147,7 +148,8 @@ def test_bureau_publishes_models_and_tables(
     assert all(len(e["body"]["content_sha256"]) == 64 for e in entries) and "0.002" not in json.dumps(entries)
 
     listed = alice.he.models()
-    assert list(listed["name"]) == ["credit_score_v1"] and "coef" not in listed.columns
+    # published and usable by alice's project: its weights are released to her (lab.artifacts.release)
+    assert list(listed["name"]) == ["credit_score_v1"] and list(listed["coef"][0]) == coef
     df = pd.DataFrame({"headcount": [10, 200, 7000], "avg_wage_base": [5000.0, 12000.0, 1000.0]})
     with pytest.warns(UserWarning, match="1 records had features outside"):
         s = alice.he.score(df, model="credit_score_v1", progress=False)
@@ -161,18 +163,27 @@ def test_bureau_publishes_models_and_tables(
     run = CliRunner().invoke
     spec = tmp_path / "model.json"
     spec.write_text(json.dumps({
-        "name": "wage_model", "kind": "logistic", "dataset": "social_insurance",
+        "name": "wage_model", "release": "published", "kind": "logistic", "dataset": "social_insurance",
         "features": ["avg_wage_base"], "target": "default", "coef": [0.0001], "intercept": -2.0,
         "classes": [0, 1]}))  # fmt: skip
     r = run(app, ["he", "publish-model", str(spec), "--as", "bureau2"])
     assert r.exit_code == 0 and json.loads(r.output)["name"] == "wage_model", r.output
     r = run(app, ["he", "models"])
     assert r.exit_code == 0 and {m["name"] for m in json.loads(r.output)} == {"credit_score_v1", "wage_model"}
-    assert "0.0001" not in r.output
+    assert {m["release"] for m in json.loads(r.output)} == {"published"}
     assert "ckks-8192-deep" in run(app, ["he", "params"]).output
     bad = tmp_path / "bad.json"
     bad.write_text(
-        json.dumps({"name": "t", "dataset": "population", "dims": [], "statistic": "x", "values": [1]})
+        json.dumps(
+            {
+                "name": "t",
+                "release": "published",
+                "dataset": "population",
+                "dims": [],
+                "statistic": "x",
+                "values": [1],
+            }
+        )
     )
     r = run(app, ["he", "publish-table", str(bad), "--as", "bureau2"])
     assert r.exit_code == 2 and "dims" in r.output

@@ -5,7 +5,10 @@ limit). ``score`` and ``lookup`` take and return an HE frame (``application/vnd.
 see ``he_compute.frames``): the request header is the call (project, context, model or table,
 records), the blobs the operator's ciphertexts; the response header is the result's metadata
 (derived record, quota, approximation error), the blobs the encrypted results. Bodies may be
-sent chunked; the service bounds them by the declared records. See ``docs/he.md``.
+sent chunked; the service bounds them by the declared records. A call whose ciphertexts exceed one
+request body is opened (``POST /calls/{op}``), sent in parts (``PUT /calls/{id}/parts/{k}``, results
+kept server-side, nothing charged) and committed once (``POST /calls/{id}/commit``: one charge, one
+derived record, all results). See ``docs/he.md``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from he_compute import frames, manage, params, service
+from he_compute import calls, frames, manage, params, service
 from he_compute.contexts import ContextRejected
 from he_compute.schemas import ContextOut, ModelOut, ParamSetOut, PublishModel, PublishTable, TableOut
 from he_compute.worker import (
@@ -155,3 +158,48 @@ async def score(request: Request, principal: PrincipalDep, runtime: RuntimeDep) 
 )
 async def lookup(request: Request, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
     return await _call("lookup", request, principal, runtime)
+
+
+@router.post(
+    "/calls/{op}", status_code=201, responses=CALL_ERRORS, summary="Open a multi-part score or lookup"
+)
+def open_call(
+    op: service.Op, body: service.CallSpec, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Every check of a plan; answers the layout with ``call``, ``parts`` and ``part_batches``."""
+    return calls.open_call(runtime, principal, op, body, max_records=get_pool().limits.max_records)
+
+
+@router.put(
+    "/calls/{call_id}/parts/{part}",
+    responses=CALL_ERRORS,
+    openapi_extra={"requestBody": {"content": {FRAME: {}}, "required": True}},
+    summary="Send one part of a multi-part call (evaluated; results kept; nothing charged)",
+)
+async def call_part(
+    call_id: str, part: int, request: Request, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    def note(project: str) -> None:
+        request.state.audit_project = project
+
+    return await calls.run_part(
+        runtime, get_pool(), principal, call_id, part, request.stream(), on_project=note
+    )
+
+
+@router.post(
+    "/calls/{call_id}/commit",
+    response_class=Response,
+    responses={200: FRAME_BODY, **CALL_ERRORS},
+    summary="Charge a multi-part call once and return all its result ciphertexts",
+)
+def commit_call(call_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    header, blobs = calls.commit_call(runtime, principal, call_id)
+    return Response(frames.encode(header, blobs), media_type=FRAME)
+
+
+@router.delete("/calls/{call_id}", status_code=204, responses=responses(*ACCESS, Conflict))
+def abandon_call(call_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    """Drop an open call and its stored parts (nothing was charged)."""
+    calls.abandon_call(runtime, principal, call_id)
+    return Response(status_code=204)

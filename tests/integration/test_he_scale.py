@@ -1,0 +1,171 @@
+"""HE calls larger than one request body: sent in parts, charged once, nothing before the charge.
+
+The API's body limit is lowered to 8 MiB here (one batch of 16 ``ckks-8192`` ciphertexts is up to
+6.4 MB), so a call of three batches needs three parts — the same path a 100k-record call takes
+under the default 64 MiB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+import lab.client as lc
+from he_compute import frames
+from he_compute.models import HeCallRow
+from lab.client._he import FRAME, HeContext
+from lab.records.models import DerivedRecordRow
+from lab.runtime import Runtime
+from tests.conftest import HubHandle
+from tests.integration._he import (
+    FEATURES,
+    add_model,
+    charged,
+    client,
+    features_frame,
+    he_project,
+    import_he_sample,
+    linear_params,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.hub]
+LIMIT = 8 << 20
+N = 3 * 4096 - 100  # three batches
+
+
+@pytest.fixture
+def small_api(runtime: Runtime, hub: HubHandle) -> Iterator[Any]:
+    """The API with an 8 MiB request body limit."""
+    from fastapi.testclient import TestClient
+
+    from lab.api.main import create_app
+
+    runtime.settings.hub = hub.settings
+    runtime.settings.max_request_bytes = LIMIT
+    runtime._hub = None
+    with TestClient(create_app(runtime=runtime)) as c:
+        yield c
+
+
+@pytest.fixture
+def alice(small_api: Any, runtime: Runtime, hub: HubHandle) -> lc.Client:
+    import_he_sample(runtime)
+    add_model(runtime, "credit_score_v1", "linear", linear_params())
+    pid = he_project(runtime)
+    return client(small_api, hub.token_for("alice", ["operator"]), pid)
+
+
+def calls(runtime: Runtime, project: str) -> list[HeCallRow]:
+    with runtime.transaction() as s:
+        rows = list(s.execute(select(HeCallRow).where(HeCallRow.project_id == project)).scalars())
+        s.expunge_all()
+    return rows
+
+
+def part_objects(runtime: Runtime, project: str) -> list[str]:
+    return runtime.store.list_keys(runtime.store.cfg.bucket_work, f"projects/{project}/he/calls/")
+
+
+def test_a_call_over_the_body_limit_succeeds_with_one_record_and_one_charge(
+    alice: lc.Client, runtime: Runtime
+) -> None:
+    pid = alice.project or ""
+    df = features_frame(N)
+    plan = alice.transport.post(
+        "/api/v1/he/plan/score",
+        json={"project": pid, "context": alice.he._register(alice.he.context("ckks-8192"), pid),
+              "model": "credit_score_v1", "records": N},
+    )  # fmt: skip
+    assert (plan["batches"], plan["part_batches"], plan["parts"]) == (3, 1, 3)
+    before = charged(runtime, pid)
+    scores = alice.he.score(df, model="credit_score_v1", progress=False)
+    p = linear_params()
+    assert (
+        np.max(np.abs(scores.to_numpy() - (df[FEATURES].to_numpy() @ np.array(p["coef"]) + p["intercept"])))
+        < 1e-3
+    )
+    used, records, entries = charged(runtime, pid)
+    assert (used - before[0], records - before[1], entries - before[2]) == (N, 1, 1)
+    a = scores.attrs
+    assert a["quota"]["used"] == N and a["parts"] == 3 and a["call"].startswith("hx_")
+    with runtime.transaction() as s:
+        rec = s.get(DerivedRecordRow, a["record_id"])
+        assert rec is not None and rec.result_digest == a["result_sha256"]
+        assert rec.parameters["records"] == N and rec.parameters["batches"] == 3
+    [call] = calls(runtime, pid)
+    assert call.status == "committed" and call.record_id == a["record_id"]
+    assert part_objects(runtime, pid) == []  # results left with the commit
+
+
+def test_a_failing_part_charges_nothing_and_raises_a_typed_error(
+    alice: lc.Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid = alice.project or ""
+    honest = HeContext.encrypt_batches
+
+    def tampered(self: HeContext, columns: Any, n: int, batches: Any = None) -> Iterator[list[bytes]]:
+        for b, batch in zip(batches, honest(self, columns, n, batches), strict=True):
+            yield [batch[0][:-64] + bytes(64), *batch[1:]] if b == 1 else batch  # part 1 corrupted
+
+    monkeypatch.setattr(HeContext, "encrypt_batches", tampered)
+    before = charged(runtime, pid)
+    with pytest.raises(lc.BadRequest) as err:
+        alice.he.score(features_frame(N), model="credit_score_v1", progress=False)
+    assert err.value.code == "he-input-rejected" and err.value.problem["part"] == 1
+    assert "part 2 of 3" in err.value.detail
+    assert charged(runtime, pid) == before
+    [call] = calls(runtime, pid)
+    assert call.status == "abandoned" and call.record_id is None
+    assert part_objects(runtime, pid) == []
+
+
+def test_parts_return_nothing_and_a_call_commits_once(
+    alice: lc.Client, runtime: Runtime, hub: HubHandle, small_api: Any
+) -> None:
+    """A modified client: parts answer no ciphertext, an incomplete call cannot commit, a call
+    commits once, and another operator can neither feed nor commit it."""
+    pid = alice.project or ""
+    ctx = alice.he.context("ckks-8192")
+    spec = {"project": pid, "context": alice.he._register(ctx, pid), "model": "credit_score_v1", "records": N}
+    http = alice.transport.http
+    call = http.post("/api/v1/he/calls/score", json=spec).json()
+    cid, x = call["call"], features_frame(N)[FEATURES].to_numpy()
+    columns = [x[:, j] for j in range(x.shape[1])]
+    before = charged(runtime, pid)
+
+    def send(k: int, who: Any = http) -> Any:
+        which = range(k, k + 1) if k < 3 else range(1)
+        blobs = [b for batch in ctx.encrypt_batches(columns, N, which) for b in batch]
+        body = frames.encode({"call": cid, "part": k}, blobs)
+        return who.put(f"/api/v1/he/calls/{cid}/parts/{k}", content=body, headers={"content-type": FRAME})
+
+    first = send(0)
+    assert first.status_code == 200 and first.headers["content-type"] == "application/json"
+    assert first.json()["received"] == [0] and len(first.content) < 1000  # no ciphertext before the charge
+    missing = http.post(f"/api/v1/he/calls/{cid}/commit")
+    assert missing.status_code == 409 and missing.json()["missing"] == [1, 2]
+    bob = client(small_api, hub.token_for("bob", ["operator"]), pid).transport.http
+    assert send(1, bob).status_code == 404  # not his call
+    assert send(7).status_code == 400  # no such part
+    assert send(1).status_code == 200 and send(2).status_code == 200
+    assert bob.post(f"/api/v1/he/calls/{cid}/commit").status_code == 404
+    assert charged(runtime, pid) == before  # all parts in, still nothing charged
+
+    done = http.post(f"/api/v1/he/calls/{cid}/commit")
+    assert done.status_code == 200 and done.headers["content-type"] == FRAME
+    header, results = frames.decode(done.content, max_blobs=10, max_blob_bytes=1 << 24)
+    assert len(results) == 3 and header["records"] == N
+    again = http.post(f"/api/v1/he/calls/{cid}/commit")
+    assert again.status_code == 409 and send(0).status_code == 409
+    used, records, _ = charged(runtime, pid)
+    assert (used - before[0], records - before[1]) == (N, 1)
+
+
+def test_a_batch_larger_than_the_body_limit_is_refused_at_plan(alice: lc.Client, runtime: Runtime) -> None:
+    runtime.settings.max_request_bytes = 4 << 20  # below one batch of 16 ciphertexts
+    with pytest.raises(lc.PayloadTooLarge, match="one batch of 16"):
+        alice.he.score(features_frame(10), model="credit_score_v1", progress=False)
