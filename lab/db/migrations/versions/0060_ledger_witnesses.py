@@ -1,6 +1,6 @@
 """ledger witnesses: C2SP checkpoints, witness cosignatures, witness state
 
-Revision ID: 0066_ledger_witnesses
+Revision ID: 0060_ledger_witnesses
 Revises: 0050_products
 Create Date: 2026-12-04 14:00:00
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0066_ledger_witnesses"
+revision = "0060_ledger_witnesses"
 down_revision = "0050_products"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """he channel: how material was released (dp | published) and multi-part calls
 
-Revision ID: 0130_he_release_and_calls
-Revises: 0050_products
+Revision ID: 0080_he_release_and_calls
+Revises: 0070_dataset_accounts
 Create Date: 2026-12-04 14:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0130_he_release_and_calls"
-down_revision = "0050_products"
+revision = "0080_he_release_and_calls"
+down_revision = "0070_dataset_accounts"
 branch_labels = None
 depends_on = None
 

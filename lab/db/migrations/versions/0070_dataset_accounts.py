@@ -1,7 +1,7 @@
 """dataset accounts: one privacy-loss account per dataset and its charges, started at the sum spent
 
-Revision ID: 0068_dataset_accounts
-Revises: 0050_products
+Revision ID: 0070_dataset_accounts
+Revises: 0060_ledger_witnesses
 Create Date: 2026-12-04 14:00:00
 
 Every release already charged on a non-open dataset (a derived record with ε or δ > 0) becomes a
@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0068_dataset_accounts"
-down_revision = "0050_products"
+revision = "0070_dataset_accounts"
+down_revision = "0060_ledger_witnesses"
 branch_labels = None
 depends_on = None
 
