@@ -169,7 +169,7 @@ def test_malformed_cohort_uploads_are_refused_without_harm(
 
     elements = parse_request(lab_request.request, reveal=True)
     assert len(elements) == info["lab_set_size"]
-    setup, response = operator.answer_lab_request(values, elements, fpr=float(info["fpr"]))
+    setup, response, proof = operator.answer_lab_request(values, elements, fpr=float(info["fpr"]))
     base = Frame(
         session=info["id"],
         nonce=base64.urlsafe_b64decode(info["nonce"]),
@@ -182,7 +182,7 @@ def test_malformed_cohort_uploads_are_refused_without_harm(
     )
 
     def upload(**kw: Any) -> Any:
-        frame = Frame(**{**base.__dict__, "setup": setup, "response": response, **kw})
+        frame = Frame(**{**base.__dict__, "setup": setup, "response": response, "proof": proof, **kw})
         return post(api, env["alice"], info, encode(frame), "cohort")
 
     problem(upload(setup=b"\x00garbage"), 400, "psi-protocol")
