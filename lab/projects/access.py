@@ -190,10 +190,11 @@ def _check_params(session: Session, access: Access, params: dict[str, Any]) -> N
         if size is not None:
             if size > psi.max_client_set:
                 raise BadRequest(f"client set of {size} items exceeds the maximum {psi.max_client_set}")
-            if mode in ("intersection", "cardinality") and size < psi.min_client_set:
+            if size < psi.min_client_set:  # every mode, cohort too (refused before any work)
                 raise BadRequest(
                     f"client set of {size} items is below the minimum {psi.min_client_set} "
-                    "(single-item probing is refused)"
+                    "(single-item probing is refused)",
+                    min_client_set=psi.min_client_set,
                 )
     if access.channel == "he":
         for kind in ("model", "table"):
