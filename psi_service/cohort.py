@@ -259,10 +259,12 @@ def finish_cohort(service: PsiService, principal: Principal, session_id: str, bo
         service._fail(row.id, "internal error")
         raise
     try:
-        return _commit_cohort(service, principal, row.id, entity_keys)
+        result = _commit_cohort(service, principal, row.id, entity_keys)
     except LabError as exc:
         service._fail(row.id, exc.detail)
         raise
+    service.rt.store.client.remove_object(issued.bucket, issued.key)  # the request served its session
+    return result
 
 
 def _commit_cohort(
