@@ -110,15 +110,7 @@ if len(budget):
 dp_datasets = [d for d, g in project_info.grants.items() if "dp" in g]
 if dp_datasets:
     preview = c.dp.preview(dp_datasets[0], select=["count"], epsilon=0.1)
-    print(
-        dp_datasets[0],
-        "| allowed:",
-        preview.allowed,
-        "| cost:",
-        preview.cost,
-        "| remaining:",
-        preview.remaining,
-    )
+    print(dp_datasets[0], "| allowed:", preview.allowed, "| cost:", preview.cost, "| remaining:", preview.remaining)
     display(preview.frame)  # noqa: F821 - IPython's display
 
 # %% [markdown]

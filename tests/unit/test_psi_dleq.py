@@ -95,3 +95,18 @@ def test_malformed_proofs_and_points_are_typed_errors(data: bytes) -> None:
 def test_batches_split_past_the_rfc_index_limit() -> None:
     assert dleq.batches(dleq.BATCH) == [(0, dleq.BATCH)]
     assert dleq.batches(dleq.BATCH + 1) == [(0, dleq.BATCH), (dleq.BATCH, dleq.BATCH + 1)]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 15, 16, 17, 300])
+def test_the_multi_scalar_sum_equals_the_plain_sum(n: int) -> None:
+    points = [dleq.decompress(dleq.public_key(secrets.randbelow(dleq.ORDER - 1) + 1)) for _ in range(n)]
+    scalars = [secrets.randbelow(dleq.ORDER) for _ in range(n)]
+    scalars[:2] = [0, dleq.ORDER - 1][: len(scalars[:2])]
+    plain = None
+    for p, k in zip(points, scalars, strict=True):
+        t = p * k
+        plain = t if plain is None else plain + t
+    got = dleq.msm(points, scalars)
+    assert (got is None) == (plain is None)
+    if got is not None and plain is not None:
+        assert got == plain
