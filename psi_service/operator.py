@@ -3,7 +3,8 @@
 * intersection / cardinality: the operator is the PSI **client** — :func:`encrypt_items` blinds its
   items under a fresh key, :func:`match` unblinds the lab's response and checks it against the setup;
 * cohort: the operator is the PSI **server** — :func:`answer_lab_request` builds a setup over its
-  items and re-encrypts the lab's request under a fresh key.
+  items, re-encrypts the lab's request under a fresh key and proves (batched DLEQ,
+  :mod:`psi_service.dleq`) that every answer element is the request element raised to that key.
 
 Work is done in blocks (so a progress bar can follow) and, with ``workers > 1``, spread over worker
 processes with the same key (:mod:`psi_service.parallel`). Keys never leave this process.
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from psi_service import parallel
+from psi_service import dleq, parallel
 from psi_service.protocol import build_response
 from psi_service.structures import build_setup
 
@@ -88,9 +89,10 @@ def answer_lab_request(
     fpr: float,
     workers: int = 1,
     progress: Progress = None,
-) -> tuple[bytes, bytes]:
-    """Cohort mode: ``(setup, response)`` — a setup over ``values`` sized for the lab's request, and
-    the lab's request elements re-encrypted, in order, under a fresh server key."""
+) -> tuple[bytes, bytes, bytes]:
+    """Cohort mode: ``(setup, response, proof)`` — a setup over ``values`` sized for the lab's
+    request, the lab's request elements re-encrypted, in order, under a fresh server key, and the
+    DLEQ proof that the response is the request raised to that key."""
     import private_set_intersection.python as psi
 
     key: bytes = psi.server.CreateWithNewKey(True).GetPrivateKeyBytes()
@@ -99,4 +101,22 @@ def answer_lab_request(
     answered = _blocks(
         parallel.process_request_chunk, lab_request, key, True, workers=workers, progress=progress
     )
-    return setup, build_response([e for chunk in answered for e in chunk])
+    response = [e for chunk in answered for e in chunk]
+    proof = prove_answer(int.from_bytes(key, "big"), lab_request, response, workers=workers)
+    return setup, build_response(response), dleq.encode(proof)
+
+
+def prove_answer(
+    k: int, request: Sequence[bytes], response: Sequence[bytes], *, workers: int = 1
+) -> dleq.Proof:
+    """The batched DLEQ proof of ``response[i] = k·request[i]`` (composites spread over ``workers``)."""
+    bm = dleq.public_key(k)
+    out: list[tuple[int, int]] = []
+    for a, b in dleq.batches(len(request)):
+        items = [(i - a, request[i], response[i]) for i in range(a, b)]
+        parts = parallel.run_chunked(
+            parallel.dleq_chunk, items, bm, False, workers=workers, min_items=2048, timeout=3600.0
+        )
+        m, _ = dleq.add_partials(parts, with_z=False)
+        out.append(dleq.prove_batch(k, m))
+    return dleq.Proof(bm, tuple(out))

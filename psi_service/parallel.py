@@ -7,6 +7,7 @@ processes: every worker rebuilds the same server (or client) object from the key
 * server-set encryption (setup): ``CreateSetupMessage(..., RAW)`` on slices → encrypted elements;
 * request processing: ``ProcessRequest`` on slices of the client's encrypted elements;
 * the lab's own request in cohort mode: ``CreateRequest`` on slices of its column;
+* the batched DLEQ composites of cohort mode (prover and verifier), on slices of one batch;
 * the lab's intersection in cohort mode: ``GetIntersection`` on slices of the operator's response
   (operator-supplied bytes are parsed only in workers, so a malformed message cannot take the API
   process down: a crashed or stuck worker is replaced and the call fails with a 400).
@@ -99,6 +100,13 @@ def intersect_chunk(key: bytes, setup: bytes, elements: Sequence[bytes], reveal:
         return bytes(mask)
     except RuntimeError as exc:
         raise ValueError(f"response rejected by the PSI library: {str(exc)[:200]}") from None
+
+
+def dleq_chunk(bm: bytes, with_z: bool, items: Sequence[tuple[int, bytes, bytes]]) -> bytes:
+    """Partial DLEQ composites of a slice (``psi_service.dleq.partial_composites``)."""
+    from psi_service.dleq import partial_composites
+
+    return partial_composites(bm, items, with_z)
 
 
 # --- the pool ---------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ protobuf (``Content-Type: application/x-protobuf; messageType=lab.psi.v1.Envelop
       bytes  request = 11;       // psi_proto.Request (openmined-psi)
       bytes  response = 12;      // psi_proto.Response
       bytes  setup = 13;         // psi_proto.ServerSetup
-      bytes  digest = 15;        // SHA-256(request ‖ response ‖ setup), serialized last
+      bytes  proof = 14;         // cohort mode: batched DLEQ proof (psi_service.dleq)
+      bytes  digest = 15;        // SHA-256(request ‖ response ‖ setup ‖ proof), serialized last
     }
 
 The descriptor is built at import time (no generated code). Fields serialize in number order, so
@@ -72,6 +73,7 @@ def _envelope_class() -> type[Message]:
         ("request", 11, f.TYPE_BYTES),
         ("response", 12, f.TYPE_BYTES),
         ("setup", 13, f.TYPE_BYTES),
+        ("proof", 14, f.TYPE_BYTES),
         ("digest", 15, f.TYPE_BYTES),
     ]
     for name, number, kind in spec:
@@ -101,17 +103,20 @@ class Frame:
     request: bytes = b""
     response: bytes = b""
     setup: bytes = b""
+    proof: bytes = b""
 
     @property
     def payload_digest(self) -> bytes:
-        return hashlib.sha256(self.request + self.response + self.setup).digest()
+        return hashlib.sha256(self.request + self.response + self.setup + self.proof).digest()
 
 
 def encode(frame: Frame) -> bytes:
     """Serialize a frame (the digest is computed here)."""
     env: Any = Envelope()
     env.version = VERSION
-    for name in ("session", "nonce", "project", "dataset", "column", "mode", "request", "response", "setup"):
+    for name in (
+        "session", "nonce", "project", "dataset", "column", "mode", "request", "response", "setup", "proof"
+    ):  # fmt: skip
         setattr(env, name, getattr(frame, name))
     env.declared_size, env.part, env.parts = frame.declared_size, frame.part, frame.parts
     env.digest = frame.payload_digest
@@ -150,6 +155,7 @@ def decode(data: bytes, *, max_bytes: int) -> Frame:
         request=env.request,
         response=env.response,
         setup=env.setup,
+        proof=env.proof,
     )
     if len(env.digest) != 32 or env.digest != frame.payload_digest:
         raise ProtocolError("PSI message digest does not match its content (truncated or corrupted)")
@@ -183,8 +189,8 @@ def parse_request(data: bytes, *, reveal: bool) -> list[bytes]:
     return elements
 
 
-def parse_response(data: bytes) -> list[bytes]:
-    """The encrypted elements of an openmined-psi ``Response``."""
+def parse_response(data: bytes, *, distinct: bool = False) -> list[bytes]:
+    """The encrypted elements of an openmined-psi ``Response`` (``distinct``: repeats refused)."""
     import private_set_intersection.python as psi
 
     resp = psi.Response()
@@ -194,6 +200,8 @@ def parse_response(data: bytes) -> list[bytes]:
         raise ProtocolError("the PSI response does not parse") from None
     elements = list(resp.encrypted_elements)
     check_points(elements, "the response")
+    if distinct and len(set(elements)) != len(elements):
+        raise ProtocolError("the response repeats encrypted elements (refused)")
     return elements
 
 

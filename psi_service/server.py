@@ -38,6 +38,7 @@ from lab.errors import BadRequest, Conflict, Forbidden, NotFound
 from lab.identity import Principal
 from lab.projects.access import Access, authorize
 from lab.runtime import Runtime
+from lab.storage import StoredObject
 from psi_service.config import PsiSettings, get_psi_settings
 from psi_service.keys import KeyRing
 from psi_service.models import PsiArtifactRow, PsiSessionRow
@@ -86,6 +87,15 @@ class Outcome:
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def session_request(row: PsiSessionRow) -> StoredObject:
+    """Cohort mode: where the session's own request (fresh key, shuffled) is kept."""
+    found = [p for p in row.parts_received or [] if p.get("kind") == "lab-request"]
+    if row.mode != "cohort" or len(found) != 1:
+        raise Conflict(f"PSI session {row.id} has no cohort request; start a new session")
+    p = found[0]
+    return StoredObject(p["bucket"], p["key"], p["sha256"], p["size"])
 
 
 def digest_hex(data: bytes) -> str:
@@ -142,14 +152,19 @@ class PsiService:
             version = self._authorize(s, principal, project, dataset, mode, column, size).dataset
         epoch = self.keys.active(principal.name)
         bound = size_bucket(size, self.cfg.min_bucket)
+        session_id = "psis_" + uuid.uuid4().hex
+        issued: list[dict[str, Any]] = []
         if mode == "cohort":
+            from psi_service.cohort import issue_request
+
             art = self.cache.lab_request(version, column, epoch)
+            issued.append(issue_request(self, version, column, epoch, session_id, project, art))
         else:
             art = self.cache.setup(version, column, epoch, bound)
         nonce = secrets.token_bytes(16)
         now = utcnow()
         row = PsiSessionRow(
-            id="psis_" + uuid.uuid4().hex,
+            id=session_id,
             project_id=project,
             principal=principal.name,
             dataset_id=dataset,
@@ -163,7 +178,7 @@ class PsiService:
             nonce_sha256=digest_hex(nonce),
             status="open",
             parts=0,
-            parts_received=[],
+            parts_received=issued,  # cohort: the session's own request (fresh key, shuffled)
             items_received=0,
             created_at=now,
             expires_at=now + dt.timedelta(seconds=self.cfg.session_ttl_seconds),
@@ -174,6 +189,9 @@ class PsiService:
         return self._info(row, art, nonce=base64.urlsafe_b64encode(nonce).decode())
 
     def _info(self, row: PsiSessionRow, art: Artifact, nonce: str | None = None) -> SessionInfo:
+        stored = art.stored
+        if row.mode == "cohort":
+            stored = session_request(row)
         return SessionInfo(
             id=row.id,
             project=row.project_id,
@@ -188,8 +206,8 @@ class PsiService:
             expires_at=_aware(row.expires_at),
             part_items=self.cfg.part_items,
             max_body_bytes=self.max_body_bytes,
-            artifact_sha256=art.stored.sha256,
-            artifact_bytes=art.stored.size,
+            artifact_sha256=stored.sha256,
+            artifact_bytes=stored.size,
             data_structure=(
                 art.data_structure
                 if row.mode != "cohort"  # cohort: what the operator's setup should use
@@ -232,7 +250,7 @@ class PsiService:
                 s, principal, row.project_id, row.dataset_id, row.mode, row.column, row.declared_size
             )
             art = self._artifact(s, row.artifact_id)
-        data = self.cache.read(art)
+        data = self.rt.store.get_bytes(session_request(row)) if row.mode == "cohort" else self.cache.read(art)
         frame = Frame(
             session=row.id,
             project=row.project_id,

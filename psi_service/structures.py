@@ -19,6 +19,11 @@ positive; the library divides it by ``n_client`` to get a per-element rate ``p``
 * Bloom filter: ``k = ceil(-log2 p)`` hash functions over ``8 * ceil(-m log2(p) / ln 2 / 8)`` bits,
   ``m = max(n_client, n_server)``; ``h_i = (SHA-256("1"‖e) + i·SHA-256("2"‖e)) mod bits``.
 
+Every set size is handled: an empty server set packs to an empty structure, and sets far smaller
+than the hash range (a 3-item set against a 2,048-item bucket: ``1 − p`` rounds to 1 in binary64,
+where the library's formula takes ``log2(0)``) get the Golomb divisor from ``log1p`` instead; a
+client bound below 1 is refused with :class:`UnsupportedSetSize`.
+
 GCS is smaller (about ``log2(1/p) + 1.5`` bits per element against ``1.44·log2(1/p)``) and is chosen
 whenever its hash range fits comfortably in a signed 64-bit integer (the library stores it as one);
 otherwise — large client buckets against large server sets at a tight FPR — the Bloom filter is used.
@@ -34,9 +39,17 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from lab.errors import BadRequest
+
 DataStructure = Literal["gcs", "bloom_filter"]
 GCS_MAX_HASH_RANGE = 2**62
 """Largest GCS hash range the lab builds (the library's int64 must not overflow)."""
+
+
+class UnsupportedSetSize(BadRequest, ValueError):
+    """A PSI structure was asked for a set size it cannot be built for (a client bound below 1)."""
+
+    code, title = "psi-set-size", "Unsupported PSI set size"
 
 
 def size_bucket(n: int, min_bucket: int = 1024) -> int:
@@ -46,12 +59,16 @@ def size_bucket(n: int, min_bucket: int = 1024) -> int:
     (16384, 1024, 1024, 2048)
     """
     if n < 1:
-        raise ValueError("a set size is at least 1")
+        raise UnsupportedSetSize(f"a PSI client set holds at least one item, not {n}", size=n)
     return max(min_bucket, 1 << (n - 1).bit_length())
 
 
 def per_element_fpr(fpr: float, n_client: int) -> float:
     """The library's corrected, per-element false-positive rate."""
+    if n_client < 1:
+        raise UnsupportedSetSize(f"a PSI client bound is at least 1, not {n_client}", size=n_client)
+    if not 0.0 < fpr < 1.0:
+        raise UnsupportedSetSize(f"a PSI false-positive rate lies in (0, 1), not {fpr}")
     return fpr / n_client
 
 
@@ -87,13 +104,29 @@ def _round_half_away(x: float) -> float:
     return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
+def golomb_divisor(span: int, n: int) -> int:
+    """``max(0, round(-log2(-log2(1 - 1/avg))))`` with ``avg = span / n``, as ``golomb_compress``.
+
+    Where the library's double arithmetic degenerates (``avg <= 1``: ``log2(0)``, giving 0 after
+    its casts; ``1 - 1/avg`` rounding to 1 for huge ``avg``) the limit is used instead.
+
+    >>> golomb_divisor(1, 1), golomb_divisor(1000, 10), golomb_divisor(2**60, 3)
+    (0, 6, 58)
+    """
+    avg = float(span) / n
+    prob = 1 / avg
+    if prob >= 1.0:
+        return 0
+    q = 1.0 - prob
+    inner = -math.log2(q) if q < 1.0 else -math.log1p(-prob) / math.log(2)
+    return int(max(0.0, _round_half_away(-math.log2(inner))))
+
+
 def golomb_compress(sorted_hashes: NDArray[np.int64]) -> tuple[bytes, int]:
     """Golomb-code sorted hashes as ``golomb_compress`` does: returns ``(bits, div)``."""
     if len(sorted_hashes) == 0:
         return b"", 0
-    avg = float(int(sorted_hashes[-1]) + 1) / len(sorted_hashes)
-    prob = 1 / avg
-    div = int(max(0.0, _round_half_away(-math.log2(-math.log2(1.0 - prob)))))
+    div = golomb_divisor(int(sorted_hashes[-1]) + 1, len(sorted_hashes))
     values = np.unique(sorted_hashes)  # the library skips duplicates
     deltas = np.diff(values, prepend=np.int64(0))
     quotients = deltas >> div

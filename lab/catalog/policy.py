@@ -259,11 +259,13 @@ class Policy(_Strict):
                 col = cols.get(name)
                 if col is None or col.role is not ColumnRole.identifier:
                     raise ValueError(f"channels.psi.columns: {name!r} is not an identifier column")
-                if PsiMode.intersection in spec.modes and self.open is OpenAttribute.non_open:
-                    raise ValueError(
-                        f"channels.psi.columns.{name}: intersection mode reveals membership; "
-                        "it is allowed only on open datasets"
-                    )
+                for mode in (PsiMode.intersection, PsiMode.cardinality):
+                    if mode in spec.modes and self.open is OpenAttribute.non_open:
+                        raise ValueError(
+                            f"channels.psi.columns.{name}: {mode.value} mode reveals membership "
+                            "(a modified client turns a count into membership); it is allowed only "
+                            "on open datasets — on non-open data use cohort mode and DP"
+                        )
         return self
 
     @property

@@ -266,10 +266,10 @@ class PsiAPI:
             raise _server_fault(f"the lab's cohort request could not be read: {exc.detail}") from None
         total = len(values) + len(lab_request)
         with tqdm(total=total, desc="PSI cohort", disable=not show) as bar:
-            setup, response = operator.answer_lab_request(
+            setup, response, proof = operator.answer_lab_request(
                 values, lab_request, fpr=float(info["fpr"]), workers=workers, progress=bar.update
             )
-        frame.parts, frame.setup, frame.response = 1, setup, response
+        frame.parts, frame.setup, frame.response, frame.proof = 1, setup, response, proof
         out = self._t.post(
             f"/api/v1/psi/sessions/{info['id']}/cohort",
             content=encode(frame),

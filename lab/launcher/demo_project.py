@@ -18,7 +18,7 @@ DEMO_TITLE = "Demo: Chongming small-business credit and health-utilisation study
 DEMO_DATASETS: dict[str, dict[str, Any]] = {
     "enterprise_registry": {"psi": {"modes": ["intersection", "cardinality"]}, "dp": {"epsilon": "2"}},
     "social_insurance": {
-        "psi": {"modes": ["cardinality"]},
+        "psi": {"modes": ["cohort"]},
         "dp": {"epsilon": "2"},
         "he": {"models": ["credit_score_v1"]},
     },

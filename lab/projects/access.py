@@ -184,6 +184,10 @@ def per_query_cap(access: Access) -> Budget:
     return Budget(min(eps) if eps else Decimal(0), min(dl) if dl else Decimal(0))
 
 
+MEMBERSHIP_MODES = ("intersection", "cardinality")
+"""PSI modes that reveal membership to a modified client (cardinality included): open data only."""
+
+
 def _check_params(session: Session, access: Access, params: dict[str, Any]) -> None:
     limits, policy = access.limits, access.policy
     if access.channel == "dp" or "epsilon" in params:
@@ -216,16 +220,22 @@ def _check_params(session: Session, access: Access, params: dict[str, Any]) -> N
             raise NotInGrant(f"column {column!r} of {access.dataset.dataset} is not open to PSI")
         if mode not in limits.get("modes", []) or mode not in [m.value for m in psi.columns[column].modes]:
             raise NotInGrant(f"PSI mode {mode!r} on {access.dataset.dataset}.{column} is not granted")
+        if mode in MEMBERSHIP_MODES and not policy.is_open:  # also for policies stored before the rule
+            raise NotInGrant(
+                f"PSI mode {mode!r} reveals membership and is closed on non-open {access.dataset.dataset}; "
+                "use cohort mode and DP"
+            )
         if limits.get("columns") and column not in limits["columns"]:
             raise NotInGrant(f"PSI on column {column!r} is not granted")
         size = params.get("set_size")
         if size is not None:
             if size > psi.max_client_set:
                 raise BadRequest(f"client set of {size} items exceeds the maximum {psi.max_client_set}")
-            if mode in ("intersection", "cardinality") and size < psi.min_client_set:
+            if size < psi.min_client_set:  # every mode, cohort too (refused before any work)
                 raise BadRequest(
                     f"client set of {size} items is below the minimum {psi.min_client_set} "
-                    "(single-item probing is refused)"
+                    "(single-item probing is refused)",
+                    min_client_set=psi.min_client_set,
                 )
     if access.channel == "he":
         for kind in ("model", "table"):

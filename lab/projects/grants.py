@@ -187,6 +187,14 @@ def _psi(ds: str, req: Mapping[str, Any], policy: Policy, strict: bool) -> dict[
                 channel="psi",
                 field="modes",
             )
+        if m in ("intersection", "cardinality") and not policy.is_open:
+            raise InvalidProject(
+                f"{ds}.psi.modes: {m} reveals membership (cardinality too, to a modified client) and is "
+                "closed on non-open data; request cohort mode and DP",
+                dataset=ds,
+                channel="psi",
+                field="modes",
+            )
     explicit = "columns" in req and req["columns"] is not None
     columns = _names(ds, "psi", "columns", req["columns"]) if explicit else sorted(opened)
     for c in columns:

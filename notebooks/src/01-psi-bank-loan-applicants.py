@@ -4,7 +4,7 @@
 # **Scenario.** A rural commercial bank has received small-business loan applications. Before it opens
 # credit files it wants to know which applicants are enterprises registered in Chongming (the district's
 # *enterprise registry*, an open dataset), and how many of them pay social insurance for their staff
-# (the *social insurance* dataset: non-open, so the bank may learn only a **count**).
+# (the *social insurance* dataset: non-open, so the bank may learn only a **DP-noised count**).
 #
 # The applicant list is the bank's trade secret. With PSI (ECDH, OpenMined's `openmined-psi`) the bank's
 # identifiers leave this notebook only blinded under a key that never leaves it; the lab learns at most the
@@ -13,7 +13,7 @@
 # | dataset | column | mode | what the bank learns |
 # |---|---|---|---|
 # | enterprise_registry | uscc | `intersection` | which of *its own* applicants are registered |
-# | social_insurance | uscc | `cardinality` | only how many of its applicants are there |
+# | social_insurance | uscc | `cohort` | a differentially private count of its applicants there |
 #
 # The result ends as a registered product: a screening summary for the bank's credit committee.
 
@@ -98,18 +98,24 @@ applicants["registered"] = applicants.index.isin(registered.matches.index)
 applicants.groupby("registered").size()
 
 # %% [markdown]
-# ## How many of them pay social insurance? (`cardinality`)
+# ## How many of them pay social insurance? (`cohort`)
 #
-# Social-insurance data is non-open: the lab returns a single number, never who.
+# Social-insurance data is non-open. An exact count (`cardinality`) is not offered there: a modified client
+# can turn a count into membership. Instead the lab keeps the matching enterprises as a server-side
+# **cohort** — the bank's notebook proves that its answer is honest (a DLEQ proof, checked by the lab) — and
+# releases only the cohort's size with differential-privacy noise, charged to the project's ε budget.
 
 # %%
 insured = c.psi.intersect(
     applicants.loc[applicants["registered"], "uscc"],
     dataset="social_insurance",
     column="uscc",
-    mode="cardinality",
+    mode="cohort",
 )
-print(f"{insured.size} of the {registered.size} registered applicants appear in social insurance records")
+print(
+    f"about {insured.noisy_size} (± {insured.error_bound_95} at 95 %) of the {registered.size} registered "
+    f"applicants appear in social insurance records (ε = {insured.epsilon})"
+)
 
 # %% [markdown]
 # ## A screening summary for the credit committee
@@ -137,8 +143,8 @@ summary.plot.bar(
 )
 axes[0].set_title("Applicants registered in Chongming, by loan product")
 axes[1].bar(
-    ["applicants", "registered (PSI)", "insured (PSI count)"],
-    [registered.client_size, registered.size, insured.size],
+    ["applicants", "registered (PSI)", "insured (PSI cohort, DP)"],
+    [registered.client_size, registered.size, insured.noisy_size],
     color=["tab:grey", "tab:green", "tab:blue"],
 )
 axes[1].set_title("Screening funnel")
@@ -159,7 +165,7 @@ funnel = pd.DataFrame(
             "product": "ALL",
             "applications": registered.client_size,
             "registered": registered.size,
-            "insured": insured.size,
+            "insured_dp": insured.noisy_size,
         }
     ]
 )

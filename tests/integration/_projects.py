@@ -41,7 +41,7 @@ def application(**overrides: Any) -> dict[str, Any]:
         "contact": "alice@example.com",
         "members": ["alice", "bob"],
         "datasets": {
-            "population": {"dp": {"epsilon": "2.0", "delta": "0.00001"}, "psi": {"modes": ["cardinality"]}},
+            "population": {"dp": {"epsilon": "2.0", "delta": "0.00001"}, "psi": {"modes": ["cohort"]}},
             "enterprise_registry": {"psi": {"modes": ["intersection"], "quota": 20}},
         },
         "days": 60,

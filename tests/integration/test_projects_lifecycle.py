@@ -97,7 +97,7 @@ def test_full_lifecycle_apply_changes_approve_use_expire_dispose(
         "delta_per_query": "0.000001",
     }
     assert p["requested"]["population"]["psi"] == {
-        "modes": ["cardinality"],
+        "modes": ["cohort"],
         "columns": ["phone", "resident_id"],
         "quota": 20,
     }
@@ -225,7 +225,7 @@ OVER_CAP = [
     ),
     (
         {"population": {"psi": {"modes": ["intersection"]}}},
-        "population.psi.modes: the policy does not open mode 'intersection'",
+        "population.psi.modes: intersection reveals membership",
     ),
     (
         {"enterprise_registry": {"psi": {"modes": ["cardinality"], "quota": 500}}},

@@ -1,5 +1,7 @@
 """Attacks on the PSI channel are refused with 4xx problems, charge nothing and leave the service answering.
 
+They run on ``tax_credit`` (open): cardinality, whose request flow they attack, is open-data only.
+
 The requests are built by hand (``psi_service.operator`` + ``psi_service.protocol``) so that they can be
 replayed, truncated, re-framed and sent across projects.
 """
@@ -38,11 +40,11 @@ def problem(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
 
 @pytest.fixture
 def env(api: Any, runtime: Any, hub: HubHandle) -> dict[str, Any]:
-    import_psi_sample(runtime, SCALE, ("population",))
-    ids, _ = column(SCALE, "population", "resident_id", "person_id")
-    a = active_project(runtime, grants({"population": ["cardinality"]}, quota=5), members=["alice"])
-    b = active_project(runtime, grants({"population": ["cardinality"]}), members=["alice", "bob"])
-    values = sorted({NORMALIZERS["resident_id"](v) for v in ids[:150]})
+    import_psi_sample(runtime, SCALE, ("tax_credit",))
+    ids, _ = column(SCALE, "tax_credit", "uscc", "taxpayer_id")
+    a = active_project(runtime, grants({"tax_credit": ["cardinality"]}, quota=5), members=["alice"])
+    b = active_project(runtime, grants({"tax_credit": ["cardinality"]}), members=["alice", "bob"])
+    values = sorted({NORMALIZERS["uscc"](v) for v in ids[:150]})
     return {
         "a": a,
         "b": b,
@@ -54,7 +56,7 @@ def env(api: Any, runtime: Any, hub: HubHandle) -> dict[str, Any]:
 
 
 def start(api: Any, token: str, project: str, size: int, mode: str = "cardinality") -> Any:
-    body = {"project": project, "dataset": "population", "column": "resident_id", "mode": mode, "size": size}
+    body = {"project": project, "dataset": "tax_credit", "column": "uscc", "mode": mode, "size": size}
     return api.post(PSI, json=body, headers=auth(token))
 
 
@@ -64,8 +66,8 @@ def request_body(info: dict[str, Any], values: list[str], **override: Any) -> by
         session=info["id"],
         nonce=base64.urlsafe_b64decode(info["nonce"]),
         project=info["project"],
-        dataset="population",
-        column="resident_id",
+        dataset="tax_credit",
+        column="uscc",
         mode=info["mode"],
         declared_size=info["declared_size"],
         parts=1,
@@ -87,7 +89,7 @@ def test_single_item_probes_and_oversized_sets_are_refused_before_any_work(
 ) -> None:
     body = problem(start(api, env["alice"], env["a"], 1), 400, "bad-request")
     assert "minimum" in body["detail"]
-    problem(start(api, env["alice"], env["a"], 99), 400)
+    problem(start(api, env["alice"], env["a"], 9), 400)
     assert "maximum" in problem(start(api, env["alice"], env["a"], 1_000_001), 400)["detail"]
     problem(start(api, env["alice"], env["a"], 0), 422)
     assert charges(api.app.state.runtime, env["a"])["records"] == 0
@@ -95,7 +97,9 @@ def test_single_item_probes_and_oversized_sets_are_refused_before_any_work(
 
 def test_modes_outside_the_grant_or_policy_are_refused(api: Any, env: dict[str, Any]) -> None:
     problem(start(api, env["alice"], env["a"], 150, "cohort"), 403, "not-in-grant")  # not granted
-    problem(start(api, env["alice"], env["a"], 150, "intersection"), 403, "not-in-grant")  # not in policy
+    problem(
+        start(api, env["alice"], env["a"], 150, "intersection"), 403, "not-in-grant"
+    )  # not granted either
     problem(start(api, env["bob"], env["a"], 150), 404, "project-not-found")  # not a member: not told
     assert charges(api.app.state.runtime, env["a"]) == {"records": 0, "units": 0, "ledger_records": 0}
 
@@ -147,11 +151,11 @@ def test_requests_against_another_projects_session_are_refused(api: Any, env: di
 
 def test_quota_is_enforced_and_failed_runs_are_not_counted(api: Any, env: dict[str, Any]) -> None:
     c = lab_client(api, env["alice"]).use(env["a"])
-    items, expected = operator_list(env["ids"], "resident_id", n=200, inside=80, invalid=0)
+    items, expected = operator_list(env["ids"], "uscc", n=200, inside=80, invalid=0)
     for _ in range(5):
-        assert c.psi.intersect(
-            items, dataset="population", column="resident_id", mode="cardinality"
-        ).size == len(expected)
+        assert c.psi.intersect(items, dataset="tax_credit", column="uscc", mode="cardinality").size == len(
+            expected
+        )
     problem(start(api, env["alice"], env["a"], 200), 429, "quota-exceeded")
     assert charges(api.app.state.runtime, env["a"])["units"] == 5
 
@@ -159,7 +163,7 @@ def test_quota_is_enforced_and_failed_runs_are_not_counted(api: Any, env: dict[s
 def test_malformed_cohort_uploads_are_refused_without_harm(
     api: Any, runtime: Any, env: dict[str, Any]
 ) -> None:
-    pid = active_project(runtime, grants({"population": ["cohort"]}), members=["alice"])
+    pid = active_project(runtime, grants({"tax_credit": ["cohort"]}), members=["alice"])
     values = env["values"]
     info = start(api, env["alice"], pid, len(values), "cohort").json()
     lab_request = decode(
@@ -169,20 +173,20 @@ def test_malformed_cohort_uploads_are_refused_without_harm(
 
     elements = parse_request(lab_request.request, reveal=True)
     assert len(elements) == info["lab_set_size"]
-    setup, response = operator.answer_lab_request(values, elements, fpr=float(info["fpr"]))
+    setup, response, proof = operator.answer_lab_request(values, elements, fpr=float(info["fpr"]))
     base = Frame(
         session=info["id"],
         nonce=base64.urlsafe_b64decode(info["nonce"]),
         project=pid,
-        dataset="population",
-        column="resident_id",
+        dataset="tax_credit",
+        column="uscc",
         mode="cohort",
         declared_size=len(values),
         parts=1,
     )
 
     def upload(**kw: Any) -> Any:
-        frame = Frame(**{**base.__dict__, "setup": setup, "response": response, **kw})
+        frame = Frame(**{**base.__dict__, "setup": setup, "response": response, "proof": proof, **kw})
         return post(api, env["alice"], info, encode(frame), "cohort")
 
     problem(upload(setup=b"\x00garbage"), 400, "psi-protocol")
@@ -200,7 +204,7 @@ def test_malformed_cohort_uploads_are_refused_without_harm(
         ok = upload()
         assert ok.status_code == 409  # the session was consumed by the failed attempt
     again = lab_client(api, env["alice"]).use(pid)
-    co = again.psi.intersect(values, dataset="population", column="resident_id", mode="cohort")
+    co = again.psi.intersect(values, dataset="tax_credit", column="uscc", mode="cohort")
     assert co.cohort_id.startswith("co_")  # still answering
 
 

@@ -34,7 +34,7 @@ def psi_project(api: Any, runtime: Any, hub: HubHandle) -> dict[str, Any]:
         grants(
             {
                 "enterprise_registry": ["intersection", "cardinality", "cohort"],
-                "population": ["cardinality", "cohort"],
+                "population": ["cohort"],
             }
         ),
         members=["alice"],
@@ -70,10 +70,10 @@ def test_intersection_returns_exactly_the_operators_items_in_the_column(
 
 @pytest.mark.parametrize("invalid", [0, 25], ids=["clean", "with-invalid"])
 def test_cardinality_counts_the_intersection(psi_project: dict[str, Any], invalid: int) -> None:
-    ids, _ = column(SCALE, "population", "resident_id", "person_id")
-    items, expected = operator_list(ids, "resident_id", n=600, inside=240, invalid=invalid)
+    uscc, _ = column(SCALE, "enterprise_registry", "uscc", "enterprise_id")
+    items, expected = operator_list(uscc, "uscc", n=600, inside=240, invalid=invalid)
     r = psi_project["client"].psi.intersect(
-        items, dataset="population", column="resident_id", mode="cardinality"
+        items, dataset="enterprise_registry", column="uscc", mode="cardinality"
     )
     assert r.size == len(expected) and r.invalid.count == invalid
     assert not hasattr(r, "matches")
@@ -119,21 +119,21 @@ def test_cohort_on_open_data_and_intersection_agree(psi_project: dict[str, Any],
 def test_setup_is_built_once_and_reused_across_sessions_and_projects(
     psi_project: dict[str, Any], api: Any, runtime: Any, hub: HubHandle
 ) -> None:
-    ids, _ = column(SCALE, "population", "resident_id", "person_id")
-    items, _ = operator_list(ids, "resident_id", n=300, inside=100, invalid=0)
+    uscc, _ = column(SCALE, "enterprise_registry", "uscc", "enterprise_id")
+    items, _ = operator_list(uscc, "uscc", n=300, inside=100, invalid=0)
     c = psi_project["client"]
-    first = c.psi.intersect(items, dataset="population", column="resident_id", mode="cardinality")
-    other = active_project(runtime, grants({"population": ["cardinality"]}), members=["bob"])
+    first = c.psi.intersect(items, dataset="enterprise_registry", column="uscc", mode="cardinality")
+    other = active_project(runtime, grants({"enterprise_registry": ["cardinality"]}), members=["bob"])
     bob = lab_client(api, hub.token_for("bob", ["operator"])).use(other)
-    second = bob.psi.intersect(items[:200], dataset="population", column="resident_id", mode="cardinality")
+    second = bob.psi.intersect(items[:200], dataset="enterprise_registry", column="uscc", mode="cardinality")
     with runtime.transaction() as s:
         arts = s.execute(select(PsiArtifactRow)).scalars().all()
         sessions = s.execute(select(PsiSessionRow)).scalars().all()
     assert sorted(a.kind for a in arts) == ["encrypted-set", "setup"]
     assert len({x.artifact_id for x in sessions}) == 1 and first.size >= second.size
     enc = next(a for a in arts if a.kind == "encrypted-set")
-    assert enc.sealed and enc.object_key.startswith("psi/setups/population/")
-    assert enc.server_size >= 5000  # padded on non-open data
+    assert enc.sealed and enc.object_key.startswith("psi/setups/enterprise_registry/")
+    assert 0 < enc.server_size <= len(set(uscc))  # open data: no padding
     assert charges(runtime, psi_project["project"])["units"] == 1 and charges(runtime, other)["units"] == 1
 
 

@@ -66,7 +66,7 @@ def test_defaults_fill_in_policy_limits_and_exact_strings() -> None:
             "'town' is not open to PSI",
             "columns",
         ),
-        ({"health_visits": {"psi": {"modes": ["cardinality"]}}}, "does not open mode 'cardinality'", "modes"),
+        ({"health_visits": {"psi": {"modes": ["cardinality"]}}}, "closed on non-open data", "modes"),
         ({"population": {"psi": {"modes": ["cohort"], "quota": 0}}}, "at least 1", "quota"),
         ({"population": {"he": {"record_quota": 10**9}}}, "record_quota=200000", "record_quota"),
     ],

@@ -103,7 +103,7 @@ async def post_request(
     "/sessions/{session_id}/cohort",
     response_model=CohortOut,
     responses=UPLOAD_ERRORS,
-    summary="Cohort mode: upload the operator's setup and response; the lab stores the cohort",
+    summary="Cohort mode: upload the operator's setup, response and DLEQ proof; the lab stores the cohort",
 )
 async def post_cohort(
     session_id: str, request: Request, principal: PrincipalDep, runtime: RuntimeDep

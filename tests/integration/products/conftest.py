@@ -33,7 +33,7 @@ SCALE = 200
 GRANTS: dict[str, Any] = {
     "health_visits": {"dp": {"epsilon": "2.0", "delta": "0"}},
     "enterprise_registry": {"psi": {"modes": ["intersection", "cardinality"], "quota": 20}},
-    "population": {"psi": {"modes": ["cardinality"], "quota": 20}},
+    "population": {"psi": {"modes": ["cohort"], "quota": 20}},
 }
 
 

@@ -151,10 +151,8 @@ def test_small_counts_are_flagged_unless_they_come_from_dp(
 ) -> None:
     alice = as_user("alice", ["operator"])
     small = _csv(tmp_path / "counts.csv", town=["城桥镇", "堡镇"], count=[3, 250])
-    # PSI cardinality on population (non-open, min_cell_count 10): a count of 3 is flagged
-    card = psi_record(
-        runtime, records.project, dataset="population", mode="cardinality", column="resident_id"
-    )
+    # PSI on population (non-open, min_cell_count 10; cohort is its only mode): a count of 3 is flagged
+    card = psi_record(runtime, records.project, dataset="population", mode="cohort", column="resident_id")
     prod = alice.products.register("匹配人数", "report", [card], artifact=small, project=records.project)
     chk = next(c for c in prod.latest["checks"] if c["name"] == "small_counts")
     assert chk["status"] == "fail" and chk["data"]["threshold"] == 10
