@@ -306,6 +306,38 @@ CATALOG: dict[str, Entry] = {
         ("All homomorphic workers are busy", "Every isolated HE worker is in use.", "Retry shortly."),
         ("同态计算进程繁忙", "所有隔离的同态计算进程都在使用中。", "稍后重试。"),
     ),
+    "psi-invalid-proof": _e(
+        400,
+        ("Invalid PSI cohort proof", "The cohort answer does not carry a valid proof (RFC 9497 batched "
+         "DLEQ) that it is the lab's request raised to one secret key; nothing was stored or charged.",
+         "Answer with the unmodified lab.client, which builds the proof; do not edit the answer."),
+        ("PSI 群组证明无效",
+         "群组应答未附带有效证明（RFC 9497 批量 DLEQ）以表明其为实验室请求在同一密钥下的幂；未存储、未计费。",
+         "使用未经修改的 lab.client 应答（它会生成证明），不要改动应答内容。"),
+    ),
+    "psi-set-size": _e(
+        400,
+        ("Unsupported PSI set size", "A PSI structure was asked for a set size it cannot be built for.",
+         "Send a set within the policy's minimum and maximum client set sizes."),
+        ("PSI 集合大小不受支持", "请求的集合大小无法构建 PSI 数据结构。",
+         "发送介于策略最小与最大客户端集合之间的集合。"),
+    ),
+    "material-not-released": _e(
+        403,
+        ("Material is neither DP-released nor published", "A bureau model or table can be used only "
+         "once it is released: promoted from a DP release or published with its values given to "
+         "operators.", "Ask the bureau to promote the material from a DP release or to publish it."),
+        ("材料未发布", "数据局的模型或统计表须先发布（由差分隐私发布转入，或公开其取值）后方可使用。",
+         "请数据局将该材料由差分隐私发布转入或正式公开。"),
+    ),
+    "privacy-leak": _e(
+        500,
+        ("Release refused: privacy leak", "The DP library warned that this release would leak beyond "
+         "its ε; nothing was released or charged.", "Narrow the bounds or the features as the detail "
+         "says, or report the request to the lab's operators."),
+        ("发布被拒绝：隐私泄露", "差分隐私库警告本次发布将超出其 ε；未发布、未计费。",
+         "按 detail 收窄取值范围或特征，或将请求报告运维。"),
+    ),
     "validation": _e(
         422,
         ("Request does not validate", "The body, path or query does not match the route's schema "
