@@ -356,6 +356,16 @@ ZH: dict[str, str] = {
     "check.identifiers": "标识符泄露",
     "check.small_counts": "小计数单元格",
     "check.disclosure": "披露检查",
+    "check.coverage": "扫描范围",
+    "check.scan_limits": "扫描上限",
+    "product.scanned": "已完整扫描",
+    "product.not_scanned": "未扫描（需人工审查）",
+    "product.nothing_unscanned": "无：文件的每个值都已扫描。",
+    "product.scan_rows": "行",
+    "product.scan_columns": "列",
+    "product.id_transforms": (
+        "标识符检查的变换：整值、嵌套值、子串（校验位有效）、倒序、相邻两列拼接、MD5/SHA-1/SHA-256 摘要"
+    ),
     "checkstatus.pass": "通过",
     "checkstatus.fail": "未通过",
     "checkstatus.skipped": "不适用",
@@ -737,6 +747,17 @@ EN: dict[str, str] = {
     "check.identifiers": "Identifier disclosure",
     "check.small_counts": "Small cell counts",
     "check.disclosure": "Disclosure checks",
+    "check.coverage": "Scan coverage",
+    "check.scan_limits": "Scan limits",
+    "product.scanned": "Scanned in full",
+    "product.not_scanned": "Not scanned (review by hand)",
+    "product.nothing_unscanned": "Nothing: every value of the file was scanned.",
+    "product.scan_rows": "rows",
+    "product.scan_columns": "columns",
+    "product.id_transforms": (
+        "Identifier check transformations: whole value, nested values, substrings with valid check "
+        "characters, reversal, two adjacent columns joined, MD5/SHA-1/SHA-256 digests"
+    ),
     "checkstatus.pass": "pass",
     "checkstatus.fail": "fail",
     "checkstatus.skipped": "not applicable",

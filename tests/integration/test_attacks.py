@@ -9,16 +9,20 @@ charges nothing and tells the caller nothing it may not know (no budget figures,
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import json
 import re
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -27,6 +31,7 @@ from sqlalchemy import func, select
 from lab.api.main import create_app
 from lab.audit.models import AuditRequestRow
 from lab.audit.service import AuditEntry, AuditWriter
+from lab.identifiers import make_resident_id
 from lab.identity import Principal, Role
 from lab.products.certificates import verify_certificate
 from lab.products.tables import load_tables
@@ -37,6 +42,8 @@ from lab.web import auth
 from tests.conftest import HubHandle
 from tests.factories import active_project, sample_dir
 from tests.integration._dp import SAMPLE_BASE, SCALE, dp_grant, import_dp_sample, remaining
+from tests.integration.products.conftest import psi_record
+from tests.integration.test_web_pages import login_as
 
 pytestmark = [pytest.mark.integration, pytest.mark.hub]
 PROBLEM = "application/problem+json"
@@ -776,3 +783,134 @@ def test_odd_values_in_the_review_form_are_a_400_page(
         r = api.post(f"/ui/projects/{pending}/review", data=form, follow_redirects=False)
         assert r.status_code in (303, 400), (days, r.status_code)
         assert "text/html" in r.headers["content-type"] or r.status_code == 303
+
+
+# -- 17.1 identifiers in disguise and counts under other names are flagged --------------------------
+def _real_ids(n: int) -> list[str]:
+    people = pq.read_table(sample_dir(SCALE, SAMPLE_BASE) / "population.parquet", columns=["resident_id"])
+    return [str(x) for x in people.column(0).to_pylist()[:n]]
+
+
+def _decoys(n: int) -> list[str]:
+    """Valid resident ids (check characters right) that are in no dataset: born on 1 January 1901."""
+    return [make_resident_id("650101", dt.date(1901, 1, 1), i) for i in range(n)]
+
+
+def _table_bytes(frame: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(frame, sink)
+    return sink.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return sink.getvalue()
+
+
+def _disguises(real: list[str]) -> list[tuple[str, str, bytes]]:
+    """(what, filename, content): a few real resident ids hidden the ways an operator would try."""
+    few = real[:3]
+    decoys = _decoys(600)
+    lines = lambda rows: ("\n".join(rows) + "\n").encode()  # noqa: E731
+    return [
+        ("diluted among 600 valid decoys", "ids.csv", lines(["id", *decoys[:300], *few, *decoys[300:]])),
+        ("prefixed RID:", "ids.csv", lines(["ref", *(f"RID:{r}" for r in few)])),
+        ("suffixed", "ids.csv", lines(["ref", *(f"{r}-2024-ok" for r in few)])),
+        ("semicolons in a .csv", "ids.csv", lines(["a;id;b", *(f"x;{r};y" for r in few)])),
+        ("tabs in a .csv", "ids.csv", lines(["a\tid\tb", *(f"x\t{r}\ty" for r in few)])),
+        ("pipes in a .csv", "ids.csv", lines(["a|id|b", *(f"x|{r}|y" for r in few)])),
+        ("reversed", "ids.csv", lines(["di", *(r[::-1] for r in few)])),
+        ("split across two columns", "ids.csv", lines(["head,tail", *(f"{r[:9]},{r[9:]}" for r in few)])),
+        ("split, columns swapped", "ids.csv", lines(["tail,head", *(f"{r[9:]},{r[:9]}" for r in few)])),
+        ("md5", "ids.csv", lines(["h", *(hashlib.md5(r.encode()).hexdigest() for r in few)])),
+        ("sha1", "ids.csv", lines(["h", *(hashlib.sha1(r.encode()).hexdigest() for r in few)])),
+        ("sha256", "ids.csv", lines(["h", *(hashlib.sha256(r.encode()).hexdigest() for r in few)])),
+        ("JSON value in a cell", "ids.csv", lines(["k,v", *(f'k,"{{""p"": [""{r}""]}}"' for r in few)])),
+        ("Parquet list column", "ids.parquet", _table_bytes(pa.table({"l": [[r, "x"] for r in few]}))),
+        (
+            "Parquet struct column",
+            "ids.parquet",
+            _table_bytes(pa.table({"s": [{"who": {"id": r}} for r in few]})),
+        ),
+        ("JSON records", "ids.json", json.dumps({"rows": [{"p": {"id": r}} for r in few]}).encode()),
+        ("JSON list", "ids.json", json.dumps([[1, r] for r in few]).encode()),
+        ("JSON lines", "ids.jsonl", lines([json.dumps({"x": r}) for r in few])),
+        ("plain text", "notes.txt", lines([f"contact {r} tomorrow" for r in few])),
+        ("ZIP of a CSV", "bundle.zip", _zip({"inner/ids.csv": lines(["a;id", *(f"x;{r}" for r in few)])})),
+        ("ZIP of JSON", "bundle.zip", _zip({"ids.json": json.dumps({"ids": few}).encode()})),
+    ]
+
+
+def test_identifiers_in_disguise_are_flagged(api: TestClient, world: World) -> None:
+    meta = {"project": world.a, "name": "名单", "type": "dataset", "derived_from": [world.record]}
+    missed = []
+    for what, name, content in _disguises(_real_ids(50)):
+        r = api.post(
+            "/api/v1/products",
+            data={"metadata": json.dumps(meta)},
+            files={"artifact": (name, content, "application/octet-stream")},
+            headers=world.alice,
+        )
+        latest = _ok(r, 201)["latest"]
+        ids = next(c for c in latest["checks"] if c["name"] == "identifiers")
+        if ids["status"] != "fail" or latest["status"] != "flagged":
+            missed.append(what)
+            continue
+        assert {c["dataset"] for c in ids["data"]["columns"]} <= {"population", "health_visits"}, what
+        assert all(i not in json.dumps(latest) for i in _real_ids(3)), "the check echoed an identifier"
+    assert not missed, f"not flagged: {missed}"
+    # the same shapes with decoys only pass: the check matches real identifiers, not patterns
+    clean = [("decoys only", "ids.csv", ("id\n" + "\n".join(_decoys(600)) + "\n").encode())]
+    for _what, name, content in clean:
+        files = {"artifact": (name, content, "text/csv")}
+        r = api.post(
+            "/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice
+        )
+        assert (
+            next(c for c in _ok(r, 201)["latest"]["checks"] if c["name"] == "identifiers")["status"] == "pass"
+        )
+
+
+def test_what_was_not_scanned_is_shown_and_flagged(
+    api: TestClient, world: World, runtime: Runtime, hub: HubHandle
+) -> None:
+    meta = {"project": world.a, "name": "附件", "type": "dataset", "derived_from": [world.record]}
+    bundle = _zip({"towns.csv": "town,count\n城桥镇,41\n".encode(), "scan.pdf": b"%PDF-1.4 ..."})
+    files = {"artifact": ("bundle.zip", bundle, "application/zip")}
+    r = api.post("/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice)
+    latest = _ok(r, 201)["latest"]
+    checks = {c["name"]: c for c in latest["checks"]}
+    assert checks["coverage"]["data"]["scanned"] == [{"table": "towns.csv", "rows": 1, "columns": 2}]
+    assert checks["coverage"]["data"]["not_scanned"] == ["scan.pdf: a member the checks cannot read"]
+    assert checks["scan_limits"]["status"] == "fail" and latest["status"] == "flagged"
+    login_as(api, runtime, hub, "bureau1", ["bureau"])
+    for lang, words in (("en", ["Scanned in full", "Not scanned"]), ("zh", ["已完整扫描", "未扫描"])):
+        page = api.get(f"/services/lab-api/ui/products/{r.json()['id']}?lang={lang}")
+        assert page.status_code == 200 and "scan.pdf" in page.text and "towns.csv" in page.text
+        assert all(w in page.text for w in words), lang
+    api.cookies.clear()
+
+
+def test_small_counts_under_other_names_are_flagged(api: TestClient, world: World, runtime: Runtime) -> None:
+    grant = {"population": {"psi": {"modes": ["cardinality"], "quota": 20}}}
+    project = active_project(runtime, grant, members=["alice"])
+    record = psi_record(runtime, project, dataset="population", mode="cardinality", column="resident_id")
+    meta = {"project": project, "name": "匹配人数", "type": "report", "derived_from": [record]}
+    missed = []
+    for column in ("total", "headcount", "members_matched", "n_people", "value", "合计"):
+        content = f"town,{column}\n城桥镇,1\n堡镇,2\n新河镇,3\n陈家镇,250\n"
+        files = {"artifact": ("counts.csv", content, "text/csv")}
+        r = api.post(
+            "/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice
+        )
+        chk = next(c for c in _ok(r, 201)["latest"]["checks"] if c["name"] == "small_counts")
+        if chk["status"] != "fail" or chk["data"]["cells"][0]["cells"] != 3:
+            missed.append(column)
+    assert not missed, f"small counts passed in columns {missed}"
+    # a dimension with small whole numbers is not a count: it is not flagged
+    files = {"artifact": ("c.csv", "year,rank,total\n2024,1,250\n2025,2,300\n", "text/csv")}
+    r = api.post("/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice)
+    assert next(c for c in _ok(r, 201)["latest"]["checks"] if c["name"] == "small_counts")["status"] == "pass"
