@@ -914,3 +914,46 @@ def test_small_counts_under_other_names_are_flagged(api: TestClient, world: Worl
     files = {"artifact": ("c.csv", "year,rank,total\n2024,1,250\n2025,2,300\n", "text/csv")}
     r = api.post("/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice)
     assert next(c for c in _ok(r, 201)["latest"]["checks"] if c["name"] == "small_counts")["status"] == "pass"
+
+
+# -- 17.3 a changed application voids the approvals given so far ------------------------------------
+def _changes(api: TestClient, project: str, who: dict[str, str], step: str) -> None:
+    """One change to a pending application, made by its applicant between two approvals."""
+    url = f"/api/v1/projects/{project}/members"
+    if step == "add":
+        _ok(api.post(url, json={"users": ["mallory"], "reason": "late addition"}, headers=who))
+    elif step == "remove":
+        _ok(api.request("DELETE", url, json={"users": ["bob"], "reason": "swap"}, headers=who))
+    else:  # add and remove again: the same application in the end, but not the one reviewed step by step
+        _ok(api.post(url, json={"users": ["mallory"], "reason": "x"}, headers=who))
+        _ok(api.request("DELETE", url, json={"users": ["mallory"], "reason": "x"}, headers=who))
+
+
+@pytest.mark.parametrize("step", ["add", "remove", "add then remove"])
+def test_a_change_between_approvals_voids_them(
+    api: TestClient, world: World, hub: HubHandle, runtime: Runtime, step: str
+) -> None:
+    from tests.integration._projects import application
+
+    bureau2 = auth_header(hub.token_for("bureau2", ["bureau"]))
+    body = application(members=["alice", "bob"], datasets={"population": {"dp": {"epsilon": "1.0"}}})
+    project = _ok(api.post("/api/v1/projects", json=body, headers=world.alice), 201)["id"]
+    approve = {"decision": "approve", "reason": "fine"}
+    first = _ok(api.post(f"/api/v1/projects/{project}/review", json=approve, headers=world.bureau))
+    assert first["status"] == "pending" and first["approvals"]["by"] == ["bureau1"]
+    _changes(api, project, world.alice, step)
+    second = _ok(api.post(f"/api/v1/projects/{project}/review", json=approve, headers=bureau2))
+    assert second["status"] == "pending", "the second approval activated a changed application"
+    assert second["approvals"]["by"] == ["bureau2"]
+    changes = second["approvals"]["changes"]
+    assert changes and changes[0]["voided"] == ["bureau1"] and changes[0]["actor"] == "alice"
+    # the void is in the ledger, where the reviewers (and auditors) can verify it
+    with runtime.transaction() as s:
+        entry = runtime.ledger(s).entry(changes[0]["ledger_index"]).entry
+    assert entry["body"]["details"]["voids_approvals"] == ["bureau1"]
+    # the first reviewer approves the application as it now is: now it is active, with whoever is in it
+    done = _ok(api.post(f"/api/v1/projects/{project}/review", json=approve, headers=world.bureau))
+    assert done["status"] == "active"
+    members = {m["username"] for m in done["members"] if m["removed_at"] is None}
+    approved = [e for e in done["events"] if e["action"] == "approve"][-2:]
+    assert all(set(e["details"]["members"]) == members for e in approved)
