@@ -9,7 +9,7 @@ from typing import Annotated
 import yaml
 from fastapi import APIRouter, File, Query, UploadFile
 
-from lab.api.deps import LedgerDep, PrincipalDep, RuntimeDep, SessionDep
+from lab.api.deps import LedgerDep, PrincipalDep, ReadSessionDep, RuntimeDep, SessionDep
 from lab.api.problems import responses
 from lab.api.schemas import MAX_INT, CatalogEntry, DatasetSchema, DummyRows
 from lab.catalog.dummy import dummy_rows
@@ -36,21 +36,20 @@ def _reader(principal: PrincipalDep) -> None:
 
 
 @router.get("", response_model=list[CatalogEntry], responses=READ_ERRORS, summary="List catalog entries")
-def list_entries(principal: PrincipalDep, session: SessionDep, ledger: LedgerDep) -> list[CatalogEntry]:
+def list_entries(principal: PrincipalDep, session: ReadSessionDep) -> list[CatalogEntry]:
     _reader(principal)
-    return [CatalogEntry(**v.entry()) for v in Catalog(session, None, ledger).list()]
+    return [CatalogEntry(**v.entry()) for v in Catalog(session, None, None).list()]
 
 
 @router.get("/{dataset}", response_model=CatalogEntry, responses=READ_ERRORS, summary="One catalog entry")
 def get_entry(
     dataset: str,
     principal: PrincipalDep,
-    session: SessionDep,
-    ledger: LedgerDep,
+    session: ReadSessionDep,
     version: Version | None = None,
 ) -> CatalogEntry:
     _reader(principal)
-    return CatalogEntry(**Catalog(session, None, ledger).get(dataset, version).entry())
+    return CatalogEntry(**Catalog(session, None, None).get(dataset, version).entry())
 
 
 @router.get("/{dataset}/versions", response_model=list[CatalogEntry], responses=READ_ERRORS)
