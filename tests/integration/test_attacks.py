@@ -957,3 +957,187 @@ def test_a_change_between_approvals_voids_them(
     members = {m["username"] for m in done["members"] if m["removed_at"] is None}
     approved = [e for e in done["events"] if e["action"] == "approve"][-2:]
     assert all(set(e["details"]["members"]) == members for e in approved)
+
+
+# -- 17.5 / 17.6 from the outside: a real uvicorn worker, one caller's requests vs everyone else's ---
+def _settings_env(settings: Any, prefix: str = "LAB_") -> dict[str, str]:
+    """The ``LAB_*`` environment that makes a fresh process load these settings."""
+    from pydantic import BaseModel, SecretStr
+
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        key = f"{prefix}{name.upper()}"
+        if isinstance(value, BaseModel):
+            env.update(_settings_env(value, key + "__"))
+        elif isinstance(value, SecretStr):
+            env[key] = value.get_secret_value()
+        elif isinstance(value, (list, tuple, dict, set)):
+            env[key] = json.dumps(sorted(value) if isinstance(value, set) else value)
+        elif value is not None:
+            env[key] = str(value)
+    return env
+
+
+@dataclass
+class Served:
+    url: str
+    process: Any
+
+
+@pytest.fixture
+def served(runtime: Runtime, hub: HubHandle, world: World) -> Iterator[Served]:
+    """The lab API as its own uvicorn process (as the Hub runs it) over the world's database and storage."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+    env.update(_settings_env(runtime.settings))
+    env["LAB_ADMISSION__MAX_COST"] = "2e7"  # two heavy sample queries at once exceed it (one alone runs)
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "lab.api.main:app_factory", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--host", "127.0.0.1", "--no-access-log"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(runtime.settings.data_dir / "uvicorn.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            log = (runtime.settings.data_dir / "uvicorn.log").read_text(errors="replace")
+            raise RuntimeError(f"the lab API did not start: {log[-2000:]}")
+        yield Served(url, proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _catalog_while(
+    served: Served, who: dict[str, str], attack: Any
+) -> tuple[list[Any], list[float], list[int]]:
+    """Run ``attack`` (a list of request thunks) concurrently with ten plain catalog reads by ``who``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    latencies: list[float] = []
+    statuses: list[int] = []
+
+    def read() -> None:
+        with httpx.Client(base_url=served.url, timeout=60) as http:
+            for _ in range(10):
+                t = time.monotonic()
+                statuses.append(http.get("/api/v1/catalog", headers=who).status_code)
+                latencies.append(time.monotonic() - t)
+                time.sleep(0.05)
+
+    with ThreadPoolExecutor(len(attack) + 1) as pool:
+        reader = pool.submit(read)
+        answers = [f.result() for f in [pool.submit(a) for a in attack]]
+        reader.result()
+    return answers, latencies, statuses
+
+
+def _post(served: Served, path: str, body: Any, who: dict[str, str]) -> Any:
+    import httpx
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {**who, "content-type": "application/json"}
+    return httpx.post(f"{served.url}{path}", content=raw, headers=headers, timeout=120)
+
+
+def _bad_previews(project: str) -> dict[str, Any]:
+    url = f"/api/v1/projects/{project}/dp/preview"
+    mean = {"agg": "mean", "column": "age"}
+    quantile = {"agg": "quantile", "column": "monthly_income", "quantiles": ["0.5"]}
+    return {
+        "overflowing bounds": (url, {**COUNT, "select": [{**mean, "bounds": ["0", "1e5000000"]}]}),
+        "bounds equal as floats": (
+            url.replace("/preview", "/query"),
+            {**COUNT, "select": [{**quantile, "bounds": ["30", "30.0000000000000000001"]}]},
+        ),
+        "absurd exponent": (url, _raw('"1e-999999999"')),
+    }
+
+
+@pytest.mark.parametrize("variant", ["overflowing bounds", "bounds equal as floats", "absurd exponent"])
+def test_one_callers_failing_requests_do_not_hurt_others(served: Served, world: World, variant: str) -> None:
+    path, body = _bad_previews(world.a)[variant]
+    pid = served.process.pid
+    attack = [lambda: _post(served, path, body, world.alice) for _ in range(10)]
+    answers, latencies, statuses = _catalog_while(served, world.bob, attack)
+    for r in answers:
+        assert r.status_code < 500, f"{variant}: {r.status_code} {r.text[:200]}"
+        assert 400 <= r.status_code < 500 and len(r.content) < 2048, (variant, len(r.content))
+    assert statuses == [200] * 10, statuses
+    assert max(latencies) < 5, latencies
+    assert served.process.poll() is None and served.process.pid == pid, "the worker died"
+
+
+def _heavy(project: str, i: int) -> tuple[str, dict[str, Any]]:
+    levels = [f"0.{j:02d}" for j in range(5, 100, 5)]  # 19 levels
+    columns = ["age", "monthly_income", "household_size", "employed", "age"]
+    select = [
+        {"agg": "quantile", "column": c, "quantiles": levels, "name": f"q{k}"} for k, c in enumerate(columns)
+    ]
+    body = {
+        "dataset": "population",
+        "select": select,
+        "group_by": ["town", "education", "gender"],
+        "epsilon": f"0.00{i + 1}",
+    }
+    return f"/api/v1/projects/{project}/dp/query", body
+
+
+def _busy(r: Any) -> None:
+    assert r.status_code == 429, r.text[:300]
+    doc = r.json()
+    assert doc["code"] == "busy" and doc["status"] == 429 and len(r.content) < 1024
+    assert 1 <= int(r.headers["retry-after"]) <= 3600
+
+
+@pytest.mark.parametrize("variant", ["one caller", "one project, two callers", "two projects, cost"])
+def test_heavy_queries_are_admitted_within_limits_and_light_ones_stay_fast(
+    served: Served, world: World, runtime: Runtime, hub: HubHandle, variant: str
+) -> None:
+    from lab.projects.members import add_members
+
+    callers: list[tuple[str, dict[str, str]]]
+    if variant == "one caller":
+        callers = [(world.a, world.alice)] * 6
+    elif variant == "one project, two callers":
+        with runtime.transaction() as s:
+            add_members(
+                s, runtime.ledger(s), Principal("bureau1", frozenset({Role.bureau})), world.a, ["carol"]
+            )
+        carol = auth_header(hub.token_for("carol", ["operator"]))
+        callers = [(world.a, world.alice), (world.a, carol)] * 3
+    else:
+        callers = [(world.a, world.alice), (world.b, world.bob)]
+    jobs = [_heavy(project, i) for i, (project, _) in enumerate(callers)]
+    attack = [
+        (lambda path=path, body=body, who=who: _post(served, path, body, who))
+        for (path, body), (_, who) in zip(jobs, callers, strict=True)
+    ]
+    answers, latencies, statuses = _catalog_while(served, world.bob, attack)
+    ok = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code != 200]
+    assert ok, [r.text[:200] for r in answers]
+    assert refused, "every heavy query was admitted at once"
+    for r in refused:
+        _busy(r)
+    assert statuses == [200] * 10 and max(latencies) < 5, latencies

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from lab.api.admission import Admission
 from lab.api.deps import PrincipalDep, RuntimeDep
@@ -70,7 +71,8 @@ async def _heavy(
 ) -> dict[str, Any]:
     """Admit, then run ``fn(session)`` in one transaction in the heavy pool (see lab.api.admission)."""
     adm = admission(request)
-    cost = await adm.run(lambda: _cost(runtime, spec.as_query() if isinstance(spec, TableSpec) else spec))
+    target = spec.as_query() if isinstance(spec, TableSpec) else spec
+    cost = await run_in_threadpool(_cost, runtime, target)  # light: a catalog read and a plan
 
     def work() -> dict[str, Any]:
         with runtime.transaction() as session:
