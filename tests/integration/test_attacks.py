@@ -1070,11 +1070,21 @@ def _bad_previews(project: str) -> dict[str, Any]:
             url.replace("/preview", "/query"),
             {**COUNT, "select": [{**quantile, "bounds": ["30", "30.0000000000000000001"]}]},
         ),
-        "absurd exponent": (url, _raw('"1e-999999999"')),
+        "overflowing bounds in a table release": (
+            url.replace("/preview", "/tables"),
+            {
+                "dataset": "population",
+                "statistic": {"agg": "sum", "column": "monthly_income", "bounds": ["-1e5000000", "0"]},
+                "dims": ["town"],
+                "epsilon": "0.1",
+            },
+        ),
     }
 
 
-@pytest.mark.parametrize("variant", ["overflowing bounds", "bounds equal as floats", "absurd exponent"])
+@pytest.mark.parametrize(
+    "variant", ["overflowing bounds", "bounds equal as floats", "overflowing bounds in a table release"]
+)
 def test_one_callers_failing_requests_do_not_hurt_others(served: Served, world: World, variant: str) -> None:
     path, body = _bad_previews(world.a)[variant]
     pid = served.process.pid
