@@ -9,7 +9,7 @@
     ├── NotFound (404) ── DatasetNotFound, ProjectNotFound, EntryNotFound
     ├── Conflict (409) ── BudgetExhausted, InvalidTransition
     ├── PayloadTooLarge (413)
-    ├── TooManyRequests (429) ── QuotaExceeded
+    ├── TooManyRequests (429) ── QuotaExceeded, Busy
     ├── IntegrityError (500) ── CorruptObject, LedgerTampered, PrivacyLeak
     └── Unavailable (503)
 
@@ -129,6 +129,12 @@ class TooManyRequests(LabError):
 
 class QuotaExceeded(TooManyRequests):
     code, title = "quota-exceeded", "Quota exceeded"
+
+
+class Busy(TooManyRequests):
+    """Admission control refused heavy work for now; ``retry_after`` seconds go in ``Retry-After``."""
+
+    code, title = "busy", "Busy: retry later"
 
 
 class IntegrityError(LabError):

@@ -58,6 +58,17 @@ class Runtime:
         with self.sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session: on SQLite a deferred transaction (WAL readers never wait for the
+        writer, whose ``BEGIN IMMEDIATE`` may be held by a long DP computation); rolled back at the end."""
+        with self.sessions() as session:
+            session.connection(execution_options={"lab_read_only": True})
+            try:
+                yield session
+            finally:
+                session.rollback()
+
     def ledger(self, session: Session) -> Ledger:
         return Ledger(session, self.settings.encryption_key)
 

@@ -56,6 +56,21 @@ class ProjectsSettings(BaseModel):
     stop_servers: bool = Field(True, description="stop the notebook servers of users who lose all access")
 
 
+class AdmissionSettings(BaseModel):
+    """Admission control of heavy DP work (queries, previews, tables, training; see docs/attacks.md)."""
+
+    workers: int = Field(2, ge=1, le=64, description="threads of the bounded pool that runs heavy DP work")
+    per_caller: int = Field(2, ge=1, description="heavy requests one caller may have in flight (429 past it)")
+    per_project: int = Field(3, ge=1, description="heavy requests one project may have in flight")
+    max_in_flight: int = Field(6, ge=1, description="heavy requests admitted at once, running or queued")
+    max_cost: float = Field(
+        5e8,
+        gt=0,
+        description="estimated cost (cells × values × rows) in flight at once; a lone request always runs",
+    )
+    retry_after: int = Field(5, ge=1, le=3600, description="seconds a refused caller is told to wait")
+
+
 class OidcSettings(BaseModel):
     """Machine clients: OIDC client-credential JWTs from Keycloak (see docs/products.md)."""
 
@@ -126,6 +141,7 @@ class Settings(BaseSettings):
     oidc: OidcSettings = Field(default_factory=OidcSettings)
     projects: ProjectsSettings = Field(default_factory=ProjectsSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
 
     @property
     def db_url(self) -> str:

@@ -34,6 +34,15 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+def get_read_session(runtime: RuntimeDep) -> Iterator[Session]:
+    """A read-only session (:meth:`Runtime.reading`): light reads never wait for a long writer."""
+    with runtime.reading() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
+
+
 def bearer_token(request: Request) -> str:
     """The caller's token from ``Authorization: token X`` / ``Bearer X``, or the lab session cookie."""
     auth = request.headers.get("authorization", "")

@@ -2,8 +2,8 @@
 
 Every problem document the API sends has ``type: <API prefix>/problems/<code>``; the lab serves a page
 for each code from this catalog (:mod:`lab.api.routes.problems`). Every :class:`~lab.errors.LabError`
-subclass's code has an entry (a test enumerates them), as do the three problems the handlers raise
-themselves (``validation``, ``unstorable-value``, ``internal``).
+subclass's code has an entry (a test enumerates them), as do the four problems the handlers raise
+themselves (``validation``, ``unstorable-value``, ``number-out-of-range``, ``internal``).
 
 >>> describe("budget-exhausted", "en").title
 'Privacy budget exhausted'
@@ -337,6 +337,25 @@ CATALOG: dict[str, Entry] = {
          "says, or report the request to the lab's operators."),
         ("发布被拒绝：隐私泄露", "差分隐私库警告本次发布将超出其 ε；未发布、未计费。",
          "按 detail 收窄取值范围或特征，或将请求报告运维。"),
+    ),
+    "busy": _e(
+        429,
+        ("Busy: retry later", "Admission control refused heavy work for now: your own, your project's or "
+         "the lab's limit of concurrent heavy queries, or their estimated cost, is reached.",
+         "Wait the seconds in Retry-After and send the request again, or make the query smaller "
+         "(fewer groups, aggregations or quantile levels)."),
+        ("繁忙：请稍后重试",
+         "准入控制暂不接受重型计算：您本人、所在项目或实验室的并发重型查询数或其估算成本已达上限。",
+         "按 Retry-After 所示秒数等待后重试，或缩小查询（更少的分组、聚合或分位点）。"),
+    ),
+    "number-out-of-range": _e(
+        400,
+        ("Number out of range", "A number in the request overflowed or vanished in arithmetic (too many "
+         "digits, an absurd exponent, or values equal once converted to the engine's type).",
+         "Send finite numbers within the policy's bounds, with bounds that differ as floating-point "
+         "values."),
+        ("数值超出范围", "请求中的某个数值在运算中溢出或下溢（位数过多、指数过大，或换算为引擎类型后相等）。",
+         "提交策略范围内的有限数值，且上下界换算为浮点数后仍须不同。"),
     ),
     "validation": _e(
         422,

@@ -80,7 +80,27 @@ def install(app: FastAPI) -> None:
         else:
             log.warning("%s %s refused (%s): %s", request.method, request.url.path, exc.code, exc.detail)
         headers = {"WWW-Authenticate": 'token realm="lab"'} if exc.status == 401 else None
+        if exc.status == 429 and "retry_after" in exc.extra:
+            headers = {"Retry-After": str(int(exc.extra["retry_after"]))}
         return problem_response(exc.status, exc.problem(request.url.path, _base(request)), headers)
+
+    @app.exception_handler(ArithmeticError)
+    async def _arithmetic(request: Request, exc: ArithmeticError) -> JSONResponse:
+        """A number of the request overflowed or vanished in arithmetic (decimal context, float
+        conversion): the caller's input, a bounded 400 that never echoes it, never a 500."""
+        request.state.outcome = "number-out-of-range"
+        log.warning("%s %s: arithmetic error %s", request.method, request.url.path, type(exc).__name__)
+        return problem_response(
+            400,
+            {
+                "type": problem_type("number-out-of-range", _base(request)),
+                "title": "Number out of range",
+                "status": 400,
+                "detail": f"a number in the request is out of range ({type(exc).__name__})",
+                "code": "number-out-of-range",
+                "instance": request.url.path,
+            },
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from lab.dp.mechanisms import fixed_point_quantum, quantile_grid
 from lab.dp.plan import PlannedAgg, QueryPlan, TrainPlan, Where
+from lab.errors import InvalidQuery
 
 _ENGINES: dict[tuple[str, str], DuckEngine] = {}
 PREPARE_MEMORY = "256MB"  # DuckDB memory limit of the one-off contribution-bounding preparation
@@ -192,7 +193,13 @@ class DuckEngine:
             def run(select: list[str], extra: list[str]) -> list[tuple[Any, ...]]:
                 keys = dims + extra
                 group = f" GROUP BY {', '.join(str(i + 1) for i in range(len(keys)))}" if keys else ""
-                return cur.execute(f"SELECT {', '.join(keys + select)} {base}{group}", params).fetchall()
+                try:
+                    return cur.execute(f"SELECT {', '.join(keys + select)} {base}{group}", params).fetchall()
+                except (duckdb.ConversionException, duckdb.OutOfRangeException) as exc:
+                    # bounds or levels the engine cannot represent (equal as floats, out of range)
+                    raise InvalidQuery(
+                        f"the query's numbers are out of the engine's range ({type(exc).__name__})"
+                    ) from None
 
             exprs: dict[str, str] = {}
             wanted: dict[str, str] = {}

@@ -379,3 +379,12 @@ def plan_training(spec: TrainSpec, policy: Policy) -> TrainPlan:
         classes=classes,
         cost=spec.cost(),
     )
+
+
+def estimated_cost(plan: QueryPlan, rows: int) -> float:
+    """Work a query asks of the engine, for admission control: cells × aggregated values × rows.
+
+    >>> estimated_cost.__name__
+    'estimated_cost'
+    """
+    return float(plan.cells * max(1, sum(a.values_per_cell for a in plan.aggs)) * max(1, rows))

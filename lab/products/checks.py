@@ -6,12 +6,14 @@
   altered).
 * **artifact_digest** — the SHA-256 computed while streaming the upload equals the digest the
   client declared (a mismatch refuses the upload), and the stored object re-hashes to it.
-* **identifiers** (tables only: CSV, Parquet, XLSX) — up to :data:`SAMPLE_VALUES` distinct values of
-  each column are normalized like the identifier columns (and entity keys) of every non-open
-  dataset and tested for membership against that column's values, loaded server-side from the
-  dataset's Parquet with DuckDB. The match rate is reported per column; above
-  :data:`MATCH_THRESHOLD` the check fails. Sampled values never leave this module.
-* **small_counts** (tables only) — count columns (declared, or recognized by name) must have no cell
+* **identifiers** (CSV/TSV/text, Parquet, XLSX, JSON, and those inside a ZIP) — every value of every
+  column, nested leaf and adjacent column pair is tested, after the common disguises (substrings
+  with valid check characters, reversal, digests), against the identifier columns (and entity
+  keys) of every non-open dataset, server-side with DuckDB (:mod:`lab.products.idscan`). One real
+  identifier fails the check. Candidate values never leave the check.
+* **coverage** — what the checks read and what they could not (see :mod:`lab.products.tables`).
+* **small_counts** (tables only) — count columns (declared, recognized by name, or by their values:
+  every cell a non-negative whole number, in a column not named like a dimension) must have no cell
   in ``1 .. min_cell_count - 1``, where ``min_cell_count`` is the largest policy threshold of the
   datasets the lineage reached through channels other than DP. Counts released by DP are
   noisy and exempt: a lineage of DP records only sets no threshold, and columns declared as
@@ -24,7 +26,6 @@ checks is stored with the submission and shown to the reviewer.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,29 +36,41 @@ from sqlalchemy.orm import Session
 from lab.catalog.policy import ColumnRole, Normalization
 from lab.catalog.service import DatasetVersion
 from lab.errors import EntryNotFound
-from lab.identifiers import NORMALIZERS
 from lab.ledger import Ledger
+from lab.products import idscan
 from lab.products.errors import InvalidArtifact, InvalidLineage
+from lab.products.idscan import IdentifierTarget
+from lab.products.tables import KINDS
 from lab.products.tables import load_tables as load_tables  # re-exported: the checks read tables
 from lab.records.models import DerivedRecordRow
 
 Check = dict[str, Any]
 
-SAMPLE_VALUES = 2_000  # distinct values sampled per artifact column for the identifier test
-MATCH_THRESHOLD = 0.01  # a column whose sampled values match a non-open identifier above this fails
 MAX_LINEAGE = 200
-TABULAR = {".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
 MEDIA_TYPES = {
     "text/csv": "csv",
     "application/vnd.apache.parquet": "parquet",
     "application/x-parquet": "parquet",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "text/tab-separated-values": "csv",
+    "text/plain": "text",
+    "application/json": "json",
+    "application/x-ndjson": "jsonl",
+    "application/zip": "zip",
+    "application/x-zip-compressed": "zip",
 }
 COUNT_NAME = re.compile(
     r"(^|_)(count|counts|cnt|n|num|number|freq|frequency|cases|persons|people|households|population)($|_)"
-    r"|人数|数量|计数|频数|户数|人次|个数|件数",
+    r"|total|totals|sum|headcount|members|matched|matches|hits|size|tally|volume"
+    r"|人数|数量|计数|频数|户数|人次|个数|件数|合计|总数|总计|匹配",
     re.IGNORECASE,
 )
+DIMENSION_NAME = re.compile(
+    r"(^|_)(id|code|year|month|day|date|week|quarter|rank|order|index|idx|seq|level|grade|age|zip|"
+    r"postcode|version|bin|bucket|group|lower|upper|lo|hi)($|_)|编号|代码|年份|年度|月份|序号|年龄|日期|等级",
+    re.IGNORECASE,
+)
+WHOLE = re.compile(r"0|[1-9][0-9]*(\.0+)?")
 
 
 def check(name: str, ok: bool | None, detail: str, **data: Any) -> Check:
@@ -153,20 +166,9 @@ def artifact_digest(declared: str | None, computed: str, size: int, stored: str 
 
 # -- tables -------------------------------------------------------------------------------------
 def tabular_kind(filename: str | None, media_type: str | None) -> str | None:
-    """``csv``, ``parquet`` or ``xlsx`` if the artifact is a table we can read, else None."""
+    """The kind of artifact the checks can read (see :data:`lab.products.tables.KINDS`), else None."""
     suffix = Path(filename or "").suffix.lower()
-    return TABULAR.get(suffix) or MEDIA_TYPES.get((media_type or "").split(";")[0].strip().lower())
-
-
-@dataclass(frozen=True)
-class IdentifierTarget:
-    """One identifying column of a non-open dataset version, with its local Parquet file."""
-
-    dataset: str
-    version: int
-    column: str
-    normalization: str
-    parquet: Path
+    return KINDS.get(suffix) or MEDIA_TYPES.get((media_type or "").split(";")[0].strip().lower())
 
 
 def identifier_targets_of(version: DatasetVersion, parquet: Path) -> list[IdentifierTarget]:
@@ -190,89 +192,43 @@ def _label(sheet: str, column: str) -> str:
     return f"{sheet}!{column}" if sheet else column
 
 
-def _samples(tables: list[tuple[str, pd.DataFrame]]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for sheet, frame in tables:
-        for col in frame.columns:
-            s = frame[col].dropna().astype(str).str.strip()
-            s = pd.Series(s[s != ""].unique())
-            if len(s) > SAMPLE_VALUES:
-                s = s.sample(SAMPLE_VALUES, random_state=0)
-            if len(s):
-                out[_label(sheet, str(col))] = s.tolist()
-    return out
+def identifiers(tables: list[tuple[str, pd.DataFrame]], targets: list[IdentifierTarget]) -> Check:
+    """Flag every column holding even one identifier of a non-open dataset, in any common disguise.
 
-
-def identifiers(
-    tables: list[tuple[str, pd.DataFrame]],
-    targets: list[IdentifierTarget],
-    threshold: float = MATCH_THRESHOLD,
-) -> Check:
-    """Flag columns whose values are a non-open dataset's identifiers (match rate above ``threshold``)."""
-    import duckdb
-
-    samples = _samples(tables)
+    See :mod:`lab.products.idscan` for the transformations; every value is scanned.
+    """
+    cands = idscan.collect(tables, {t.normalization for t in targets})
+    cells = sum(len(f) * len(f.columns) for _, f in tables)
     if not targets:
         return check("identifiers", True, "no non-open dataset has identifier columns", columns=[])
-    normalized: dict[str, dict[str, list[str]]] = {}
-    for norm in {t.normalization for t in targets}:
-        fn = NORMALIZERS[norm]
-        per_col: dict[str, list[str]] = {}
-        for label, values in samples.items():
-            ok = set()
-            for v in values:
-                try:
-                    ok.add(fn(v))
-                except (ValueError, TypeError):
-                    continue
-            if ok:
-                per_col[label] = sorted(ok)
-        normalized[norm] = per_col
-    results: list[dict[str, Any]] = []
-    con = duckdb.connect()
-    try:
-        con.execute("SET threads TO 2")
-        for t in targets:
-            cand = normalized[t.normalization]
-            if not cand:
-                continue
-            frame = pd.DataFrame(
-                [(label, v) for label, vals in cand.items() for v in vals], columns=["col", "v"]
-            )
-            con.register("cand", frame)
-            rows = con.execute(
-                f"SELECT col, count(DISTINCT v) FROM cand WHERE v IN "  # noqa: S608 - column names are policy-validated
-                f'(SELECT CAST("{t.column}" AS VARCHAR) FROM read_parquet(?)) GROUP BY col',
-                [str(t.parquet)],
-            ).fetchall()
-            con.unregister("cand")
-            for label, matched in rows:
-                sampled = len(samples[label])
-                results.append(
-                    {
-                        "column": label,
-                        "dataset": t.dataset,
-                        "dataset_version": t.version,
-                        "dataset_column": t.column,
-                        "sampled": sampled,
-                        "matched": int(matched),
-                        "match_rate": round(int(matched) / sampled, 4),
-                    }
-                )
-    finally:
-        con.close()
-    flagged = [r for r in results if r["match_rate"] > threshold]
-    if flagged:
+    results = idscan.match(cands, targets)
+    scope = dict(
+        cells=cells,
+        columns_scanned=len(cands.scanned),
+        transforms=list(idscan.TRANSFORMS),
+        datasets=sorted({f"{t.dataset}.{t.column}" for t in targets}),
+    )
+    if results:
         detail = "; ".join(
-            f"column {r['column']!r}: {r['match_rate']:.1%} of {r['sampled']} sampled values are "
-            f"{r['dataset']}.{r['dataset_column']} identifiers (non-open)"
-            for r in flagged
+            f"column {r['column']!r}: {r['matched']} distinct value(s) are "
+            f"{r['dataset']}.{r['dataset_column']} identifiers (non-open; found as {', '.join(r['how'])})"
+            for r in results
         )
     else:
         detail = (
-            f"no column matches a non-open identifier above {threshold:.1%} ({len(samples)} columns sampled)"
+            f"no value matches a non-open identifier ({cells} cells in {len(cands.scanned)} columns and "
+            f"adjacent pairs scanned in full, as values, nested leaves, substrings, reversed and digests)"
         )
-    return check("identifiers", not flagged, detail, threshold=threshold, columns=results)
+    return check("identifiers", not results, detail, columns=results, **scope)
+
+
+def _counts_by_value(col: pd.Series, name: str) -> bool:
+    """A column whose every cell is a non-negative whole number is a count, unless named like a dimension."""
+    if DIMENSION_NAME.search(name):
+        return False
+    cells = col.astype("string").fillna("").str.strip()
+    cells = cells[cells != ""]
+    return bool(len(cells)) and bool(cells.str.fullmatch(WHOLE.pattern).all())
 
 
 def small_counts(
@@ -295,7 +251,9 @@ def small_counts(
     for sheet, frame in tables:
         for col in frame.columns:
             name = str(col)
-            if name in exempt or not (name in declared or COUNT_NAME.search(name)):
+            if name in exempt or not (
+                name in declared or COUNT_NAME.search(name) or _counts_by_value(frame[col], name)
+            ):
                 continue
             nums = pd.to_numeric(frame[col], errors="coerce")
             valid = nums.dropna()

@@ -46,7 +46,7 @@ from lab.products.models import (
 from lab.products.queries import product_out
 from lab.products.review import lock_product, next_registration_number, record_event, review, revoke
 from lab.products.schemas import ProductOut, ProductSubmission
-from lab.products.tables import load_tables, scan_limits
+from lab.products.tables import coverage, load_tables, scan_limits
 from lab.projects.access import check_serving, is_member, load_project, visible_project
 from lab.runtime import Runtime
 
@@ -200,9 +200,15 @@ def submit(
             )
             if cut is not None:
                 results.append(cut)
+            results.append(coverage(tables, kind))
         else:
             results.append(
-                checks.check("disclosure", None, "not a table (CSV, Parquet, XLSX): reviewed by hand")
+                checks.check(
+                    "disclosure",
+                    None,
+                    "not scanned: not a table, JSON, text or ZIP of them (CSV/TSV, Parquet, XLSX, JSON, "
+                    "TXT, ZIP); reviewed by hand",
+                )
             )
         stored = staging.upload(runtime.store, artifact.path)  # promoted only once the version commits
         results[0] = checks.artifact_digest(meta.sha256, sha, size, stored.sha256)

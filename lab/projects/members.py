@@ -3,10 +3,14 @@
 The applicant may add or remove members while the application is pending or awaiting changes;
 afterwards only the bureau may (members of an approved project reach data). The applicant always
 stays a member. Changes to an active or suspended project bump its Hub version, so the Hub group
-follows after the commit and removed users lose spawn rights (and their server) at once.
+follows after the commit and removed users lose spawn rights (and their server) at once. A change
+to a pending application voids the approvals given so far (``voids_approvals`` in the event and its
+ledger entry): the reviewers approve the application as it now is.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +21,7 @@ from lab.identity import Principal, Role
 from lab.ledger import Ledger
 from lab.projects.access import is_member, load_project
 from lab.projects.models import FINAL, ProjectMemberRow, ProjectRow, ProjectStatus
+from lab.projects.review import review_round
 from lab.projects.service import Outcome, record
 
 S = ProjectStatus
@@ -36,6 +41,10 @@ def _may_manage_members(session: Session, principal: Principal, project: Project
     raise ProjectNotFound(f"no project {project.id}")
 
 
+def _approvals(session: Session, project: ProjectRow) -> list[str]:
+    return [e.actor for e in review_round(session, project.id)] if project.status == S.pending else []
+
+
 def _membership_event(
     session: Session,
     ledger: Ledger,
@@ -44,12 +53,16 @@ def _membership_event(
     action: str,
     users: list[str],
     reason: str,
+    voided: list[str],
 ) -> Outcome:
     if not users:
         return Outcome(project, None)
     serving = project.status in (S.active, S.suspended)
     if serving:
         project.hub_version += 1
+    details: dict[str, Any] = {"users": users}
+    if project.status == S.pending:  # a changed application voids the approvals given so far
+        details["voids_approvals"] = voided
     event = record(
         session,
         ledger,
@@ -59,7 +72,7 @@ def _membership_event(
         project.status,
         project.status,
         reason,
-        {"users": users},
+        details,
     )
     return Outcome(project, event, hub=serving)
 
@@ -75,6 +88,7 @@ def add_members(
     """Add members (idempotent); a member of an active project may spawn once the Hub group follows."""
     project = load_project(session, project_id, lock=True)
     _may_manage_members(session, principal, project)
+    voided = _approvals(session, project)
     rows = {
         r.username: r
         for r in session.execute(
@@ -91,7 +105,7 @@ def add_members(
         else:
             continue
         added.append(u)
-    return _membership_event(session, ledger, principal, project, "member_add", added, reason)
+    return _membership_event(session, ledger, principal, project, "member_add", added, reason, voided)
 
 
 def remove_members(
@@ -105,6 +119,7 @@ def remove_members(
     """Remove members (idempotent; never the applicant); their access ends with the Hub sync."""
     project = load_project(session, project_id, lock=True)
     _may_manage_members(session, principal, project)
+    voided = _approvals(session, project)
     if project.applicant in users:
         raise BadRequest(
             f"the applicant {project.applicant} stays a member; end the project to revoke everyone",
@@ -121,4 +136,6 @@ def remove_members(
     for row in rows:
         row.removed_at = now
         removed.append(row.username)
-    return _membership_event(session, ledger, principal, project, "member_remove", sorted(removed), reason)
+    return _membership_event(
+        session, ledger, principal, project, "member_remove", sorted(removed), reason, voided
+    )

@@ -157,6 +157,7 @@ class ApprovalsOut(BaseModel):
 
     required: int
     by: list[str]
+    changes: list[dict[str, Any]] = []  # changes under review that voided approvals (see review.py)
 
 
 class ProjectSummary(BaseModel):

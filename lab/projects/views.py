@@ -28,7 +28,7 @@ from lab.projects.models import (
     ProjectStatus,
     UsageRow,
 )
-from lab.projects.review import required_approvals, review_round
+from lab.projects.review import changes_under_review, required_approvals, review_round
 from lab.projects.schemas import (
     ApprovalsOut,
     BudgetOut,
@@ -166,6 +166,7 @@ def project_view(session: Session, project: ProjectRow, cfg: ProjectsSettings) -
         approvals = ApprovalsOut(
             required=required_approvals(policies_of(session, project.requested), cfg),
             by=[e.actor for e in review_round(session, project.id)],
+            changes=changes_under_review(session, project.id),
         )
     else:
         approvals = ApprovalsOut(required=0, by=[])

@@ -9,16 +9,20 @@ charges nothing and tells the caller nothing it may not know (no budget figures,
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import json
 import re
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
@@ -27,6 +31,7 @@ from sqlalchemy import func, select
 from lab.api.main import create_app
 from lab.audit.models import AuditRequestRow
 from lab.audit.service import AuditEntry, AuditWriter
+from lab.identifiers import make_resident_id
 from lab.identity import Principal, Role
 from lab.products.certificates import verify_certificate
 from lab.products.tables import load_tables
@@ -37,6 +42,8 @@ from lab.web import auth
 from tests.conftest import HubHandle
 from tests.factories import active_project, sample_dir
 from tests.integration._dp import SAMPLE_BASE, SCALE, dp_grant, import_dp_sample, remaining
+from tests.integration.products.conftest import psi_record
+from tests.integration.test_web_pages import login_as
 
 pytestmark = [pytest.mark.integration, pytest.mark.hub]
 PROBLEM = "application/problem+json"
@@ -782,3 +789,371 @@ def test_odd_values_in_the_review_form_are_a_400_page(
         r = api.post(f"/ui/projects/{pending}/review", data=form, follow_redirects=False)
         assert r.status_code in (303, 400), (days, r.status_code)
         assert "text/html" in r.headers["content-type"] or r.status_code == 303
+
+
+# -- 17.1 identifiers in disguise and counts under other names are flagged --------------------------
+def _real_ids(n: int) -> list[str]:
+    people = pq.read_table(sample_dir(SCALE, SAMPLE_BASE) / "population.parquet", columns=["resident_id"])
+    return [str(x) for x in people.column(0).to_pylist()[:n]]
+
+
+def _decoys(n: int) -> list[str]:
+    """Valid resident ids (check characters right) that are in no dataset: born on 1 January 1901."""
+    return [make_resident_id("650101", dt.date(1901, 1, 1), i) for i in range(n)]
+
+
+def _table_bytes(frame: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(frame, sink)
+    return sink.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    sink = io.BytesIO()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return sink.getvalue()
+
+
+def _disguises(real: list[str]) -> list[tuple[str, str, bytes]]:
+    """(what, filename, content): a few real resident ids hidden the ways an operator would try."""
+    few = real[:3]
+    decoys = _decoys(600)
+    lines = lambda rows: ("\n".join(rows) + "\n").encode()  # noqa: E731
+    return [
+        ("diluted among 600 valid decoys", "ids.csv", lines(["id", *decoys[:300], *few, *decoys[300:]])),
+        ("prefixed RID:", "ids.csv", lines(["ref", *(f"RID:{r}" for r in few)])),
+        ("suffixed", "ids.csv", lines(["ref", *(f"{r}-2024-ok" for r in few)])),
+        ("semicolons in a .csv", "ids.csv", lines(["a;id;b", *(f"x;{r};y" for r in few)])),
+        ("tabs in a .csv", "ids.csv", lines(["a\tid\tb", *(f"x\t{r}\ty" for r in few)])),
+        ("pipes in a .csv", "ids.csv", lines(["a|id|b", *(f"x|{r}|y" for r in few)])),
+        ("reversed", "ids.csv", lines(["di", *(r[::-1] for r in few)])),
+        ("split across two columns", "ids.csv", lines(["head,tail", *(f"{r[:9]},{r[9:]}" for r in few)])),
+        ("split, columns swapped", "ids.csv", lines(["tail,head", *(f"{r[9:]},{r[:9]}" for r in few)])),
+        ("md5", "ids.csv", lines(["h", *(hashlib.md5(r.encode()).hexdigest() for r in few)])),
+        ("sha1", "ids.csv", lines(["h", *(hashlib.sha1(r.encode()).hexdigest() for r in few)])),
+        ("sha256", "ids.csv", lines(["h", *(hashlib.sha256(r.encode()).hexdigest() for r in few)])),
+        ("JSON value in a cell", "ids.csv", lines(["k,v", *(f'k,"{{""p"": [""{r}""]}}"' for r in few)])),
+        ("Parquet list column", "ids.parquet", _table_bytes(pa.table({"l": [[r, "x"] for r in few]}))),
+        (
+            "Parquet struct column",
+            "ids.parquet",
+            _table_bytes(pa.table({"s": [{"who": {"id": r}} for r in few]})),
+        ),
+        ("JSON records", "ids.json", json.dumps({"rows": [{"p": {"id": r}} for r in few]}).encode()),
+        ("JSON list", "ids.json", json.dumps([[1, r] for r in few]).encode()),
+        ("JSON lines", "ids.jsonl", lines([json.dumps({"x": r}) for r in few])),
+        ("plain text", "notes.txt", lines([f"contact {r} tomorrow" for r in few])),
+        ("ZIP of a CSV", "bundle.zip", _zip({"inner/ids.csv": lines(["a;id", *(f"x;{r}" for r in few)])})),
+        ("ZIP of JSON", "bundle.zip", _zip({"ids.json": json.dumps({"ids": few}).encode()})),
+    ]
+
+
+def test_identifiers_in_disguise_are_flagged(api: TestClient, world: World) -> None:
+    meta = {"project": world.a, "name": "名单", "type": "dataset", "derived_from": [world.record]}
+    missed = []
+    for what, name, content in _disguises(_real_ids(50)):
+        r = api.post(
+            "/api/v1/products",
+            data={"metadata": json.dumps(meta)},
+            files={"artifact": (name, content, "application/octet-stream")},
+            headers=world.alice,
+        )
+        latest = _ok(r, 201)["latest"]
+        ids = next(c for c in latest["checks"] if c["name"] == "identifiers")
+        if ids["status"] != "fail" or latest["status"] != "flagged":
+            missed.append(what)
+            continue
+        assert {c["dataset"] for c in ids["data"]["columns"]} <= {"population", "health_visits"}, what
+        assert all(i not in json.dumps(latest) for i in _real_ids(3)), "the check echoed an identifier"
+    assert not missed, f"not flagged: {missed}"
+    # the same shapes with decoys only pass: the check matches real identifiers, not patterns
+    clean = [("decoys only", "ids.csv", ("id\n" + "\n".join(_decoys(600)) + "\n").encode())]
+    for _what, name, content in clean:
+        files = {"artifact": (name, content, "text/csv")}
+        r = api.post(
+            "/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice
+        )
+        assert (
+            next(c for c in _ok(r, 201)["latest"]["checks"] if c["name"] == "identifiers")["status"] == "pass"
+        )
+
+
+def test_what_was_not_scanned_is_shown_and_flagged(
+    api: TestClient, world: World, runtime: Runtime, hub: HubHandle
+) -> None:
+    meta = {"project": world.a, "name": "附件", "type": "dataset", "derived_from": [world.record]}
+    bundle = _zip({"towns.csv": "town,count\n城桥镇,41\n".encode(), "scan.pdf": b"%PDF-1.4 ..."})
+    files = {"artifact": ("bundle.zip", bundle, "application/zip")}
+    r = api.post("/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice)
+    latest = _ok(r, 201)["latest"]
+    checks = {c["name"]: c for c in latest["checks"]}
+    assert checks["coverage"]["data"]["scanned"] == [{"table": "towns.csv", "rows": 1, "columns": 2}]
+    assert checks["coverage"]["data"]["not_scanned"] == ["scan.pdf: a member the checks cannot read"]
+    assert checks["scan_limits"]["status"] == "fail" and latest["status"] == "flagged"
+    login_as(api, runtime, hub, "bureau1", ["bureau"])
+    for lang, words in (("en", ["Scanned in full", "Not scanned"]), ("zh", ["已完整扫描", "未扫描"])):
+        page = api.get(f"/services/lab-api/ui/products/{r.json()['id']}?lang={lang}")
+        assert page.status_code == 200 and "scan.pdf" in page.text and "towns.csv" in page.text
+        assert all(w in page.text for w in words), lang
+    api.cookies.clear()
+
+
+def test_small_counts_under_other_names_are_flagged(api: TestClient, world: World, runtime: Runtime) -> None:
+    grant = {"population": {"psi": {"modes": ["cardinality"], "quota": 20}}}
+    project = active_project(runtime, grant, members=["alice"])
+    record = psi_record(runtime, project, dataset="population", mode="cardinality", column="resident_id")
+    meta = {"project": project, "name": "匹配人数", "type": "report", "derived_from": [record]}
+    missed = []
+    for column in ("total", "headcount", "members_matched", "n_people", "value", "合计"):
+        content = f"town,{column}\n城桥镇,1\n堡镇,2\n新河镇,3\n陈家镇,250\n"
+        files = {"artifact": ("counts.csv", content, "text/csv")}
+        r = api.post(
+            "/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice
+        )
+        chk = next(c for c in _ok(r, 201)["latest"]["checks"] if c["name"] == "small_counts")
+        if chk["status"] != "fail" or chk["data"]["cells"][0]["cells"] != 3:
+            missed.append(column)
+    assert not missed, f"small counts passed in columns {missed}"
+    # a dimension with small whole numbers is not a count: it is not flagged
+    files = {"artifact": ("c.csv", "year,rank,total\n2024,1,250\n2025,2,300\n", "text/csv")}
+    r = api.post("/api/v1/products", data={"metadata": json.dumps(meta)}, files=files, headers=world.alice)
+    assert next(c for c in _ok(r, 201)["latest"]["checks"] if c["name"] == "small_counts")["status"] == "pass"
+
+
+# -- 17.3 a changed application voids the approvals given so far ------------------------------------
+def _changes(api: TestClient, project: str, who: dict[str, str], step: str) -> None:
+    """One change to a pending application, made by its applicant between two approvals."""
+    url = f"/api/v1/projects/{project}/members"
+    if step == "add":
+        _ok(api.post(url, json={"users": ["mallory"], "reason": "late addition"}, headers=who))
+    elif step == "remove":
+        _ok(api.request("DELETE", url, json={"users": ["bob"], "reason": "swap"}, headers=who))
+    else:  # add and remove again: the same application in the end, but not the one reviewed step by step
+        _ok(api.post(url, json={"users": ["mallory"], "reason": "x"}, headers=who))
+        _ok(api.request("DELETE", url, json={"users": ["mallory"], "reason": "x"}, headers=who))
+
+
+@pytest.mark.parametrize("step", ["add", "remove", "add then remove"])
+def test_a_change_between_approvals_voids_them(
+    api: TestClient, world: World, hub: HubHandle, runtime: Runtime, step: str
+) -> None:
+    from tests.integration._projects import application
+
+    bureau2 = auth_header(hub.token_for("bureau2", ["bureau"]))
+    body = application(members=["alice", "bob"], datasets={"population": {"dp": {"epsilon": "1.0"}}})
+    project = _ok(api.post("/api/v1/projects", json=body, headers=world.alice), 201)["id"]
+    approve = {"decision": "approve", "reason": "fine"}
+    first = _ok(api.post(f"/api/v1/projects/{project}/review", json=approve, headers=world.bureau))
+    assert first["status"] == "pending" and first["approvals"]["by"] == ["bureau1"]
+    _changes(api, project, world.alice, step)
+    second = _ok(api.post(f"/api/v1/projects/{project}/review", json=approve, headers=bureau2))
+    assert second["status"] == "pending", "the second approval activated a changed application"
+    assert second["approvals"]["by"] == ["bureau2"]
+    changes = second["approvals"]["changes"]
+    assert changes and changes[0]["voided"] == ["bureau1"] and changes[0]["actor"] == "alice"
+    # the void is in the ledger, where the reviewers (and auditors) can verify it
+    with runtime.transaction() as s:
+        entry = runtime.ledger(s).entry(changes[0]["ledger_index"]).entry
+    assert entry["body"]["details"]["voids_approvals"] == ["bureau1"]
+    # the first reviewer approves the application as it now is: now it is active, with whoever is in it
+    done = _ok(api.post(f"/api/v1/projects/{project}/review", json=approve, headers=world.bureau))
+    assert done["status"] == "active"
+    members = {m["username"] for m in done["members"] if m["removed_at"] is None}
+    approved = [e for e in done["events"] if e["action"] == "approve"][-2:]
+    assert all(set(e["details"]["members"]) == members for e in approved)
+
+
+# -- 17.5 / 17.6 from the outside: a real uvicorn worker, one caller's requests vs everyone else's ---
+def _settings_env(settings: Any, prefix: str = "LAB_") -> dict[str, str]:
+    """The ``LAB_*`` environment that makes a fresh process load these settings."""
+    from pydantic import BaseModel, SecretStr
+
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        key = f"{prefix}{name.upper()}"
+        if isinstance(value, BaseModel):
+            env.update(_settings_env(value, key + "__"))
+        elif isinstance(value, SecretStr):
+            env[key] = value.get_secret_value()
+        elif isinstance(value, (list, tuple, dict, set)):
+            env[key] = json.dumps(sorted(value) if isinstance(value, set) else value)
+        elif value is not None:
+            env[key] = str(value)
+    return env
+
+
+@dataclass
+class Served:
+    url: str
+    process: Any
+
+
+@pytest.fixture
+def served(runtime: Runtime, hub: HubHandle, world: World) -> Iterator[Served]:
+    """The lab API as its own uvicorn process (as the Hub runs it) over the world's database and storage."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAB_")}
+    env.update(_settings_env(runtime.settings))
+    env["LAB_ADMISSION__MAX_COST"] = "2e7"  # two heavy sample queries at once exceed it (one alone runs)
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "lab.api.main:app_factory", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--host", "127.0.0.1", "--no-access-log"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(runtime.settings.data_dir / "uvicorn.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            log = (runtime.settings.data_dir / "uvicorn.log").read_text(errors="replace")
+            raise RuntimeError(f"the lab API did not start: {log[-2000:]}")
+        yield Served(url, proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _catalog_while(
+    served: Served, who: dict[str, str], attack: Any
+) -> tuple[list[Any], list[float], list[int]]:
+    """Run ``attack`` (a list of request thunks) concurrently with ten plain catalog reads by ``who``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    latencies: list[float] = []
+    statuses: list[int] = []
+
+    def read() -> None:
+        with httpx.Client(base_url=served.url, timeout=60) as http:
+            for _ in range(10):
+                t = time.monotonic()
+                statuses.append(http.get("/api/v1/catalog", headers=who).status_code)
+                latencies.append(time.monotonic() - t)
+                time.sleep(0.05)
+
+    with ThreadPoolExecutor(len(attack) + 1) as pool:
+        reader = pool.submit(read)
+        answers = [f.result() for f in [pool.submit(a) for a in attack]]
+        reader.result()
+    return answers, latencies, statuses
+
+
+def _post(served: Served, path: str, body: Any, who: dict[str, str]) -> Any:
+    import httpx
+
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {**who, "content-type": "application/json"}
+    return httpx.post(f"{served.url}{path}", content=raw, headers=headers, timeout=120)
+
+
+def _bad_previews(project: str) -> dict[str, Any]:
+    url = f"/api/v1/projects/{project}/dp/preview"
+    mean = {"agg": "mean", "column": "age"}
+    quantile = {"agg": "quantile", "column": "monthly_income", "quantiles": ["0.5"]}
+    return {
+        "overflowing bounds": (url, {**COUNT, "select": [{**mean, "bounds": ["0", "1e5000000"]}]}),
+        "bounds equal as floats": (
+            url.replace("/preview", "/query"),
+            {**COUNT, "select": [{**quantile, "bounds": ["30", "30.0000000000000000001"]}]},
+        ),
+        "overflowing bounds in a table release": (
+            url.replace("/preview", "/tables"),
+            {
+                "dataset": "population",
+                "statistic": {"agg": "sum", "column": "monthly_income", "bounds": ["-1e5000000", "0"]},
+                "dims": ["town"],
+                "epsilon": "0.1",
+            },
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "variant", ["overflowing bounds", "bounds equal as floats", "overflowing bounds in a table release"]
+)
+def test_one_callers_failing_requests_do_not_hurt_others(served: Served, world: World, variant: str) -> None:
+    path, body = _bad_previews(world.a)[variant]
+    pid = served.process.pid
+    attack = [lambda: _post(served, path, body, world.alice) for _ in range(10)]
+    answers, latencies, statuses = _catalog_while(served, world.bob, attack)
+    for r in answers:
+        assert r.status_code < 500, f"{variant}: {r.status_code} {r.text[:200]}"
+        assert 400 <= r.status_code < 500 and len(r.content) < 2048, (variant, len(r.content))
+    assert statuses == [200] * 10, statuses
+    assert max(latencies) < 5, latencies
+    assert served.process.poll() is None and served.process.pid == pid, "the worker died"
+
+
+def _heavy(project: str, i: int) -> tuple[str, dict[str, Any]]:
+    levels = [f"0.{j:02d}" for j in range(5, 100, 5)]  # 19 levels
+    columns = ["age", "monthly_income", "household_size", "employed", "age"]
+    select = [
+        {"agg": "quantile", "column": c, "quantiles": levels, "name": f"q{k}"} for k, c in enumerate(columns)
+    ]
+    body = {
+        "dataset": "population",
+        "select": select,
+        "group_by": ["town", "education", "gender"],
+        "epsilon": f"0.00{i + 1}",
+    }
+    return f"/api/v1/projects/{project}/dp/query", body
+
+
+def _busy(r: Any) -> None:
+    assert r.status_code == 429, r.text[:300]
+    doc = r.json()
+    assert doc["code"] == "busy" and doc["status"] == 429 and len(r.content) < 1024
+    assert 1 <= int(r.headers["retry-after"]) <= 3600
+
+
+@pytest.mark.parametrize("variant", ["one caller", "one project, two callers", "two projects, cost"])
+def test_heavy_queries_are_admitted_within_limits_and_light_ones_stay_fast(
+    served: Served, world: World, runtime: Runtime, hub: HubHandle, variant: str
+) -> None:
+    from lab.projects.members import add_members
+
+    callers: list[tuple[str, dict[str, str]]]
+    if variant == "one caller":
+        callers = [(world.a, world.alice)] * 6
+    elif variant == "one project, two callers":
+        with runtime.transaction() as s:
+            add_members(
+                s, runtime.ledger(s), Principal("bureau1", frozenset({Role.bureau})), world.a, ["carol"]
+            )
+        carol = auth_header(hub.token_for("carol", ["operator"]))
+        callers = [(world.a, world.alice), (world.a, carol)] * 3
+    else:
+        callers = [(world.a, world.alice), (world.b, world.bob)]
+    jobs = [_heavy(project, i) for i, (project, _) in enumerate(callers)]
+    attack = [
+        (lambda path=path, body=body, who=who: _post(served, path, body, who))
+        for (path, body), (_, who) in zip(jobs, callers, strict=True)
+    ]
+    answers, latencies, statuses = _catalog_while(served, world.bob, attack)
+    ok = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code != 200]
+    assert ok, [r.text[:200] for r in answers]
+    assert refused, "every heavy query was admitted at once"
+    for r in refused:
+        _busy(r)
+    assert statuses == [200] * 10 and max(latencies) < 5, latencies

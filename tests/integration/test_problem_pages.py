@@ -54,6 +54,12 @@ def test_every_lab_error_has_a_page_in_both_languages(client: TestClient) -> Non
             assert ('<html lang="zh-CN">' if lang == "zh" else '<html lang="en">') in r.text
 
 
+@pytest.mark.parametrize("code", ["validation", "unstorable-value", "number-out-of-range", "internal"])
+def test_the_handlers_own_problems_have_pages(client: TestClient, code: str) -> None:
+    assert code in CATALOG
+    assert client.get(f"{P}/problems/{code}", params={"lang": "zh"}).status_code == 200
+
+
 def test_a_problem_type_resolves_against_the_url_that_returned_it(client: TestClient) -> None:
     for url in (f"{P}/api/v1/projects/nope", "/api/v1/projects/nope"):  # through the Hub prefix or not
         r = client.get(url)

@@ -101,7 +101,7 @@ def test_full_lifecycle_apply_changes_approve_use_expire_dispose(
         "columns": ["phone", "resident_id"],
         "quota": 20,
     }
-    assert p["approvals"] == {"required": 2, "by": []}
+    assert p["approvals"] == {"required": 2, "by": [], "changes": []}
 
     # changes requested (a reason is required), then resubmitted with a smaller request
     r = api.post(f"{P}/{pid}/review", json={"decision": "changes"}, headers=auth(people.bureau1))
@@ -128,7 +128,11 @@ def test_full_lifecycle_apply_changes_approve_use_expire_dispose(
         headers=auth(people.bureau1),
     )
     assert r.status_code == 200, r.text
-    assert r.json()["status"] == "pending" and r.json()["approvals"] == {"required": 2, "by": ["bureau1"]}
+    assert r.json()["status"] == "pending" and r.json()["approvals"] == {
+        "required": 2,
+        "by": ["bureau1"],
+        "changes": [],
+    }
     again = api.post(f"{P}/{pid}/review", json={"decision": "approve"}, headers=auth(people.bureau1))
     assert again.status_code == 409
     r = api.post(f"{P}/{pid}/review", json={"decision": "approve", "days": 30}, headers=auth(people.bureau2))

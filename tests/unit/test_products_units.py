@@ -19,10 +19,14 @@ def _tables(**cols: list[object]) -> list[tuple[str, pd.DataFrame]]:
 
 
 def test_small_counts_flags_cells_between_one_and_the_threshold() -> None:
-    t = _tables(town=["a", "b", "c", "d"], n=[0, 1, 9, 10], income=[1, 2, 3, 4])
+    t = _tables(town=["a", "b", "c", "d"], n=[0, 1, 9, 10], income=[1.5, 2, 3, 4], year=[2020, 1, 2, 3])
     out = checks.small_counts(t, 10, ["population (psi)"], has_dp=False)
     assert out["status"] == "fail" and out["data"]["cells"] == [{"column": "n", "cells": 2, "rows": [2, 3]}]
-    assert out["data"]["checked"] == ["n"]  # "income" is not a count column
+    assert out["data"]["checked"] == ["n"]  # fractions are no counts, and "year" is a dimension
+    # whole numbers are counts whatever the column is called (issue 17: total, headcount, ...)
+    t = _tables(town=["a", "b"], total=[1, 40], members_matched=[2, 50])
+    out = checks.small_counts(t, 10, ["population (psi)"], has_dp=False)
+    assert [c["column"] for c in out["data"]["cells"]] == ["total", "members_matched"]
 
 
 def test_small_counts_declared_and_dp_columns() -> None:
@@ -30,7 +34,7 @@ def test_small_counts_declared_and_dp_columns() -> None:
     out = checks.small_counts(t, 10, ["x"], has_dp=True, count_columns=["value"], dp_columns=["people"])
     assert [c["column"] for c in out["data"]["cells"]] == ["value"] and out["data"]["exempt"] == ["people"]
     out = checks.small_counts(t, 10, ["x"], has_dp=False, dp_columns=["people"])  # no DP record: no exemption
-    assert {c["column"] for c in out["data"]["cells"]} == {"people"}
+    assert {c["column"] for c in out["data"]["cells"]} == {"people", "value"}  # whole numbers are counts
 
 
 def test_no_threshold_passes() -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import yaml
 from fastapi import APIRouter, File, Query, UploadFile
 
-from lab.api.deps import LedgerDep, PrincipalDep, RuntimeDep, SessionDep
+from lab.api.deps import LedgerDep, PrincipalDep, ReadSessionDep, RuntimeDep, SessionDep
 from lab.api.problems import responses
 from lab.api.schemas import MAX_INT, CatalogEntry, DatasetSchema, DummyRows
 from lab.catalog.dummy import dummy_rows
@@ -43,11 +43,9 @@ def _shown(v: DatasetVersion, principal: Principal, runtime: Runtime) -> Catalog
 
 
 @router.get("", response_model=list[CatalogEntry], responses=READ_ERRORS, summary="List catalog entries")
-def list_entries(
-    principal: PrincipalDep, runtime: RuntimeDep, session: SessionDep, ledger: LedgerDep
-) -> list[CatalogEntry]:
+def list_entries(principal: PrincipalDep, runtime: RuntimeDep, session: ReadSessionDep) -> list[CatalogEntry]:
     _reader(principal)
-    return [_shown(v, principal, runtime) for v in Catalog(session, None, ledger).list()]
+    return [_shown(v, principal, runtime) for v in Catalog(session, None, None).list()]
 
 
 @router.get("/{dataset}", response_model=CatalogEntry, responses=READ_ERRORS, summary="One catalog entry")
@@ -55,12 +53,11 @@ def get_entry(
     dataset: str,
     principal: PrincipalDep,
     runtime: RuntimeDep,
-    session: SessionDep,
-    ledger: LedgerDep,
+    session: ReadSessionDep,
     version: Version | None = None,
 ) -> CatalogEntry:
     _reader(principal)
-    return _shown(Catalog(session, None, ledger).get(dataset, version), principal, runtime)
+    return _shown(Catalog(session, None, None).get(dataset, version), principal, runtime)
 
 
 @router.get("/{dataset}/versions", response_model=list[CatalogEntry], responses=READ_ERRORS)

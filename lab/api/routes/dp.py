@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
+from lab.api.admission import Admission
 from lab.api.deps import PrincipalDep, RuntimeDep
 from lab.api.problems import responses
+from lab.catalog.service import Catalog
 from lab.dp import service, training
+from lab.dp.plan import estimated_cost, plan_query
 from lab.dp.schemas import ModelOut, PreviewOut, QueryOut, TableOut
 from lab.dp.spec import QuerySpec, TableSpec, TrainSpec
 from lab.errors import (
     BudgetExhausted,
+    Busy,
     DatasetNotFound,
     Forbidden,
     InvalidQuery,
@@ -27,9 +32,12 @@ from lab.errors import (
     ProjectNotFound,
     Unauthenticated,
 )
+from lab.identity import Principal
+from lab.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/projects/{project}/dp", tags=["dp"])
 RUN_ERRORS = responses(
+    Busy,
     InvalidQuery,
     Unauthenticated,
     Forbidden,
@@ -43,10 +51,52 @@ TRAIN_ERRORS = {**RUN_ERRORS, **responses(PrivacyLeak)}  # a library's leak warn
 READ_ERRORS = responses(Unauthenticated, Forbidden, ProjectNotFound)
 
 
+def admission(request: Request) -> Admission:
+    """The app's admission control (created on first use; see :mod:`lab.api.admission`)."""
+    adm: Admission | None = getattr(request.app.state, "admission", None)
+    if adm is None:
+        adm = request.app.state.admission = Admission(request.app.state.runtime.settings.admission)
+    return adm
+
+
+def _cost(runtime: Runtime, spec: QuerySpec | TrainSpec) -> float:
+    """Estimated engine work of ``spec`` on the dataset's current version (a bad spec raises its 4xx)."""
+    with runtime.reading() as session:
+        version = Catalog(session, None, None).get(spec.dataset)
+    if isinstance(spec, TrainSpec):
+        return float(version.row_count * (len(spec.features) + 1))
+    return estimated_cost(plan_query(spec, version.policy), version.row_count)
+
+
+async def _heavy(
+    request: Request, runtime: Runtime, principal: Principal, project: str, spec: Any, fn: Any
+) -> dict[str, Any]:
+    """Admit, then run ``fn(session)`` in one transaction in the heavy pool (see lab.api.admission)."""
+    adm = admission(request)
+    target = spec.as_query() if isinstance(spec, TableSpec) else spec
+    cost = await run_in_threadpool(_cost, runtime, target)  # light: a catalog read and a plan
+
+    def work() -> dict[str, Any]:
+        with runtime.transaction() as session:
+            out: dict[str, Any] = fn(session)
+            return out
+
+    with adm.admit(principal.name, project, cost):
+        return await adm.run(work)
+
+
 @router.post("/query", response_model=QueryOut, responses=RUN_ERRORS, summary="Run a DP query (charged)")
-def query(project: str, spec: QuerySpec, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
-    with runtime.transaction() as session:
-        return service.query(runtime, session, principal, project, spec)
+async def query(
+    request: Request, project: str, spec: QuerySpec, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return await _heavy(
+        request,
+        runtime,
+        principal,
+        project,
+        spec,
+        lambda s: service.query(runtime, s, principal, project, spec),
+    )
 
 
 @router.post(
@@ -55,15 +105,22 @@ def query(project: str, spec: QuerySpec, principal: PrincipalDep, runtime: Runti
     responses=RUN_ERRORS,
     summary="Cost and error bounds of a query (free)",
 )
-def preview(
+async def preview(
+    request: Request,
     project: str,
     spec: QuerySpec,
     principal: PrincipalDep,
     runtime: RuntimeDep,
     assumed_count: Annotated[int | None, Query(ge=1, le=10**10)] = None,
 ) -> dict[str, Any]:
-    with runtime.transaction() as session:
-        return service.preview(runtime, session, principal, project, spec, assumed_count)
+    return await _heavy(
+        request,
+        runtime,
+        principal,
+        project,
+        spec,
+        lambda s: service.preview(runtime, s, principal, project, spec, assumed_count),
+    )
 
 
 @router.post(
@@ -73,19 +130,33 @@ def preview(
     responses=RUN_ERRORS,
     summary="Release a DP statistics table",
 )
-def release_table(
-    project: str, spec: TableSpec, principal: PrincipalDep, runtime: RuntimeDep
+async def release_table(
+    request: Request, project: str, spec: TableSpec, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    with runtime.transaction() as session:
-        return service.release_table(runtime, session, principal, project, spec)
+    return await _heavy(
+        request,
+        runtime,
+        principal,
+        project,
+        spec,
+        lambda s: service.release_table(runtime, s, principal, project, spec),
+    )
 
 
 @router.post(
     "/train", response_model=ModelOut, status_code=201, responses=TRAIN_ERRORS, summary="Train a DP model"
 )
-def train(project: str, spec: TrainSpec, principal: PrincipalDep, runtime: RuntimeDep) -> dict[str, Any]:
-    with runtime.transaction() as session:
-        return training.train(runtime, session, principal, project, spec)
+async def train(
+    request: Request, project: str, spec: TrainSpec, principal: PrincipalDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    return await _heavy(
+        request,
+        runtime,
+        principal,
+        project,
+        spec,
+        lambda s: training.train(runtime, s, principal, project, spec),
+    )
 
 
 @router.get(

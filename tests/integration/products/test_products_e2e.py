@@ -60,6 +60,7 @@ def test_end_to_end_registration_review_and_offline_certificate(
         "artifact_digest",
         "identifiers",
         "small_counts",
+        "coverage",
     ]
     assert all(c["status"] == "pass" for c in latest["checks"])
     assert latest["derived_from"] == [records.dp, records.psi]
