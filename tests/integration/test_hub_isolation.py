@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -24,12 +25,13 @@ WEB = "tests/integration/test_web_pages.py"
 def test_token_for_sets_the_role_groups_exactly(hub: HubHandle, runtime: Runtime) -> None:
     runtime.settings.hub = hub.settings
     runtime._hub = None
-    hub.token_for("isolation-user", ["operator", "bureau"])
-    hub.http.post("groups/project-pisolation").raise_for_status()  # a project group, as the lab syncs it
-    hub.http.post("groups/project-pisolation/users", json={"users": ["isolation-user"]}).raise_for_status()
-    token = hub.token_for("isolation-user", ["operator"])
+    user, group = f"isolation-{uuid.uuid4().hex[:8]}", f"project-p{uuid.uuid4().hex[:8]}"  # shared Hub
+    hub.token_for(user, ["operator", "bureau"])
+    hub.http.post(f"groups/{group}").raise_for_status()  # a project group, as the lab syncs it
+    hub.http.post(f"groups/{group}/users", json={"users": [user]}).raise_for_status()
+    token = hub.token_for(user, ["operator"])
     assert runtime.hub.resolve(token).roles == frozenset({Role.operator})
-    assert sorted(hub.groups_of("isolation-user")) == ["operator", "project-pisolation"]
+    assert sorted(hub.groups_of(user)) == sorted(["operator", group])
 
 
 def test_a_reviewer_role_given_by_one_test_does_not_reach_the_next() -> None:
