@@ -87,6 +87,8 @@ class SeaweedServer:
         """Start the server and wait until the S3 API answers with our credentials."""
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_security(self.data_dir)
+        # one volume per new collection (bucket), not SeaweedFS's default seven: many buckets fit
+        (self.data_dir / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\n")
         config = self.data_dir / "s3.json"
         config.touch(mode=0o600, exist_ok=True)
         config.chmod(0o600)
@@ -120,7 +122,7 @@ class SeaweedServer:
                 f"-s3.port={self.s3_port}",
                 f"-s3.config={config}",
                 "-master.volumeSizeLimitMB=256",
-                "-volume.max=4096",  # sparse volumes; each bucket (a collection) takes ~7 of them
+                "-volume.max=4096",  # sparse volumes; each bucket (a collection) takes one (master.toml)
                 "-s3.port.iceberg=0",  # the Iceberg catalog would bind 8181 (the lab API port)
                 "-s3.port.lance=0",  # and Lance 9101: parallel servers would collide
                 "-disableHttp",  # master and filer HTTP APIs off: only the signed S3 gateway serves data
@@ -129,7 +131,7 @@ class SeaweedServer:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=self.data_dir,  # where weed reads security.toml
+            cwd=self.data_dir,  # where weed reads security.toml and master.toml
             start_new_session=True,
             umask=0o077,
         )

@@ -160,7 +160,7 @@ def test_reviewer_logs_in_through_the_hub_and_approves(
         page.goto(f"{lab_stack.lab_api_url}/ui/ledger?lang=en")
         page.get_by_role("button", name="Verify the whole log now").click()
         page.wait_for_url(re.compile(r"done=verify"))
-        assert "Verified: the log is complete" in page.locator(".result").inner_text()
+        assert "Verified: the log is complete" in page.locator("#verify-result").inner_text()
         page.screenshot(path=str(ARTIFACTS / "bureau-ledger-en.png"), full_page=True)
     finally:
         context.close()

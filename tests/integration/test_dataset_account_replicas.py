@@ -66,6 +66,10 @@ def replica_env(settings: Settings) -> dict[str, str]:
         "LAB_HUB__PUBLIC_URL": hub.public_url,
         "LAB_HUB__TOKEN_CACHE_SECONDS": "0",
         "LAB_PROJECTS__SWEEP_SECONDS": "0",
+        # every one of the 50 spends must reach the account: admission control stays out of the way
+        "LAB_ADMISSION__PER_CALLER": "64",
+        "LAB_ADMISSION__PER_PROJECT": "64",
+        "LAB_ADMISSION__MAX_IN_FLIGHT": "64",
     }
 
 

@@ -42,6 +42,7 @@ def test_open_policies_keep_cardinality_and_shipped_non_open_ones_offer_cohort_o
             assert modes <= {"cohort"}, path.name
     data = _population()
     data["open"], data["personal_information"] = "unconditional", False
+    data.pop("account", None)  # open datasets have no privacy-loss account
     data["channels"]["psi"]["columns"]["resident_id"] = {"modes": ["cardinality"]}
     assert parse_policy(data).is_open
 
