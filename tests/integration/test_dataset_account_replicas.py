@@ -64,7 +64,8 @@ def replica_env(settings: Settings) -> dict[str, str]:
         "LAB_HUB__API_URL": hub.api_url,
         "LAB_HUB__API_TOKEN": hub.api_token.get_secret_value(),
         "LAB_HUB__PUBLIC_URL": hub.public_url,
-        "LAB_HUB__TOKEN_CACHE_SECONDS": "0",
+        # one Hub lookup per replica: the test is about the account, not about a busy shared Hub
+        "LAB_HUB__TOKEN_CACHE_SECONDS": "300",
         "LAB_PROJECTS__SWEEP_SECONDS": "0",
         # every one of the 50 spends must reach the account: admission control stays out of the way
         "LAB_ADMISSION__PER_CALLER": "64",
@@ -106,7 +107,7 @@ def replicas(pg_runtime: Runtime, tmp_path: Path) -> Iterator[list[str]]:
 
 
 def test_fifty_spends_across_two_replicas_never_overspend_the_dataset_account(
-    pg_runtime: Runtime, replicas: list[str], hub: HubHandle
+    pg_runtime: Runtime, replicas: list[str], hub: HubHandle, tmp_path: Path
 ) -> None:
     runtime = pg_runtime
     import_catalog(runtime, ["population"])
@@ -122,13 +123,19 @@ def test_fifty_spends_across_two_replicas_never_overspend_the_dataset_account(
             "epsilon": "0.5",
         }
         url = f"{replicas[i % 2]}/api/v1/projects/{pids[i % 3]}/dp/query"
-        r = httpx.post(url, json=body, headers=headers, timeout=120)
+        for _ in range(5):  # 429/503 charge nothing and say "retry", as a client would
+            r = httpx.post(url, json=body, headers=headers, timeout=120)
+            if r.status_code not in (429, 503):
+                break
+            time.sleep(float(r.headers.get("Retry-After", "1")))
         return r.status_code, r.text
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         outcomes = list(pool.map(attempt, range(50)))
     statuses = [s for s, _ in outcomes]
-    assert statuses.count(200) == 16 and statuses.count(409) == 34, outcomes
+    odd = [o for o in outcomes if o[0] not in (200, 409)]
+    logs = "\n".join((tmp_path / f"replica{i}.log").read_text()[-4000:] for i in range(2))
+    assert statuses.count(200) == 16 and statuses.count(409) == 34, (odd or outcomes, logs)
     refusals = [json.loads(t) for s, t in outcomes if s == 409]
     assert all(r["code"] == "budget-exhausted" for r in refusals)
     assert any(r.get("account", {}).get("dataset") == "population" for r in refusals)  # the account is named
