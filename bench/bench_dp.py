@@ -197,8 +197,7 @@ def child_service(env: dict[str, Any]) -> dict[str, Any]:
             grouped, overall = _specs(base + 50 + i)
             for name, body in (("call_grouped", grouped), ("call_overall", overall)):
                 t = time.perf_counter()
-                with rt.transaction() as s:
-                    service.query(rt, s, alice, env["project"], QuerySpec.model_validate(body))
+                service.query(rt, alice, env["project"], QuerySpec.model_validate(body))
                 out[name].append(time.perf_counter() - t)
         t = time.perf_counter()
         assert http.post(url, json=_specs(base)[0]).json()["cached"]

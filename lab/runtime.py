@@ -61,12 +61,13 @@ class Runtime:
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A read-only session: on SQLite a deferred transaction (WAL readers never wait for the
-        writer, whose ``BEGIN IMMEDIATE`` may be held by a long DP computation); rolled back at the end."""
+        writer's ``BEGIN IMMEDIATE``); rolled back at the end, its objects detached but still loaded."""
         with self.sessions() as session:
             session.connection(execution_options={"lab_read_only": True})
             try:
                 yield session
             finally:
+                session.expunge_all()  # what was read stays readable after the session ends
                 session.rollback()
 
     def ledger(self, session: Session) -> Ledger:

@@ -6,7 +6,9 @@ aggregations × rows). Past a limit the caller gets :class:`~lab.errors.Busy` (4
 ``Retry-After``) at once, never a queue that grows without bound. Admitted work runs in a
 :class:`~concurrent.futures.ThreadPoolExecutor` of ``settings.admission.workers`` threads — apart from
 the thread pool that serves every other (light) request — so however many heavy requests arrive,
-at most that many compute at a time. A failing request frees its slot in ``finally``: an error,
+at most that many compute at a time. Those threads only coordinate: the CPU work runs in as many
+low-priority worker processes (:class:`lab.dp.workers.Workers`), so it neither holds the API
+process's GIL nor outruns its scheduling. A failing request frees its slot in ``finally``: an error,
 whatever its kind, cannot keep capacity from others.
 
 >>> adm = Admission(AdmissionSettings(per_caller=1))
@@ -27,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
+from lab.dp.workers import Workers
 from lab.errors import Busy
 from lab.settings import AdmissionSettings
 
@@ -39,6 +42,7 @@ class Admission:
     def __init__(self, cfg: AdmissionSettings) -> None:
         self.cfg = cfg
         self.pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="lab-heavy")
+        self.workers = Workers(cfg.workers)  # the processes that compute (lab.dp.workers)
         self._lock = threading.Lock()
         self._callers: Counter[str] = Counter()
         self._projects: Counter[str] = Counter()
@@ -79,4 +83,6 @@ class Admission:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn)
 
     def close(self) -> None:
+        """Stop the pool's threads and worker processes."""
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.workers.close()

@@ -90,6 +90,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        adm = getattr(app.state, "admission", None)
+        if adm is not None:
+            adm.close()  # the DP worker processes end with the app
         if runtime is None:
             rt.close()
 

@@ -1,9 +1,11 @@
-"""The DP channel's service: authorize → plan → compute → release → charge, in one transaction.
+"""The DP channel's service: authorize → prepare → compute → commit, the channels' one shape.
 
-Every function runs in the caller's transaction (``session``) and calls
-:func:`lab.projects.access.authorize` first and :func:`~lab.projects.access.commit_result` last,
-after computing and before anything is returned, so a failed call charges nothing and no result
-exists without its charge, derived record and ledger entry.
+Each charged call authorizes and reads its inputs in a read transaction
+(:meth:`lab.runtime.Runtime.reading`), computes outside any transaction through an
+:class:`~lab.dp.workers.Offload` (in production a pool of worker processes, see
+:mod:`lab.dp.workers`), then authorizes again and calls
+:func:`~lab.projects.access.commit_result` in one short write transaction. A failed call charges
+nothing, and no result leaves without its charge, derived record and ledger entry.
 
 Repeated queries: an identical query (same normalized spec, same dataset version, same project)
 returns the answer released the first time — same values, same derived record — and is charged
@@ -17,10 +19,8 @@ import hashlib
 import hmac
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -34,9 +34,10 @@ from lab.dp.engine import DuckEngine
 from lab.dp.mechanisms import Rng
 from lab.dp.models import DpAnswerRow
 from lab.dp.plan import QueryPlan, plan_query
-from lab.dp.release import CONFIDENCE, AggRelease, Value, describe, mechanisms_for, release
+from lab.dp.release import CONFIDENCE, AggRelease, Value, describe, mechanisms_for
 from lab.dp.spec import QuerySpec, TableSpec, canonical
-from lab.errors import BudgetExhausted, Forbidden, InvalidQuery
+from lab.dp.workers import Offload, Source, inline, query_job
+from lab.errors import BudgetExhausted, Conflict, Forbidden, InvalidQuery
 from lab.identity import Principal, Role
 from lab.ledger.entries import canonical_json
 from lab.projects.access import (
@@ -56,10 +57,14 @@ REPEAT_POLICY = (
 )
 
 
+def salt_for(runtime: Runtime) -> str:
+    """The contribution-bounding salt (derived from the lab's secret key)."""
+    return hmac.new(runtime.settings.encryption_key, b"lab.dp.contribution-bounding", "sha256").hexdigest()
+
+
 def engine_for(runtime: Runtime) -> DuckEngine:
-    """The process's DuckDB engine for this runtime (salt derived from the lab's secret key)."""
-    salt = hmac.new(runtime.settings.encryption_key, b"lab.dp.contribution-bounding", "sha256").hexdigest()
-    return DuckEngine.shared(runtime.cache_dir, salt)
+    """This process's DuckDB engine for this runtime."""
+    return DuckEngine.shared(runtime.cache_dir, salt_for(runtime))
 
 
 def digest(value: Any) -> str:
@@ -72,10 +77,10 @@ def spec_digest(spec: QuerySpec, version: DatasetVersion) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def prepare(
+def source_for(
     runtime: Runtime, session: Session, access: Access, cohort_id: str | None, rows_per_entity: int
-) -> tuple[Path, pa.Array | None]:
-    """The bounded Parquet source of the granted version and the cohort's entity keys, if any."""
+) -> Source:
+    """The job's input: the verified Parquet of the granted version and the cohort's keys, if any."""
     version = access.dataset
     cohort = None
     if cohort_id is not None:
@@ -86,11 +91,34 @@ def prepare(
             )
         cohort = load_cohort_keys(runtime.store, row)
     parquet = Catalog(session, runtime.store, runtime.ledger(session)).fetch(version, runtime.cache_dir)
-    columns = [c.name for c in version.policy.columns]
-    source = engine_for(runtime).bounded(
-        parquet, version.sha256, version.policy.entity_key, columns, rows_per_entity
+    return Source(
+        cache_dir=runtime.cache_dir,
+        salt=salt_for(runtime),
+        parquet=parquet,
+        sha256=version.sha256,
+        entity_key=version.policy.entity_key,
+        columns=[c.name for c in version.policy.columns],
+        rows_per_entity=rows_per_entity,
+        cohort=cohort,
     )
-    return source, cohort
+
+
+def reauthorize(session: Session, first: Access, params: dict[str, Any]) -> Access:
+    """Authorize again in the committing transaction; the dataset version must not have moved."""
+    access = authorize(
+        session, first.principal, first.project.id, first.dataset.dataset, "dp", first.operation, params
+    )
+    return same_version(first.dataset, access)
+
+
+def same_version(computed_on: DatasetVersion, access: Access) -> Access:
+    """``access`` if it grants the version the result was computed on; :class:`Conflict` if not."""
+    if access.dataset.sha256 != computed_on.sha256:
+        raise Conflict(
+            f"{computed_on.dataset} changed to version {access.dataset.version} while the request ran; "
+            "nothing was charged — run it again"
+        )
+    return access
 
 
 def _cost_params(cost: Budget, spec: QuerySpec | None = None) -> dict[str, Any]:
@@ -119,15 +147,6 @@ def _rows(plan: QueryPlan, values: list[Value]) -> list[dict[str, Any]]:
         }
         for v in values
     ]
-
-
-def compute(
-    runtime: Runtime, session: Session, access: Access, plan: QueryPlan, rng: Rng = None
-) -> tuple[list[Value], list[AggRelease]]:
-    """Exact aggregates of ``plan`` on the granted version, noised (nothing is charged here)."""
-    source, cohort = prepare(runtime, session, access, plan.spec.cohort, plan.rows_per_entity)
-    exact = engine_for(runtime).aggregate(plan, source, cohort)
-    return release(plan, exact, rng), describe(plan)
 
 
 def _lookup(session: Session, project_id: str, key: str) -> DpAnswerRow | None:
@@ -166,19 +185,25 @@ def _authorize_or_replay(
 
 def query(
     runtime: Runtime,
-    session: Session,
     principal: Principal,
     project_id: str,
     spec: QuerySpec,
     rng: Rng = None,
+    offload: Offload = inline,
 ) -> dict[str, Any]:
-    """Run a DP query and charge it (or replay the identical query's earlier answer for free)."""
-    access, hit = _authorize_or_replay(session, principal, project_id, spec, "query")
-    if hit is not None:
-        return _replay(session, hit)
-    assert access is not None
-    plan = plan_query(spec, access.policy)
-    values, infos = compute(runtime, session, access, plan, rng)
+    """Run a DP query and charge it (or replay the identical query's earlier answer for free).
+
+    Authorize and read the inputs in a read transaction, compute through ``offload`` outside any
+    transaction, then authorize again and commit the charge, record and ledger entry in one short one.
+    """
+    with runtime.reading() as session:
+        access, hit = _authorize_or_replay(session, principal, project_id, spec, "query")
+        if hit is not None:
+            return _replay(session, hit)
+        assert access is not None
+        plan = plan_query(spec, access.policy)
+        source = source_for(runtime, session, access, spec.cohort, plan.rows_per_entity)
+    values, infos = offload(query_job, source, plan, rng)
     version, key = access.dataset, spec_digest(spec, access.dataset)
     answer: dict[str, Any] = {
         "dataset": version.dataset,
@@ -193,34 +218,36 @@ def query(
         "aggregations": [i.as_dict() for i in infos],
         "repeat_policy": REPEAT_POLICY,
     }
-    load_project(session, project_id, lock=True)  # serialize with identical concurrent queries
-    hit = _lookup(session, project_id, key)
-    if hit is not None:
-        return _replay(session, hit)
-    record = commit_result(
-        session,
-        runtime.ledger(session),
-        access,
-        cost=plan.cost,
-        gaussian=_gaussian(spec),
-        parameters={"spec": canonical(spec), "spec_sha256": key, "noise": plan.noise},
-        result_digest=digest(answer["rows"]),
-    )
-    answer["record_id"] = record.id
-    session.add(
-        DpAnswerRow(
-            project_id=project_id,
-            spec_sha256=key,
-            dataset_id=version.dataset,
-            dataset_version=version.version,
-            record_id=record.id,
-            answer=answer,
-            created_by=principal.name,
-            created_at=utcnow(),
+    with runtime.transaction() as session:
+        load_project(session, project_id, lock=True)  # serialize with identical concurrent queries
+        again, hit = _authorize_or_replay(session, principal, project_id, spec, "query")
+        if hit is not None:
+            return _replay(session, hit)
+        assert again is not None
+        record = commit_result(
+            session,
+            runtime.ledger(session),
+            same_version(version, again),
+            cost=plan.cost,
+            gaussian=_gaussian(spec),
+            parameters={"spec": canonical(spec), "spec_sha256": key, "noise": plan.noise},
+            result_digest=digest(answer["rows"]),
         )
-    )
-    session.flush()
-    left = budget_remaining(session, project_id, version.dataset) or Budget.zero()
+        answer["record_id"] = record.id
+        session.add(
+            DpAnswerRow(
+                project_id=project_id,
+                spec_sha256=key,
+                dataset_id=version.dataset,
+                dataset_version=version.version,
+                record_id=record.id,
+                answer=answer,
+                created_by=principal.name,
+                created_at=utcnow(),
+            )
+        )
+        session.flush()
+        left = budget_remaining(session, project_id, version.dataset) or Budget.zero()
     spent = plan.cost.as_strings()
     return {
         **answer,
@@ -261,13 +288,19 @@ def _expected(plan: QueryPlan, infos: list[AggRelease], assumed_count: int | Non
 
 def preview(
     runtime: Runtime,
-    session: Session,
     principal: Principal,
     project_id: str,
     spec: QuerySpec,
     assumed_count: int | None = None,
 ) -> dict[str, Any]:
     """What a query would cost and how accurate it would be — without touching any data."""
+    with runtime.reading() as session:
+        return _preview(session, principal, project_id, spec, assumed_count)
+
+
+def _preview(
+    session: Session, principal: Principal, project_id: str, spec: QuerySpec, assumed_count: int | None
+) -> dict[str, Any]:
     allowed, reason = True, None
     try:
         access, hit = _authorize_or_replay(session, principal, project_id, spec, "query")
@@ -303,52 +336,56 @@ def preview(
 
 def release_table(
     runtime: Runtime,
-    session: Session,
     principal: Principal,
     project_id: str,
     spec: TableSpec,
     rng: Rng = None,
+    offload: Offload = inline,
 ) -> dict[str, Any]:
     """Release one statistic over the dims' full domains as a stored table (for HE lookups)."""
     q = spec.as_query()
-    access = authorize(
-        session, principal, project_id, spec.dataset, "dp", "release_table", _cost_params(q.cost(), q)
-    )
-    plan = plan_query(q, access.policy)
-    values, infos = compute(runtime, session, access, plan, rng)
+    params = _cost_params(q.cost(), q)
+    with runtime.reading() as session:
+        first = authorize(session, principal, project_id, spec.dataset, "dp", "release_table", params)
+        plan = plan_query(q, first.policy)
+        source = source_for(runtime, session, first, q.cohort, plan.rows_per_entity)
+    values, infos = offload(query_job, source, plan, rng)
     stat = spec.statistic
     statistic = stat.agg if stat.column is None else f"{stat.agg}({stat.column})"
     if stat.agg == "quantile":
         statistic = f"quantile({stat.column},{stat.levels[0]})"
-    record = commit_result(
-        session,
-        runtime.ledger(session),
-        access,
-        cost=plan.cost,
-        gaussian=_gaussian(q),
-        parameters={"spec": canonical(spec), "noise": plan.noise},
-        result_digest=digest([v.value for v in values]),
-    )
-    row = StatTableRow(
-        id="t_" + uuid.uuid4().hex,
-        project_id=project_id,
-        name=spec.label,
-        dataset_id=access.dataset.dataset,
-        dataset_version=access.dataset.version,
-        dims=[{"column": d.column, "domain": list(d.domain)} for d in plan.dims],
-        statistic=statistic,
-        values=[v.value for v in values],
-        epsilon=plan.cost.as_strings()["epsilon"],
-        created_by=principal.name,
-        created_at=utcnow(),
-        record_id=record.id,
-        release="dp",
-    )
-    session.add(row)
-    session.flush()
-    left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
+    with runtime.transaction() as session:
+        access = reauthorize(session, first, params)
+        record = commit_result(
+            session,
+            runtime.ledger(session),
+            access,
+            cost=plan.cost,
+            gaussian=_gaussian(q),
+            parameters={"spec": canonical(spec), "noise": plan.noise},
+            result_digest=digest([v.value for v in values]),
+        )
+        row = StatTableRow(
+            id="t_" + uuid.uuid4().hex,
+            project_id=project_id,
+            name=spec.label,
+            dataset_id=access.dataset.dataset,
+            dataset_version=access.dataset.version,
+            dims=[{"column": d.column, "domain": list(d.domain)} for d in plan.dims],
+            statistic=statistic,
+            values=[v.value for v in values],
+            epsilon=plan.cost.as_strings()["epsilon"],
+            created_by=principal.name,
+            created_at=utcnow(),
+            record_id=record.id,
+            release="dp",
+        )
+        session.add(row)
+        session.flush()
+        left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
+        out = table_out(row)
     return {
-        **table_out(row),
+        **out,
         "errors_95": [v.error_95 for v in values],
         "bounds": list(infos[0].bounds) if infos[0].bounds else None,
         "aggregation": infos[0].as_dict(),

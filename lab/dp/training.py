@@ -52,8 +52,9 @@ from lab.catalog.visibility import noisy_row_count
 from lab.db.base import utcnow
 from lab.dp.mechanisms import GeometricCount, Rng, count_noise, sum_noise
 from lab.dp.plan import TrainPlan, plan_training
-from lab.dp.service import digest, engine_for, prepare, require_reader
+from lab.dp.service import digest, reauthorize, require_reader, source_for
 from lab.dp.spec import TrainSpec, canonical
+from lab.dp.workers import Offload, inline, training_job
 from lab.errors import PrivacyLeak
 from lab.identity import Principal
 from lab.projects.access import authorize, budget_remaining, commit_result
@@ -254,53 +255,59 @@ def model_out(row: ModelRow, *, reveal: bool = True) -> dict[str, Any]:
 
 def train(
     runtime: Runtime,
-    session: Session,
     principal: Principal,
     project_id: str,
     spec: TrainSpec,
     rng: Rng = None,
+    offload: Offload = inline,
 ) -> dict[str, Any]:
-    """Train a DP model, charge its ε, store it as a project artifact and return its parameters."""
-    access = authorize(session, principal, project_id, spec.dataset, "dp", "train", {"epsilon": spec.epsilon})
-    plan = plan_training(spec, access.policy)
-    source, cohort = prepare(runtime, session, access, spec.cohort, 1)
+    """Train a DP model, charge its ε, store it as a project artifact and return its parameters.
+
+    Same shape as a query (:mod:`lab.dp.service`): read, fit through ``offload``, then commit.
+    """
+    params_in = {"epsilon": spec.epsilon}
+    with runtime.reading() as session:
+        first = authorize(session, principal, project_id, spec.dataset, "dp", "train", params_in)
+        plan = plan_training(spec, first.policy)
+        source = source_for(runtime, session, first, spec.cohort, 1)
     # the sampling rate comes from the size everyone may see, never from the exact row count
     shown = noisy_row_count(
-        access.dataset.row_count,
+        first.dataset.row_count,
         runtime.settings.encryption_key,
-        access.dataset.dataset,
-        access.dataset.version,
+        first.dataset.dataset,
+        first.dataset.version,
     )
-    x, y = engine_for(runtime).training_rows(plan, source, cohort, MAX_TRAINING_ROWS, max(shown, 1))
-    params = fit(plan, x, y, rng)
-    record = commit_result(
-        session,
-        runtime.ledger(session),
-        access,
-        cost=plan.cost,
-        parameters={"spec": canonical(spec)},
-        result_digest=digest(params),
-    )
-    row = ModelRow(
-        id="m_" + uuid.uuid4().hex,
-        project_id=project_id,
-        name=spec.name or f"{spec.model}_{spec.target}",
-        kind=spec.model,
-        dataset_id=access.dataset.dataset,
-        dataset_version=access.dataset.version,
-        features=list(spec.features),
-        target=spec.target,
-        params=params,
-        epsilon=plan.cost.as_strings()["epsilon"],
-        created_by=principal.name,
-        created_at=utcnow(),
-        record_id=record.id,
-        release="dp",
-    )
-    session.add(row)
-    session.flush()
-    left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
-    return {**model_out(row), "epsilon_spent": row.epsilon, "remaining": left.as_strings()}
+    params = offload(training_job, source, plan, MAX_TRAINING_ROWS, max(shown, 1), rng)
+    with runtime.transaction() as session:
+        access = reauthorize(session, first, params_in)
+        record = commit_result(
+            session,
+            runtime.ledger(session),
+            access,
+            cost=plan.cost,
+            parameters={"spec": canonical(spec)},
+            result_digest=digest(params),
+        )
+        row = ModelRow(
+            id="m_" + uuid.uuid4().hex,
+            project_id=project_id,
+            name=spec.name or f"{spec.model}_{spec.target}",
+            kind=spec.model,
+            dataset_id=access.dataset.dataset,
+            dataset_version=access.dataset.version,
+            features=list(spec.features),
+            target=spec.target,
+            params=params,
+            epsilon=plan.cost.as_strings()["epsilon"],
+            created_by=principal.name,
+            created_at=utcnow(),
+            record_id=record.id,
+            release="dp",
+        )
+        session.add(row)
+        session.flush()
+        left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
+        return {**model_out(row), "epsilon_spent": row.epsilon, "remaining": left.as_strings()}
 
 
 def list_models(session: Session, principal: Principal, project_id: str) -> list[dict[str, Any]]:

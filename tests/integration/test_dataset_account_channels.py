@@ -34,8 +34,7 @@ def test_dp_queries_tables_and_models_are_charged_to_the_dataset_account(runtime
 
     def query(body: dict[str, Any]) -> dict[str, Any]:
         spec = QuerySpec.model_validate({"dataset": "population", **body})
-        with runtime.transaction() as s:
-            return service.query(runtime, s, ALICE, pid, spec, np.random.RandomState(1))
+        return service.query(runtime, ALICE, pid, spec, np.random.RandomState(1))
 
     query({"select": [{"agg": "count"}], "epsilon": "0.25"})
     query(
@@ -51,8 +50,7 @@ def test_dp_queries_tables_and_models_are_charged_to_the_dataset_account(runtime
     table = TableSpec.model_validate(
         {"dataset": "population", "statistic": {"agg": "count"}, "dims": ["town"], "epsilon": "0.3"}
     )
-    with runtime.transaction() as s:
-        service.release_table(runtime, s, ALICE, pid, table, np.random.RandomState(2))
+    service.release_table(runtime, ALICE, pid, table, np.random.RandomState(2))
     train = TrainSpec.model_validate(
         {
             "dataset": "population",
@@ -62,8 +60,7 @@ def test_dp_queries_tables_and_models_are_charged_to_the_dataset_account(runtime
             "epsilon": "0.4",
         }
     )
-    with runtime.transaction() as s:
-        training.train(runtime, s, ALICE, pid, train, np.random.RandomState(3))
+    training.train(runtime, ALICE, pid, train, np.random.RandomState(3))
     assert charges(runtime) == [
         ("query", "0.25", "0", False),
         ("query", "0.5", "0.000001", True),

@@ -31,9 +31,8 @@ def spec(select: list[dict[str, Any]], **kw: Any) -> QuerySpec:
 
 
 def run(runtime: Runtime, project: str, s: QuerySpec, seed: int | None = None) -> dict[str, Any]:
-    with runtime.transaction() as session:
-        rng = np.random.RandomState(seed) if seed is not None else None
-        return service.query(runtime, session, ALICE, project, s, rng)
+    rng = np.random.RandomState(seed) if seed is not None else None
+    return service.query(runtime, ALICE, project, s, rng)
 
 
 @pytest.fixture
@@ -216,8 +215,7 @@ def test_table_release_is_row_major_over_the_domains(runtime: Runtime, sample: d
             "name": "income_by_town",
         }
     )
-    with runtime.transaction() as s:
-        out = service.release_table(runtime, s, ALICE, pid, ts, np.random.RandomState(5))
+    out = service.release_table(runtime, ALICE, pid, ts, np.random.RandomState(5))
     policy = sample["population"].policy
     towns, edu = policy.column("town").domain, policy.column("education").domain
     assert out["dims"] == [
@@ -250,8 +248,7 @@ def test_training_stores_a_model_the_he_channel_can_read(
     ts = TrainSpec.model_validate(
         {"dataset": "population", "model": model, "target": target, "features": features, "epsilon": "1"}
     )
-    with runtime.transaction() as s:
-        out = training.train(runtime, s, ALICE, pid, ts, np.random.RandomState(11))
+    out = training.train(runtime, ALICE, pid, ts, np.random.RandomState(11))
     with runtime.transaction() as s:
         row = s.get(ModelRow, out["id"])
         assert row is not None and row.kind == model and row.record_id == out["record_id"]

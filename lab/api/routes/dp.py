@@ -1,11 +1,13 @@
 """DP channel: queries, previews, table releases, model training, and the project's DP artifacts.
 
-Each handler opens its own transaction and commits it before returning, so a result never
-leaves the server unless its charge, derived record and ledger entry are committed.
+Heavy handlers are admitted (:mod:`lab.api.admission`), then the service runs in the admission
+pool's thread and computes in its worker processes; the service commits before returning, so a
+result never leaves the server unless its charge, derived record and ledger entry are committed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -19,6 +21,7 @@ from lab.dp import service, training
 from lab.dp.plan import estimated_cost, plan_query
 from lab.dp.schemas import ModelOut, PreviewOut, QueryOut, TableOut
 from lab.dp.spec import QuerySpec, TableSpec, TrainSpec
+from lab.dp.workers import Offload
 from lab.errors import (
     BudgetExhausted,
     Busy,
@@ -69,20 +72,19 @@ def _cost(runtime: Runtime, spec: QuerySpec | TrainSpec) -> float:
 
 
 async def _heavy(
-    request: Request, runtime: Runtime, principal: Principal, project: str, spec: Any, fn: Any
+    request: Request,
+    runtime: Runtime,
+    principal: Principal,
+    project: str,
+    spec: Any,
+    fn: Callable[[Offload], dict[str, Any]],
 ) -> dict[str, Any]:
-    """Admit, then run ``fn(session)`` in one transaction in the heavy pool (see lab.api.admission)."""
+    """Admit, then run ``fn(offload)`` in the heavy pool; its compute goes to the worker processes."""
     adm = admission(request)
     target = spec.as_query() if isinstance(spec, TableSpec) else spec
     cost = await run_in_threadpool(_cost, runtime, target)  # light: a catalog read and a plan
-
-    def work() -> dict[str, Any]:
-        with runtime.transaction() as session:
-            out: dict[str, Any] = fn(session)
-            return out
-
     with adm.admit(principal.name, project, cost):
-        return await adm.run(work)
+        return await adm.run(lambda: fn(adm.workers))
 
 
 @router.post("/query", response_model=QueryOut, responses=RUN_ERRORS, summary="Run a DP query (charged)")
@@ -95,7 +97,7 @@ async def query(
         principal,
         project,
         spec,
-        lambda s: service.query(runtime, s, principal, project, spec),
+        lambda w: service.query(runtime, principal, project, spec, offload=w),
     )
 
 
@@ -119,7 +121,7 @@ async def preview(
         principal,
         project,
         spec,
-        lambda s: service.preview(runtime, s, principal, project, spec, assumed_count),
+        lambda _: service.preview(runtime, principal, project, spec, assumed_count),
     )
 
 
@@ -139,7 +141,7 @@ async def release_table(
         principal,
         project,
         spec,
-        lambda s: service.release_table(runtime, s, principal, project, spec),
+        lambda w: service.release_table(runtime, principal, project, spec, offload=w),
     )
 
 
@@ -155,7 +157,7 @@ async def train(
         principal,
         project,
         spec,
-        lambda s: training.train(runtime, s, principal, project, spec),
+        lambda w: training.train(runtime, principal, project, spec, offload=w),
     )
 
 
