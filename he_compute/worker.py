@@ -126,8 +126,10 @@ class _Worker:
 class WorkerPool:
     """A fixed-size pool of isolated worker processes.
 
-    >>> # pool = WorkerPool(WorkerLimits(processes=2))
-    >>> # header, blobs = pool.run({"op": "ping"}, [])
+    Usage (starts worker processes, so not run here)::
+
+        pool = WorkerPool(WorkerLimits(processes=2))
+        header, blobs = pool.run({"op": "ping"}, [])
     """
 
     def __init__(self, limits: WorkerLimits | None = None) -> None:

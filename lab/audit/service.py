@@ -6,8 +6,10 @@ write is logged with ``lab.audit`` and counted in :attr:`AuditWriter.failed`; th
 describes has long been answered. Readers call :meth:`AuditWriter.flush` first when they need
 every request so far (the audit endpoints do).
 
->>> # writer = AuditWriter(runtime.sessions); writer.submit(AuditEntry(...)); writer.flush()
->>> # with runtime.transaction() as s: anomalies(s, hours=24).refused
+Usage (needs a runtime's database, so not run here)::
+
+    writer = AuditWriter(runtime.sessions); writer.submit(AuditEntry(...)); writer.flush()
+    with runtime.transaction() as s: anomalies(s, hours=24).refused
 """
 
 from __future__ import annotations

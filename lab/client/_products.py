@@ -1,12 +1,14 @@
 """``client.products``: register products, review them (bureau), fetch and verify certificates.
 
->>> # prod = c.products.register(name={"zh": "报告", "en": "Report"}, type="report",
->>> #                            artifact="out.csv", derived_from=[r.record_id, s.record_id])
->>> # prod.status, prod.latest["checks"]
->>> # c.products.review(prod.id, decision="approve")          # bureau
->>> # cert = c.products.certificate(prod.id)
->>> # c.products.verify(cert, artifact="out.csv").ok            # offline
->>> # c.products.verify(cert, online=True).status               # valid | revoked | invalid
+Usage, with ``c`` a connected :class:`~lab.client.Client` (needs a running lab, so not run here)::
+
+    prod = c.products.register(name={"zh": "报告", "en": "Report"}, type="report",
+                               artifact="out.csv", derived_from=[r.record_id, s.record_id])
+    prod.status, prod.latest["checks"]
+    c.products.review(prod.id, decision="approve")          # bureau
+    cert = c.products.certificate(prod.id)
+    c.products.verify(cert, artifact="out.csv").ok            # offline
+    c.products.verify(cert, online=True).status               # valid | revoked | invalid
 """
 
 from __future__ import annotations

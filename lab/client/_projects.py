@@ -1,10 +1,12 @@
 """``client.projects``: apply for a project, review it (bureau), follow its budget.
 
->>> # p = c.projects.apply(title="...", purpose="...", scenario="...", days=90, members=["alice"],
->>> #                      datasets={"population": {"dp": {"epsilon": 1.0}}},
->>> #                      organization="...", contact="...", commitment="...")
->>> # c.projects.review(p.id, decision="approve", reason="ok")   # bureau
->>> # c.projects.budget(p.id)                                      # DataFrame per dataset
+Usage, with ``c`` a connected :class:`~lab.client.Client` (needs a running lab, so not run here)::
+
+    p = c.projects.apply(title="...", purpose="...", scenario="...", days=90, members=["alice"],
+                         datasets={"population": {"dp": {"epsilon": 1.0}}},
+                         organization="...", contact="...", commitment="...")
+    c.projects.review(p.id, decision="approve", reason="ok")   # bureau
+    c.projects.budget(p.id)                                      # DataFrame per dataset
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """``client.psi``: private set intersection of the operator's identifier list with a dataset column.
 
->>> # r = c.psi.intersect(customers.uscc, dataset="enterprise_registry", column="uscc")
->>> # r.matches          -> pd.Series of the operator's items found in the column (input index kept)
->>> # n = c.psi.intersect(ids, dataset="population", column="resident_id", mode="cardinality").size
->>> # co = c.psi.intersect(ids, dataset="population", column="resident_id", mode="cohort")
->>> # co.cohort_id, co.noisy_size  -> usable in c.dp.query(..., cohort=co.cohort_id)
+Usage, with ``c`` a connected :class:`~lab.client.Client` (needs a running lab, so not run here)::
+
+    r = c.psi.intersect(customers.uscc, dataset="enterprise_registry", column="uscc")
+    r.matches          -> pd.Series of the operator's items found in the column (input index kept)
+    n = c.psi.intersect(ids, dataset="population", column="resident_id", mode="cardinality").size
+    co = c.psi.intersect(ids, dataset="population", column="resident_id", mode="cohort")
+    co.cohort_id, co.noisy_size  -> usable in c.dp.query(..., cohort=co.cohort_id)
 
 Items are normalized here, with the same rules as the lab (``lab.identifiers``); invalid items are
 reported in ``result.invalid`` (count and examples) and never sent. Only blinded elements leave the

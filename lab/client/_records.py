@@ -29,8 +29,10 @@ COLUMNS = [
 class RecordsAPI:
     """List and read derived records (members: their projects'; bureau and auditors: all).
 
-    >>> # c.records.list(channel="dp")            # DataFrame, newest first
-    >>> # c.records.get("dr_...")["result_digest"]
+    Usage, with ``c`` a connected client (needs a running lab, so not run here)::
+
+        c.records.list(channel="dp")            # DataFrame, newest first
+        c.records.get("dr_...")["result_digest"]
     """
 
     def __init__(self, client: Client) -> None:

@@ -14,8 +14,10 @@ Invariants:
   user values only as bound parameters; file paths are quoted.
 * Nothing here is released: results go to :mod:`lab.dp.release`, which adds the noise.
 
->>> DuckEngine.__name__
-'DuckEngine'
+Clamping, as the SQL reads it:
+
+>>> _clamp("age", 0.0, 120.0)
+'LEAST(GREATEST(CAST("age" AS DOUBLE), 0.0), 120.0)'
 """
 
 from __future__ import annotations

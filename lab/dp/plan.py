@@ -384,7 +384,13 @@ def plan_training(spec: TrainSpec, policy: Policy) -> TrainPlan:
 def estimated_cost(plan: QueryPlan, rows: int) -> float:
     """Work a query asks of the engine, for admission control: cells × aggregated values × rows.
 
-    >>> estimated_cost.__name__
-    'estimated_cost'
+    >>> from lab.catalog.policy import load_policy
+    >>> spec = QuerySpec.model_validate({
+    ...     "dataset": "population", "epsilon": 0.5, "group_by": ["gender", "town"],
+    ...     "select": [{"agg": "count"}, {"agg": "mean", "column": "monthly_income"}],
+    ... })
+    >>> plan = plan_query(spec, load_policy("policies/population.yaml"))
+    >>> plan.cells, estimated_cost(plan, rows=1000)  # 2 genders × 18 towns; 2 values a cell
+    (36, 72000.0)
     """
     return float(plan.cells * max(1, sum(a.values_per_cell for a in plan.aggs)) * max(1, rows))

@@ -61,7 +61,9 @@ def looks_like_jwt(token: str) -> bool:
 class OidcVerifier:
     """Verifies a realm's access tokens; holds the realm's cached JWKS.
 
-    >>> # v = OidcVerifier(settings.oidc); principal = v.verify(token)
+    Usage (needs the realm's issuer to fetch its JWKS, so not run here)::
+
+        v = OidcVerifier(settings.oidc); principal = v.verify(token)
     """
 
     def __init__(self, cfg: OidcSettings, timeout: float = 5.0) -> None:

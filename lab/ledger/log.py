@@ -91,8 +91,21 @@ class VerifyReport:
 class Ledger:
     """The lab's ledger over one database session.
 
-    >>> # ledger = Ledger(session, settings.encryption_key)
-    >>> # entry = ledger.append("catalog.dataset_version", {...}, actor="steward1")
+    >>> import tempfile
+    >>> from sqlalchemy.orm import Session
+    >>> from lab.db.base import make_engine
+    >>> from lab.db.migrate import upgrade
+    >>> url = f"sqlite:///{tempfile.mkdtemp()}/lab.sqlite"
+    >>> upgrade(url)
+    >>> engine = make_engine(url)
+    >>> with Session(engine) as session, session.begin():
+    ...     ledger = Ledger(session, bytes(32))
+    ...     body = {"dataset": "population", "version": 1}
+    ...     entry = ledger.append("catalog.dataset_version", body, actor="steward1")
+    ...     report = ledger.verify()
+    >>> entry.index, entry.kind, entry.entry["actor"], (report.ok, report.size)
+    (0, 'catalog.dataset_version', 'steward1', (True, 1))
+    >>> engine.dispose()
     """
 
     def __init__(self, session: Session, at_rest_key: bytes) -> None:

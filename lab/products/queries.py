@@ -6,10 +6,10 @@ and the bureau only.
 The public lookup (:func:`lookup`, :func:`registry_status`) needs no identity and returns only
 non-sensitive metadata, the status and ledger proofs.
 
-The bureau web pages call :func:`review_queue` and :func:`detail`:
+The bureau web pages call :func:`review_queue` and :func:`detail` (with a database session, so not run here)::
 
->>> # queue = review_queue(session, principal)            # oldest first
->>> # page = detail(session, principal, queue[0].product)  # versions, checks, lineage, events
+    queue = review_queue(session, principal)            # oldest first
+    page = detail(session, principal, queue[0].product)  # versions, checks, lineage, events
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ distinct reviewers — the two-person rule of projects. Each approval but the la
 transition in the ledger (actor, reason); the last is the approval, whose statement names the
 earlier ones (``endorsed_by``).
 
->>> # review(session, ledger, bureau, product_id, "approve", reason="meets the scenario")
->>> # revoke(session, ledger, bureau, product_id, reason="source dataset withdrawn")
+Usage (in the caller's transaction, so not run here)::
+
+    review(session, ledger, bureau, product_id, "approve", reason="meets the scenario")
+    revoke(session, ledger, bureau, product_id, reason="source dataset withdrawn")
 """
 
 from __future__ import annotations

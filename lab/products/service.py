@@ -10,8 +10,10 @@ deleted (:mod:`lab.products.staging`), so no failed submission leaves an object 
 
 Review and revocation live in :mod:`lab.products.review` (re-exported here).
 
->>> # out = submit(runtime, principal, ProductSubmission(...), artifact=spool(fileobj, tmp, limit, "out.csv"))
->>> # review(session, ledger, bureau, out.id, "approve", reason="ok")
+Usage (needs a runtime with its database and object store, so not run here)::
+
+    out = submit(runtime, principal, ProductSubmission(...), artifact=spool(fileobj, tmp, limit, "out.csv"))
+    review(session, ledger, bureau, out.id, "approve", reason="ok")
 """
 
 from __future__ import annotations

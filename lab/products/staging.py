@@ -8,8 +8,10 @@ committed versions, and an object under ``pending/`` is either in flight or left
 :func:`sweep` (run when the API starts) promotes pending objects a committed version refers to and
 deletes the rest, and any final object no version refers to, once older than ``grace``.
 
->>> # pending = upload(store, path)
->>> # with staged(store, pending), runtime.transaction() as s: ...   # promoted after the commit
+Usage (needs an object store, so not run here)::
+
+    pending = upload(store, path)
+    with staged(store, pending), runtime.transaction() as s: ...   # promoted after the commit
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@ project ends, dispose of its data (:mod:`lab.projects.disposal`). A Hub or stora
 commit does not undo the transition: it is logged, the project stays dirty / undisposed, and the
 periodic sweep finishes the job. Every action returns the project as its actor may now see it.
 
->>> # wf = ProjectWorkflow(runtime)
->>> # p = wf.apply(alice, ApplicationIn(title=..., purpose=..., scenario=..., organization=...,
->>> #              contact=..., datasets={"population": {"dp": {"epsilon": "1"}}}, days=90, commitment=...))
->>> # wf.review(bureau1, p.id, ReviewIn(decision="approve", reason="ok"))
->>> # wf.budget(alice, p.id).budgets[0].epsilon_remaining
+Usage (needs a runtime with its database and Hub, so not run here)::
+
+    wf = ProjectWorkflow(runtime)
+    p = wf.apply(alice, ApplicationIn(title=..., purpose=..., scenario=..., organization=...,
+                 contact=..., datasets={"population": {"dp": {"epsilon": "1"}}}, days=90, commitment=...))
+    wf.review(bureau1, p.id, ReviewIn(decision="approve", reason="ok"))
+    wf.budget(alice, p.id).budgets[0].epsilon_remaining
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Records are written only by :func:`lab.projects.access.commit_result`; this module only reads.
 
->>> # list_records(session, principal, project="p1", channel="dp", since=..., limit=100)
+Usage (needs a database session, so not run here)::
+
+    list_records(session, principal, project="p1", channel="dp", since=..., limit=100)
 """
 
 from __future__ import annotations

@@ -43,8 +43,10 @@ def sha256_file(path: Path) -> str:
 class ObjectStore:
     """Buckets of content-addressed objects.
 
-    >>> # store = ObjectStore(settings.s3); obj = store.put_file("lab-raw", "datasets/x", path)
-    >>> # store.get_bytes(obj)  # verified against obj.sha256
+    Usage (needs an S3 endpoint, so not run here)::
+
+        store = ObjectStore(settings.s3); obj = store.put_file("lab-raw", "datasets/x", path)
+        store.get_bytes(obj)  # verified against obj.sha256
     """
 
     def __init__(self, cfg: S3Settings) -> None:

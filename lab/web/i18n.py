@@ -433,13 +433,13 @@ ZH: dict[str, str] = {
         "写入不受影响，见证方恢复后自动补签。"
     ),
     "ledger.no_witnesses": "未配置见证方：账本历史只受实验室自身密钥保护。",
-    "kind.ledger.genesis": "创世条目",
     "kind.catalog.dataset_version": "数据集版本登记",
     "kind.project.transition": "项目状态变更",
     "kind.project.disposal": "项目数据处置",
-    "kind.budget.spend": "预算支出",
     "kind.derived.record": "派生记录",
     "kind.product.transition": "产品状态变更",
+    "kind.psi.key_epoch": "PSI 密钥周期",
+    "kind.artifact.published": "同态计算制品发布",
 }
 
 EN: dict[str, str] = {
@@ -861,13 +861,13 @@ EN: dict[str, str] = {
     "ledger.no_witnesses": (
         "No witnesses configured: the ledger's history is protected only by the lab's own key."
     ),
-    "kind.ledger.genesis": "Genesis",
     "kind.catalog.dataset_version": "Dataset version",
     "kind.project.transition": "Project transition",
     "kind.project.disposal": "Project disposal",
-    "kind.budget.spend": "Budget spend",
     "kind.derived.record": "Derived record",
     "kind.product.transition": "Product transition",
+    "kind.psi.key_epoch": "PSI key epoch",
+    "kind.artifact.published": "HE artifact published",
 }
 
 # risk view of dataset accounts and the request anomalies (articles 29, 32)

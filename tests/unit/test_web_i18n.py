@@ -3,6 +3,7 @@ and a label for every value of the domain enums the pages show."""
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 from enum import StrEnum
@@ -19,6 +20,7 @@ from lab.web.i18n import EN, LANGS, MESSAGES, ZH, Translator
 from lab.web.pages import ERROR_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("lab", "psi_service", "he_compute", "witness")
 WEB_SOURCES = [
     *sorted((ROOT / "lab" / "web" / "templates").glob("*.html")),
     *sorted((ROOT / "lab" / "web").rglob("*.py")),
@@ -97,9 +99,92 @@ def test_every_domain_value_has_a_label(prefix: str, values: type[StrEnum] | lis
     assert not missing, f"{prefix}: {missing}"
 
 
-def test_ledger_kinds_and_error_pages_have_labels() -> None:
-    base_kinds = ["ledger.genesis", "catalog.dataset_version", "project.transition", "budget.spend"]
-    assert all(k in KINDS and f"kind.{k}" in ZH for k in base_kinds)
+def _parameter_values(trees: dict[Path, ast.Module], function: str, parameter: str) -> set[str]:
+    """The literals ``parameter`` takes in ``function``: its default and every ``parameter=`` passed."""
+    values: set[str] = set()
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function:
+                args = [*node.args.args, *node.args.kwonlyargs]
+                defaults = [*([None] * (len(node.args.args) - len(node.args.defaults))), *node.args.defaults]
+                defaults += node.args.kw_defaults
+                for arg, default in zip(args, defaults, strict=True):
+                    if arg.arg == parameter and isinstance(default, ast.Constant):
+                        values.add(default.value)
+            elif isinstance(node, ast.Call):
+                name = (
+                    node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                )
+                values |= {
+                    k.value.value
+                    for k in node.keywords
+                    if name == function and k.arg == parameter and isinstance(k.value, ast.Constant)
+                }
+    return values
+
+
+def emitted_ledger_kinds() -> tuple[dict[str, str], list[str]]:
+    """Kinds passed to a ledger's ``append``/``append_many`` anywhere in the source (kind -> first place),
+    and the calls whose kind could not be read from the source.
+
+    A call counts when its receiver names a ledger (``ledger.append``, ``self.rt.ledger(s).append``).
+    A kind given as a variable is resolved when it is a parameter of the enclosing function: its
+    default and the literals callers pass for it.
+    """
+    trees = {
+        p: ast.parse(p.read_text(encoding="utf-8")) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
+    }
+    kinds: dict[str, str] = {}
+    unresolved: list[str] = []
+    for path, tree in trees.items():
+        functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("append", "append_many")
+                and "ledger" in ast.unparse(node.func.value).lower()
+                and node.args
+            ):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            arg = node.args[0]
+            firsts = [arg]  # append(kind, body, actor)
+            if node.func.attr == "append_many":  # append_many([(kind, body, actor), ...])
+                listed = isinstance(arg, ast.List) and all(isinstance(e, ast.Tuple) for e in arg.elts)
+                firsts = [e.elts[0] for e in arg.elts if isinstance(e, ast.Tuple)] if listed else [arg]
+            for first in firsts:
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    kinds.setdefault(first.value, where)
+                    continue
+                enclosing = [f for f in functions if f.lineno <= node.lineno <= (f.end_lineno or 0)]
+                found = (
+                    _parameter_values(trees, enclosing[-1].name, first.id)
+                    if enclosing and isinstance(first, ast.Name)
+                    else set()
+                )
+                for kind in found:
+                    kinds.setdefault(kind, where)
+                if not found:
+                    unresolved.append(f"{where}: {ast.unparse(first)}")
+    return kinds, unresolved
+
+
+def test_ledger_kinds_are_the_emitted_ones_and_have_labels() -> None:
+    emitted, unresolved = emitted_ledger_kinds()
+    assert not unresolved, f"ledger appends whose kind the test cannot read: {unresolved}"
+    assert {"catalog.dataset_version", "project.transition", "project.disposal", "derived.record"} <= set(
+        emitted
+    )
+    assert sorted(set(emitted) - set(KINDS)) == [], "appended but not declared in lab.ledger.entries.KINDS"
+    assert sorted(set(KINDS) - set(emitted)) == [], "declared in KINDS but never appended"
+    missing = {k: where for k, where in emitted.items() if f"kind.{k}" not in ZH or f"kind.{k}" not in EN}
+    assert not missing, f"ledger kinds without zh-CN and English labels: {missing}"
+    stale = sorted(k for k in ZH if k.startswith("kind.") and k.removeprefix("kind.") not in KINDS)
+    assert not stale, f"labels of kinds nothing appends: {stale}"
+
+
+def test_error_pages_have_labels() -> None:
     for title, text in [*ERROR_KEYS.values(), ("error.500", "error.500.text")]:
         assert title in ZH and text in ZH
 
