@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import pytest
 
@@ -71,6 +73,45 @@ def test_configuration_reference_is_current() -> None:
     assert (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") == render(), (
         "run: python -m lab.settings_doc > docs/configuration.md"
     )
+
+
+def _setting_variables(model: type[Any], prefix: str) -> list[str]:
+    """Every environment variable of the settings tree, walked here apart from the generator."""
+    from pydantic import BaseModel
+
+    names = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation  # a group, or an optional group; a list of models is one JSON variable
+        options = get_args(ann) if get_origin(ann) in (Union, UnionType) else (ann,)
+        nested = [a for a in options if isinstance(a, type) and issubclass(a, BaseModel)]
+        if nested:
+            names += _setting_variables(nested[0], f"{prefix}{name.upper()}__")
+        else:
+            names.append(f"{prefix}{name.upper()}")
+    return names
+
+
+def test_configuration_reference_lists_every_setting_of_the_tree() -> None:
+    from lab.settings import Settings
+
+    expected = _setting_variables(Settings, "LAB_")
+    text = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    listed = [line.split("`")[1] for line in text.splitlines() if line.startswith("| `LAB_")]
+    assert sorted(listed) == sorted(expected), {
+        "missing": sorted(set(expected) - set(listed)),
+        "stale": sorted(set(listed) - set(expected)),
+    }
+    assert {"LAB_PSI__FPR", "LAB_HE__PROCESSES", "LAB_ADMISSION__WORKERS"} <= set(listed)
+
+
+def test_psi_and_he_groups_read_their_older_variable_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.settings import Settings
+
+    monkeypatch.setenv("LAB_PSI_PART_ITEMS", "64")
+    monkeypatch.setenv("LAB_HE_PROCESSES", "5")
+    monkeypatch.setenv("LAB_HE__PROCESSES", "3")  # the nested form wins
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (s.psi.part_items, s.he.processes, s.he.task_seconds) == (64, 3, 120.0)
 
 
 def test_free_port_blocks_never_name_an_invalid_port() -> None:
