@@ -44,6 +44,37 @@ def test_routers_stay_thin() -> None:
         assert lines < 400, f"{path.name} has {lines} lines; move logic into a service"
 
 
+def _package_files() -> list[Path]:
+    return sorted(
+        p for pkg in ("lab", "psi_service", "he_compute", "witness") for p in (ROOT / pkg).rglob("*.py")
+    )
+
+
+@pytest.mark.parametrize("path", _package_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_nothing_is_wired_by_name(path: Path) -> None:
+    """Routers, client sub-APIs, disposers and commands are plain imports: a typo is an ImportError."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        elif isinstance(node, ast.Name) and node.id == "__import__":
+            names = ["__import__"]
+        else:
+            continue
+        found = [n for n in names if n.split(".")[0] in ("importlib", "pkgutil", "__import__")]
+        assert not found, f"{path.relative_to(ROOT)}:{node.lineno} discovers modules by name: {found}"
+
+
+def test_disposal_runs_every_channel_disposer() -> None:
+    from he_compute.disposal import dispose_he
+    from lab.projects.disposal import channel_disposers
+    from psi_service.disposal import dispose_psi
+
+    assert channel_disposers() == {"he.contexts": dispose_he, "psi.sessions": dispose_psi}
+
+
 def test_client_public_surface_is_pinned() -> None:
     import lab.client as lc
 
@@ -65,6 +96,27 @@ def test_client_public_surface_is_pinned() -> None:
         "connect",
     ]
     assert issubclass(lc.BudgetExhausted, lc.LabError) and issubclass(lc.NotInGrant, lc.Forbidden)
+
+
+def test_client_capabilities_are_declared_typed_attributes() -> None:
+    """Every sub-API is an annotated attribute built in ``__init__``; an unknown one is an AttributeError."""
+    from typing import get_type_hints
+
+    import lab.client as lc
+    from lab.client._dp import DpAPI
+    from lab.client._he import HeAPI
+    from lab.client._psi import PsiAPI
+
+    hints = get_type_hints(lc.Client)
+    assert (hints["dp"], hints["psi"], hints["he"]) == (DpAPI, PsiAPI, HeAPI)
+    capabilities = ["catalog", "ledger", "projects", "records", "dp", "psi", "he", "products"]
+    assert all(name in hints for name in capabilities)
+    with lc.Client("http://127.0.0.1:1", "no-token") as c:
+        assert [type(getattr(c, name)).__name__ for name in capabilities] == [
+            hints[name].__name__ for name in capabilities
+        ]
+        with pytest.raises(AttributeError):
+            c.dpp  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_configuration_reference_is_current() -> None:
