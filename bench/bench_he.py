@@ -176,7 +176,7 @@ class Stack:
             "LAB_S3__SECRET_KEY": s.s3.secret_key.get_secret_value(),
             "LAB_HUB__API_URL": self.hub.api_url,
             "LAB_HUB__API_TOKEN": self.hub.service_token,
-            "LAB_HE_PROCESSES": "2",
+            "LAB_HE__PROCESSES": "2",
         }
         self.api = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "lab.api.main:app_factory", "--port",

@@ -255,17 +255,16 @@ def main() -> None:
     from lab.db.migrate import upgrade
     from lab.runtime import Runtime
     from lab.sample.generate import generate
-    from lab.settings import HubSettings, S3Settings, Settings
+    from lab.settings import HubSettings, PsiSettings, S3Settings, Settings
     from lab.storage.seaweed import start_seaweed
     from psi_service import parallel
-    from psi_service.config import PsiSettings, get_psi_settings
     from psi_service.keys import KeyRing
     from psi_service.setups import SetupCache
     from psi_service.structures import choose_structure, size_bucket
     from tests.factories import active_project
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-psi-"))
-    cores = PsiSettings().effective_workers
+    cores = Settings().psi.effective_workers  # LAB_PSI__WORKERS (or LAB_PSI_WORKERS) if set
     emit(f"PSI bench: {args.client:,} client × {args.server:,} server items, {cores} cores, tmp {tmp}")
     seaweed = start_seaweed(tmp / "s3", "bench", secrets.token_urlsafe(16))
     hub, token = _hub(tmp)
@@ -301,7 +300,7 @@ def main() -> None:
         dp = {"epsilon": "50", "delta": "0.00001", "epsilon_per_query": "1"}
         modes = ["intersection", "cardinality", "cohort"]
         pid = active_project(rt, {"enterprise_registry": {"psi": {"modes": modes, "quota": 1000}, "dp": dp}})
-        fpr = get_psi_settings().fpr
+        fpr = settings.psi.fpr
         bucket = size_bucket(args.client)
         ds = choose_structure(fpr, bucket, len(server_items))
         emit(f"server set {len(server_items):,} distinct USCCs; bucket {bucket:,}; FPR {fpr:g}; {ds}")
@@ -352,9 +351,8 @@ def main() -> None:
         c.psi.intersect(
             client_items, dataset="enterprise_registry", column="uscc", mode="cardinality", progress=False
         )
-        for label, env_workers in ((f"{cores} workers", "0"), ("1 worker", "1")):
-            os.environ["LAB_PSI_WORKERS"] = env_workers
-            get_psi_settings.cache_clear()
+        for label, server_workers in ((f"{cores} workers", 0), ("1 worker", 1)):
+            rt.settings.psi.workers = server_workers  # the in-process server reads it per request
             for mode in ("cardinality", "intersection"):
                 best = float("inf")
                 for _ in range(args.repeat):

@@ -36,11 +36,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from he_compute import frames
 from lab.errors import BadRequest, PayloadTooLarge, Unavailable
+from lab.settings import HeSettings
 
 MEMORY_EXIT = 70
 
@@ -63,20 +61,6 @@ class WorkerTimeout(Unavailable):
 
 class WorkerBusy(Unavailable):
     code, title = "he-busy", "All homomorphic workers are busy"
-
-
-class WorkerLimits(BaseSettings):
-    """Limits of the HE worker pool (``LAB_HE_*`` environment variables)."""
-
-    model_config = SettingsConfigDict(env_prefix="LAB_HE_", extra="ignore")
-
-    processes: int = Field(2, ge=1, le=64, description="worker processes")
-    memory_bytes: int = Field(3 << 30, ge=256 << 20, description="RLIMIT_AS of each worker")
-    task_seconds: float = Field(120.0, gt=0, description="longest one task (one batch) may run")
-    queue_seconds: float = Field(30.0, ge=0, description="longest a task waits for a free worker")
-    max_message_bytes: int = Field(256 << 20, ge=1 << 20, description="largest task or reply")
-    context_cache: int = Field(4, ge=1, le=64, description="parsed contexts each worker keeps")
-    max_records: int = Field(2_000_000, ge=1, description="most records one score or lookup call carries")
 
 
 # ---- worker process --------------------------------------------------------------------------
@@ -128,12 +112,12 @@ class WorkerPool:
 
     Usage (starts worker processes, so not run here)::
 
-        pool = WorkerPool(WorkerLimits(processes=2))
+        pool = WorkerPool(HeSettings(processes=2))
         header, blobs = pool.run({"op": "ping"}, [])
     """
 
-    def __init__(self, limits: WorkerLimits | None = None) -> None:
-        self.limits = limits or WorkerLimits()
+    def __init__(self, limits: HeSettings) -> None:
+        self.limits = limits
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -279,12 +263,16 @@ _POOL: WorkerPool | None = None
 _POOL_LOCK = threading.Lock()
 
 
-def get_pool() -> WorkerPool:
-    """The process-wide pool, started on first use with :class:`WorkerLimits` from the environment."""
+def get_pool(limits: HeSettings) -> WorkerPool:
+    """The process-wide pool, started on first use with ``limits`` (the runtime's ``settings.he``).
+
+    The workers are processes of this interpreter, shared by every runtime in it; a pool already
+    running keeps its limits (:func:`set_pool` replaces it).
+    """
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL._closed:
-            _POOL = WorkerPool()
+            _POOL = WorkerPool(limits)
         return _POOL
 
 

@@ -1,20 +1,27 @@
 """Lab settings, read from ``LAB_*`` environment variables and an optional ``.env`` file.
 
-Nested groups use ``__`` as delimiter, e.g. ``LAB_S3__ENDPOINT=127.0.0.1:8333``.
-The embedded demo runs with generated defaults; ``LAB_MODE=production`` refuses
-them (see :meth:`Settings.check_production`).
+Nested groups use ``__`` as delimiter, e.g. ``LAB_S3__ENDPOINT=127.0.0.1:8333``. The PSI and
+HE groups also read their older one-underscore names (``LAB_PSI_FPR``, ``LAB_HE_PROCESSES``);
+the ``__`` form wins when both are set. The embedded demo runs with generated defaults;
+``LAB_MODE=production`` refuses them (see :meth:`Settings.check_production`).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEMO_SECRET = "embedded-demo-only-change-me"  # noqa: S105 - refused in production
 
@@ -69,6 +76,54 @@ class AdmissionSettings(BaseModel):
         description="estimated cost (cells × values × rows) in flight at once; a lone request always runs",
     )
     retry_after: int = Field(5, ge=1, le=3600, description="seconds a refused caller is told to wait")
+
+
+class PsiSettings(BaseModel):
+    """The PSI channel's protocol tuning (see docs/psi.md).
+
+    Never the access rules: who may run which mode on which column, the client-set limits and the
+    quotas come from dataset policies and project grants.
+    """
+
+    fpr: float = Field(
+        1e-9,
+        gt=0,
+        lt=1,
+        description="bound on the probability that one PSI query returns any false positive",
+    )
+    workers: int = Field(0, ge=0, description="worker processes for PSI EC operations; 0 = all cores")
+    parallel_min_items: int = Field(
+        4096, ge=1, description="PSI sets smaller than this are processed in the calling process"
+    )
+    part_items: int = Field(262_144, ge=1, description="most encrypted items in one uploaded request part")
+    min_bucket: int = Field(
+        1024, ge=1, description="smallest client-size bucket a PSI setup is built for (a power of 2)"
+    )
+    session_ttl_seconds: int = Field(3600, ge=60, description="how long a PSI session stays usable")
+    cohort_ttl_days: int = Field(30, ge=1, description="cohort lifetime (capped by the project's end)")
+    worker_timeout_seconds: float = Field(
+        900.0, gt=0, description="longest a PSI worker may take on one chunk before it is killed"
+    )
+
+    @property
+    def effective_workers(self) -> int:
+        """The number of worker processes to use."""
+        if self.workers:
+            return self.workers
+        affinity = getattr(os, "sched_getaffinity", None)
+        return max(1, len(affinity(0)) if affinity else (os.cpu_count() or 1))
+
+
+class HeSettings(BaseModel):
+    """Limits of the HE channel's isolated worker pool (see docs/he.md)."""
+
+    processes: int = Field(2, ge=1, le=64, description="HE worker processes")
+    memory_bytes: int = Field(3 << 30, ge=256 << 20, description="RLIMIT_AS of each HE worker")
+    task_seconds: float = Field(120.0, gt=0, description="longest one HE task (one batch) may run")
+    queue_seconds: float = Field(30.0, ge=0, description="longest an HE task waits for a free worker")
+    max_message_bytes: int = Field(256 << 20, ge=1 << 20, description="largest HE task or reply")
+    context_cache: int = Field(4, ge=1, le=64, description="parsed contexts each HE worker keeps")
+    max_records: int = Field(2_000_000, ge=1, description="most records one HE score or lookup call carries")
 
 
 class OidcSettings(BaseModel):
@@ -142,6 +197,20 @@ class Settings(BaseSettings):
     projects: ProjectsSettings = Field(default_factory=ProjectsSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
+    psi: PsiSettings = Field(default_factory=PsiSettings)
+    he: HeSettings = Field(default_factory=HeSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        legacy = _LegacyGroupEnv(settings_cls)
+        return init_settings, env_settings, legacy, dotenv_settings, file_secret_settings
 
     @property
     def db_url(self) -> str:
@@ -175,6 +244,32 @@ class Settings(BaseSettings):
             raise RuntimeError(f"production mode refuses demo secrets: {', '.join(demo)}")
         if self.db_url.startswith("sqlite"):
             raise RuntimeError("production mode needs LAB_DATABASE_URL (PostgreSQL)")
+
+
+class _LegacyGroupEnv(PydanticBaseSettingsSource):
+    """The PSI and HE groups' older names, ``LAB_PSI_<FIELD>`` and ``LAB_HE_<FIELD>`` (one underscore).
+
+    Those groups were separate settings roots before they joined :class:`Settings`; their documented
+    variables keep working, below the ``LAB_PSI__<FIELD>`` form in precedence.
+    """
+
+    GROUPS: ClassVar[dict[str, type[BaseModel]]] = {"psi": PsiSettings, "he": HeSettings}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the whole group at once
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for group, model in self.GROUPS.items():
+            prefix = f"LAB_{group.upper()}_"
+            values = {
+                name: os.environ[prefix + name.upper()]
+                for name in model.model_fields
+                if prefix + name.upper() in os.environ
+            }
+            if values:
+                found[group] = values
+        return found
 
 
 @lru_cache

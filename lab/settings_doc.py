@@ -30,6 +30,8 @@ def render() -> str:
         "",
         "Generated from `lab/settings.py` by `python -m lab.settings_doc`; do not edit by hand.",
         "Settings come from environment variables (or a `.env` file); nested groups use `__`.",
+        "The `psi` and `he` groups also read their older one-underscore names (`LAB_PSI_FPR`,",
+        "`LAB_HE_PROCESSES`, ...); the `__` form wins when both are set.",
         "In `production` mode the lab refuses demo secrets and a SQLite database.",
         "",
         "| variable | meaning | default |",

@@ -21,7 +21,6 @@ def rotate_key(
     ] = True,
 ) -> None:
     """Retire the active PSI key epoch and start a new one (setups are rebuilt on demand)."""
-    from psi_service.config import get_psi_settings
     from psi_service.keys import KeyRing
 
     with runtime() as rt:
@@ -29,7 +28,7 @@ def rotate_key(
         retired, new = ring.rotate(actor)
         typer.echo(f"PSI key epoch {new} is active" + (f"; epoch {retired} retired" if retired else ""))
         if purge:
-            grace = dt.timedelta(seconds=get_psi_settings().session_ttl_seconds)
+            grace = dt.timedelta(seconds=rt.settings.psi.session_ttl_seconds)
             for epoch in ring.purge(actor, grace):
                 typer.echo(f"PSI key epoch {epoch} destroyed, its cached setups deleted")
 
@@ -56,12 +55,11 @@ def warm(
 ) -> None:
     """Build (or confirm) the cached setups of DATASET.COLUMN under the active key epoch."""
     from lab.catalog.service import Catalog
-    from psi_service.config import get_psi_settings
     from psi_service.setups import SetupCache
     from psi_service.structures import size_bucket
 
-    cfg = get_psi_settings()
     with runtime() as rt:
+        cfg = rt.settings.psi
         with rt.transaction() as s:
             version = Catalog(s, None, rt.ledger(s)).get(dataset)
         cache = SetupCache(rt, cfg)

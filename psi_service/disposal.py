@@ -1,9 +1,10 @@
 """Disposal of a project's PSI working data (article 19).
 
-Registered with the projects' disposal as ``psi.sessions``: deletes the project's PSI sessions
-and any request parts still stored for them (``projects/<id>/psi/`` in the work bucket). Cohorts
-are shared artifacts (``lab.artifacts``) and the projects' disposal deletes them; cached setups
-belong to a dataset version and key epoch, not to a project, and stay.
+Run by the projects' disposal as ``psi.sessions`` (:func:`lab.projects.disposal.channel_disposers`):
+deletes the project's PSI sessions and any request parts still stored for them
+(``projects/<id>/psi/`` in the work bucket). Cohorts are shared artifacts (``lab.artifacts``) and
+the projects' disposal deletes them; cached setups belong to a dataset version and key epoch, not
+to a project, and stay.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lab.projects.disposal import DisposalContext, register_disposer
+from lab.projects.disposal import DisposalContext
 from lab.storage import ObjectStore
 from psi_service.models import PsiSessionRow
 
@@ -35,10 +36,8 @@ def dispose_project(session: Session, store: ObjectStore, project_id: str) -> li
     return deleted
 
 
-def _dispose(ctx: DisposalContext) -> dict[str, Any]:
+def dispose_psi(ctx: DisposalContext) -> dict[str, Any]:
+    """Delete the project's PSI sessions and parts; returns counts for the disposal record."""
     deleted = dispose_project(ctx.session, ctx.store, ctx.project_id)
     sessions = sum(1 for d in deleted if d.startswith("psi_session:"))
     return {"sessions": sessions, "objects": len(deleted) - sessions}
-
-
-register_disposer("psi.sessions", _dispose)

@@ -38,8 +38,8 @@ from lab.errors import BadRequest, Conflict, Forbidden, NotFound
 from lab.identity import Principal
 from lab.projects.access import Access, authorize
 from lab.runtime import Runtime
+from lab.settings import PsiSettings
 from lab.storage import StoredObject
-from psi_service.config import PsiSettings, get_psi_settings
 from psi_service.keys import KeyRing
 from psi_service.models import PsiArtifactRow, PsiSessionRow
 from psi_service.protocol import MODES, POINT_BYTES, Frame, ProtocolError, encode
@@ -107,7 +107,7 @@ class PsiService:
 
     def __init__(self, runtime: Runtime, config: PsiSettings | None = None) -> None:
         self.rt = runtime
-        self.cfg = config or get_psi_settings()
+        self.cfg = config or runtime.settings.psi
         self.keys = KeyRing(runtime)
         self.cache = SetupCache(runtime, self.cfg, self.keys)
 

@@ -30,9 +30,9 @@ from lab.db.base import utcnow
 from lab.errors import BadRequest, Unavailable
 from lab.ledger.signing import seal, unseal
 from lab.runtime import Runtime
+from lab.settings import PsiSettings
 from lab.storage import StoredObject
 from psi_service import parallel
-from psi_service.config import PsiSettings
 from psi_service.keys import KeyRing, derive_key
 from psi_service.models import PsiArtifactRow
 from psi_service.normalize import Normalized, from_canonical

@@ -11,11 +11,40 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lab import __version__
 from lab.api import problems
-from lab.api.routes import ROUTERS
+from lab.api.routes import (
+    audit,
+    catalog,
+    dp,
+    he,
+    health,
+    ledger,
+    products,
+    projects,
+    psi,
+    records,
+    web,
+)
+from lab.api.routes import problems as problem_pages
 from lab.api.routes.audit import AuditMiddleware
 from lab.db.migrate import require_head
 from lab.runtime import Runtime
 from lab.settings import Settings, get_settings
+
+#: Every router of the API, in inclusion order (a typo is an ImportError, not a missing capability).
+ROUTERS = (
+    health.router,
+    catalog.router,
+    ledger.router,
+    projects.router,
+    audit.router,
+    records.router,
+    dp.router,
+    psi.router,
+    he.router,
+    products.router,
+    web.router,
+    problem_pages.router,
+)
 
 
 class PrefixAndLimits:
@@ -105,7 +134,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.runtime = rt
     problems.install(app)
-    for router in ROUTERS():
+    for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(AuditMiddleware)  # inside PrefixAndLimits: sees the routed scope
     app.add_middleware(PrefixAndLimits, prefix=settings.api_prefix, max_bytes=settings.max_request_bytes)

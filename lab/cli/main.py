@@ -8,8 +8,15 @@ from typing import Annotated
 
 import typer
 
+from he_compute.cli import he
 from lab.cli.common import cli_settings, handle_errors, runtime
+from lab.cli.ledger_witness import register as register_ledger_witness
+from lab.cli.products import products
+from lab.cli.projects import projects
+from lab.cli.sample import sample
 from lab.cli.stack import register as register_stack
+from lab.cli.witness import witness as witness_app
+from psi_service.cli import psi
 
 app = typer.Typer(help="Public Data Innovation Lab", no_args_is_help=True, pretty_exceptions_enable=False)
 db = typer.Typer(help="Database migrations", no_args_is_help=True)
@@ -19,31 +26,13 @@ app.add_typer(db, name="db")
 app.add_typer(datasets, name="datasets")
 app.add_typer(ledger, name="ledger")
 register_stack(app)
-
-from lab.cli.ledger_witness import register as _register_ledger_witness  # noqa: E402
-from lab.cli.products import products as _products  # noqa: E402
-from lab.cli.witness import witness as _witness  # noqa: E402
-
-app.add_typer(_witness, name="witness")
-_register_ledger_witness(ledger)
-
-app.add_typer(_products, name="products")
-from lab.cli.projects import projects as _projects  # noqa: E402
-
-app.add_typer(_projects, name="projects")
-from psi_service.cli import psi as _psi  # noqa: E402
-
-app.add_typer(_psi, name="psi")
-from he_compute.cli import he as _he  # noqa: E402
-
-app.add_typer(_he, name="he")
-
-try:
-    from lab.cli.sample import sample
-
-    app.add_typer(sample, name="sample")
-except ImportError:  # pragma: no cover - the sample generator ships with the package
-    pass
+app.add_typer(witness_app, name="witness")
+register_ledger_witness(ledger)
+app.add_typer(products, name="products")
+app.add_typer(projects, name="projects")
+app.add_typer(psi, name="psi")
+app.add_typer(he, name="he")
+app.add_typer(sample, name="sample")
 
 
 @db.command("upgrade")

@@ -2,46 +2,47 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from typing import Any
 
 from lab.client._catalog import CatalogAPI
+from lab.client._dp import DpAPI
+from lab.client._he import HeAPI
 from lab.client._http import Transport
 from lab.client._ledger import LedgerAPI
-
-#: Capability sub-APIs attached when their module exists: attribute -> "module:Class".
-SUBAPIS = {
-    "projects": "lab.client._projects:ProjectsAPI",
-    "records": "lab.client._records:RecordsAPI",
-    "dp": "lab.client._dp:DpAPI",
-    "psi": "lab.client._psi:PsiAPI",
-    "he": "lab.client._he:HeAPI",
-    "products": "lab.client._products:ProductsAPI",
-}
+from lab.client._products import ProductsAPI
+from lab.client._projects import ProjectsAPI
+from lab.client._psi import PsiAPI
+from lab.client._records import RecordsAPI
 
 
 class Client:
-    """A connection to the lab API as one user (or machine client)."""
+    """A connection to the lab API as one user (or machine client).
+
+    Its capabilities are the typed attributes below: ``c.dp.query(...)`` is checked by mypy, and a
+    misspelt ``c.dpp`` is an error, not a missing feature.
+    """
 
     catalog: CatalogAPI
     ledger: LedgerAPI
+    projects: ProjectsAPI
+    records: RecordsAPI
+    dp: DpAPI
+    psi: PsiAPI
+    he: HeAPI
+    products: ProductsAPI
 
     def __init__(self, url: str, token: str, timeout: float = 300.0) -> None:
         self.transport = Transport(url, token, timeout)
         self.project: str | None = None
         self.catalog = CatalogAPI(self)
         self.ledger = LedgerAPI(self)
-        for attr, target in SUBAPIS.items():
-            module, cls = target.split(":")
-            if importlib.util.find_spec(module) is not None:
-                setattr(self, attr, getattr(importlib.import_module(module), cls)(self))
-
-    def __getattr__(self, name: str) -> Any:  # only reached for sub-APIs not installed
-        if name in SUBAPIS:
-            raise AttributeError(f"the {name} capability is not available in this lab client")
-        raise AttributeError(name)
+        self.projects = ProjectsAPI(self)
+        self.records = RecordsAPI(self)
+        self.dp = DpAPI(self)
+        self.psi = PsiAPI(self)
+        self.he = HeAPI(self)
+        self.products = ProductsAPI(self)
 
     def use(self, project: str) -> Client:
         """Make ``project`` the default for channel calls."""

@@ -1,20 +1,15 @@
-"""Demo authenticator for the embedded lab: fixed accounts with PBKDF2-hashed passwords.
+"""Password records of the embedded lab's demo accounts: PBKDF2-SHA256 hashes.
 
 The accounts file (JSON, written by the launcher, mode 0600) maps user names to
-``{"salt": hex, "hash": hex, "groups": [...]}``. Production uses Keycloak instead.
+``{"salt": hex, "hash": hex, "groups": [...]}``; :class:`lab.launcher.auth.LabNativeAuthenticator`
+checks logins against it. Production uses Keycloak instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
-from pathlib import Path
-from typing import Any
-
-from jupyterhub.auth import Authenticator
-from traitlets import Unicode
 
 ITERATIONS = 200_000
 
@@ -29,23 +24,3 @@ def hash_password(password: str, salt: bytes | None = None) -> dict[str, str]:
 def check_password(record: dict[str, str], password: str) -> bool:
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), bytes.fromhex(record["salt"]), ITERATIONS)
     return hmac.compare_digest(digest.hex(), record["hash"])
-
-
-class DemoAuthenticator(Authenticator):  # type: ignore[misc]
-    """Checks user name and password against the launcher's accounts file."""
-
-    accounts_file = Unicode("", config=True, help="JSON file of demo accounts written by `lab up`")
-
-    def _accounts(self) -> dict[str, Any]:
-        path = Path(self.accounts_file)
-        if not path.exists():
-            return {}
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-
-    async def authenticate(self, handler: Any, data: dict[str, str]) -> dict[str, Any] | None:
-        name = (data.get("username") or "").strip()
-        record = self._accounts().get(name)
-        if record is None or not check_password(record, data.get("password") or ""):
-            return None
-        return {"name": name, "groups": record.get("groups", [])}

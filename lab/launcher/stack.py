@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,20 +195,3 @@ class Stack:
         if self.seaweed:
             self.seaweed.stop()
         (self.data_dir / "run.json").unlink(missing_ok=True)
-
-
-def stop_running(data_dir: Path) -> bool:
-    """``lab down``: signal the processes recorded by a running ``lab up``."""
-    run = data_dir.resolve() / "run.json"
-    if not run.exists():
-        return False
-    for pid in json.loads(run.read_text()).get("pids", []):
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-    deadline = time.monotonic() + 20
-    while run.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    run.unlink(missing_ok=True)
-    return True

@@ -1,8 +1,8 @@
 """Disposal of an ended or expired project's working data (article 19), with a disposal record.
 
 What goes: the project's PSI cohorts (rows and their objects), its server-side models and DP
-statistics tables (``ModelRow`` / ``StatTableRow`` with its ``project_id``), whatever the channel
-packages registered disposers for (HE contexts and keys, PSI state, ...), and every object under
+statistics tables (``ModelRow`` / ``StatTableRow`` with its ``project_id``), whatever the channels'
+disposers delete (HE contexts and keys, PSI state, ...), and every object under
 ``projects/<id>/`` in the work bucket. What stays: the project's events, grant, budgets and derived
 records — they are the record of what was done, not data.
 
@@ -11,26 +11,20 @@ One transaction per project: lock the project, run the disposers, delete rows an
 was deleted. If anything fails the transaction rolls back and the sweep tries again (objects already
 deleted are simply not found again); a disposed project is never disposed twice.
 
-Channel packages register a disposer for their own project data::
+A channel with project data writes a disposer and adds it to :func:`channel_disposers`::
 
-    from lab.projects.disposal import DisposalContext, register_disposer
-
-    def _dispose_he(ctx: DisposalContext) -> dict[str, object]:
+    def dispose_he(ctx: DisposalContext) -> dict[str, object]:
         rows = delete(HeContextRow).where(HeContextRow.project_id == ctx.project_id)
         n = ctx.session.execute(rows).rowcount
         return {"contexts": n}  # JSON with strings and integers only (it goes to the ledger)
 
-    register_disposer("he.contexts", _dispose_he)
-
-Registration happens at import; :func:`registered` also imports ``<package>.disposal`` of the known
-channel packages (:data:`DISCOVER`) so that a sweep run from the CLI sees every disposer.
+The list is plain imports, so every process (API or CLI) runs the same disposers and a misspelt
+one is an ImportError.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,8 +45,6 @@ from lab.storage import ObjectStore
 
 log = logging.getLogger("lab.projects.disposal")
 
-#: Modules imported (when present) before a disposal so that their ``register_disposer`` calls run.
-DISCOVER = ("lab.dp.disposal", "psi_service.disposal", "he_compute.disposal", "lab.products.disposal")
 #: How many object keys the ledger entry lists (all of them go to the event row; the ledger gets a digest).
 LEDGER_KEYS = 1000
 
@@ -72,24 +64,18 @@ class DisposalContext:
 
 
 Disposer = Callable[[DisposalContext], dict[str, Any] | None]
-_DISPOSERS: dict[str, Disposer] = {}
 
 
-def register_disposer(name: str, fn: Disposer) -> None:
-    """Register ``fn`` to delete a capability's data of a project at disposal (same name replaces)."""
-    _DISPOSERS[name] = fn
+def channel_disposers() -> dict[str, Disposer]:
+    """The channels' disposers by name, in the order they run.
 
+    Imported when called, not at module load: the channel modules import :class:`DisposalContext`
+    from here.
+    """
+    from he_compute.disposal import dispose_he
+    from psi_service.disposal import dispose_psi
 
-def registered() -> dict[str, Disposer]:
-    """Every registered disposer, after importing the known channel packages' ``disposal`` modules."""
-    for module in DISCOVER:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if found:
-            importlib.import_module(module)
-    return dict(sorted(_DISPOSERS.items()))
+    return {"he.contexts": dispose_he, "psi.sessions": dispose_psi}
 
 
 @dataclass
@@ -132,7 +118,7 @@ def dispose(runtime: Runtime, project_id: str, actor: str = SWEEP_ACTOR) -> Disp
             return None
         report = DisposalReport(project_id)
         ctx = DisposalContext(s, store, runtime.settings, project_id)
-        for name, fn in registered().items():
+        for name, fn in channel_disposers().items():
             report.disposers[name] = fn(ctx) or {}
         cohorts = list(s.execute(select(CohortRow).where(CohortRow.project_id == project_id)).scalars())
         report.cohorts = _delete_rows(s, CohortRow, project_id)

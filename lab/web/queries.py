@@ -12,15 +12,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lab.audit.models import AuditRequestRow
 from lab.catalog.models import DatasetRow, DatasetVersionRow
 
 
 def project_requests(session: Session, project_id: str, limit: int = 50) -> list[dict[str, Any]]:
     """The latest audited API requests naming ``project_id`` (who, route, outcome, latency)."""
-    try:
-        from lab.audit.models import AuditRequestRow
-    except ImportError:  # the audit capability is not installed
-        return []
     rows = session.execute(
         select(AuditRequestRow)
         .where(AuditRequestRow.project_id == project_id)

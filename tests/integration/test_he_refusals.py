@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from he_compute import frames
 from he_compute.models import HeContextRow
-from he_compute.worker import WorkerLimits, WorkerPool, get_pool, set_pool
+from he_compute.worker import WorkerPool, get_pool, set_pool
 from lab.runtime import Runtime
+from lab.settings import HeSettings
 from tests.conftest import HubHandle
 from tests.integration._he import (
     FEATURES,
@@ -167,9 +168,9 @@ def test_a_worker_dying_mid_call_leaves_the_service_answering(
     pid = he_project(runtime, record_quota=100_000)
     c = client(api, env["alice"], pid)
     df = features_frame(20 * 4096)
-    previous = set_pool(WorkerPool(WorkerLimits(processes=1)))
+    previous = set_pool(WorkerPool(HeSettings(processes=1)))
     try:
-        pool = get_pool()
+        pool = get_pool(runtime.settings.he)
         before = charged(runtime, pid)
         outcome: dict[str, Any] = {}
 
@@ -194,11 +195,11 @@ def test_a_worker_dying_mid_call_leaves_the_service_answering(
         small = features_frame(1000)
         s = c.he.score(small, model="credit_score_v1", progress=False)  # answered by the new worker
         assert len(s) == 1000 and charged(runtime, pid)[0] == before[0] + 1000
-        set_pool(WorkerPool(WorkerLimits(processes=1, task_seconds=0.001))).close()  # type: ignore[union-attr]
+        set_pool(WorkerPool(HeSettings(processes=1, task_seconds=0.001))).close()  # type: ignore[union-attr]
         with pytest.raises(Exception) as timed_out:
             c.he.score(small, model="credit_score_v1", progress=False)
         assert timed_out.value.status == 503 and timed_out.value.code == "he-timeout"  # type: ignore[attr-defined]
         assert charged(runtime, pid)[0] == before[0] + 1000
     finally:
-        get_pool().close()
+        get_pool(runtime.settings.he).close()
         set_pool(previous)

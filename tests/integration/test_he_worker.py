@@ -21,17 +21,17 @@ from he_compute.worker import (
     HeInputRejected,
     WorkerBusy,
     WorkerCrashed,
-    WorkerLimits,
     WorkerPool,
     WorkerTimeout,
 )
+from lab.settings import HeSettings
 
 pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
 def pool() -> WorkerPool:
-    p = WorkerPool(WorkerLimits(processes=1, task_seconds=60, queue_seconds=0.2))
+    p = WorkerPool(HeSettings(processes=1, task_seconds=60, queue_seconds=0.2))
     yield p  # type: ignore[misc]
     p.close()
 

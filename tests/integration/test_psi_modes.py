@@ -140,16 +140,10 @@ def test_setup_is_built_once_and_reused_across_sessions_and_projects(
 def test_chunked_upload_in_parts(
     psi_project: dict[str, Any], runtime: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from psi_service.config import get_psi_settings
-
-    monkeypatch.setenv("LAB_PSI_PART_ITEMS", "64")
-    get_psi_settings.cache_clear()
-    try:
-        uscc, _ = column(SCALE, "enterprise_registry", "uscc", "enterprise_id")
-        items, expected = operator_list(uscc, "uscc", n=250, inside=100, invalid=5)
-        r = psi_project["client"].psi.intersect(items, dataset="enterprise_registry", column="uscc")
-    finally:
-        get_psi_settings.cache_clear()
+    monkeypatch.setattr(runtime.settings.psi, "part_items", 64)  # the API reads the runtime's settings
+    uscc, _ = column(SCALE, "enterprise_registry", "uscc", "enterprise_id")
+    items, expected = operator_list(uscc, "uscc", n=250, inside=100, invalid=5)
+    r = psi_project["client"].psi.intersect(items, dataset="enterprise_registry", column="uscc")
     assert {NORMALIZERS["uscc"](x) for x in r.matches} == expected
     with runtime.transaction() as s:
         row = s.execute(select(PsiSessionRow).where(PsiSessionRow.record_id == r.record_id)).scalar_one()

@@ -77,7 +77,13 @@ async def register_context(
             raise PayloadTooLarge(f"a {param_set} context is at most {limit} bytes", max_bytes=limit)
         chunks.append(block)
     row = await run_in_threadpool(
-        manage.register, runtime, get_pool(), principal, project, param_set, b"".join(chunks)
+        manage.register,
+        runtime,
+        get_pool(runtime.settings.he),
+        principal,
+        project,
+        param_set,
+        b"".join(chunks),
     )
     return ContextOut.of(row)
 
@@ -131,7 +137,7 @@ async def _call(op: service.Op, request: Request, principal: Any, runtime: Any) 
     def note(spec: service.CallSpec) -> None:
         request.state.audit_project = spec.project
 
-    pool = get_pool()
+    pool = get_pool(runtime.settings.he)
     header, blobs = await service.run(
         runtime, pool, principal, op, request.stream(), max_records=pool.limits.max_records, on_spec=note
     )
@@ -167,7 +173,9 @@ def open_call(
     op: service.Op, body: service.CallSpec, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Every check of a plan; answers the layout with ``call``, ``parts`` and ``part_batches``."""
-    return calls.open_call(runtime, principal, op, body, max_records=get_pool().limits.max_records)
+    return calls.open_call(
+        runtime, principal, op, body, max_records=get_pool(runtime.settings.he).limits.max_records
+    )
 
 
 @router.put(
@@ -183,7 +191,7 @@ async def call_part(
         request.state.audit_project = project
 
     return await calls.run_part(
-        runtime, get_pool(), principal, call_id, part, request.stream(), on_project=note
+        runtime, get_pool(runtime.settings.he), principal, call_id, part, request.stream(), on_project=note
     )
 
 
