@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from he_compute.worker import WorkerLimits
 from lab.settings import Settings
 
 
@@ -35,6 +36,12 @@ def render() -> str:
         "| variable | meaning | default |",
         "|---|---|---|",
         *_rows(Settings, "LAB_"),
+        "",
+        "The HE worker pool and multi-part calls read their own group (`he_compute.worker.WorkerLimits`):",
+        "",
+        "| variable | meaning | default |",
+        "|---|---|---|",
+        *_rows(WorkerLimits, "LAB_HE_"),
         "",
     ]
     return "\n".join(lines)
