@@ -20,6 +20,14 @@ the parts' input digests (hex, in order); ``result_sha256`` is computed as for a
 Open calls expire after :data:`CALL_TTL`; their objects live under the project's HE prefix
 (``calls/<id>/``) and are deleted at commit and abandonment, for expired calls when their owner opens
 the next one, and with the project at disposal.
+
+Open calls are capped per caller (across projects) and per project
+(:class:`~lab.settings.HeSettings` ``max_open_calls_per_caller``/``_per_project``): past
+either, :func:`open_call` refuses with :class:`TooManyOpenCalls` (429, ``Retry-After`` = seconds
+until the first blocking call expires) before the call is stored, so no part of it can be written.
+A committed, abandoned or expired call frees its slot. The count and the insert run in one
+transaction serialized per caller and per project (``BEGIN IMMEDIATE`` on SQLite, advisory
+transaction locks on PostgreSQL), so concurrent opens cannot overshoot the caps.
 """
 
 from __future__ import annotations
@@ -28,23 +36,31 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
+import math
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from he_compute import contexts, frames, service
 from he_compute.models import HeCallRow
 from he_compute.worker import WorkerPool
 from lab.db.base import utcnow
-from lab.errors import BadRequest, Conflict, LabError, NotFound
+from lab.errors import BadRequest, Busy, Conflict, LabError, NotFound
 from lab.identity import Principal
 from lab.runtime import Runtime
+from lab.settings import HeSettings
 from lab.storage import StoredObject
 
 CALL_TTL = dt.timedelta(hours=1)
+
+
+class TooManyOpenCalls(Busy):
+    """The caller or the project holds the most open multi-part calls allowed; carries ``retry_after``."""
+
+    code, title = "he-open-calls", "Too many open HE calls"
 
 
 def _prefix(project_id: str, call_id: str) -> str:
@@ -87,11 +103,14 @@ def _prepare(runtime: Runtime, principal: Principal, row: HeCallRow, *, context:
 
 
 def open_call(
-    runtime: Runtime, principal: Principal, op: service.Op, spec: service.CallSpec, *, max_records: int
+    runtime: Runtime, principal: Principal, op: service.Op, spec: service.CallSpec, *, limits: HeSettings
 ) -> dict[str, Any]:
-    """Check a call like a plan and store it; returns the plan with ``call``, ``parts``, ``part_batches``."""
-    if spec.records > max_records:
-        raise BadRequest(f"one call carries at most {max_records} records")
+    """Check a call like a plan and store it; returns the plan with ``call``, ``parts``, ``part_batches``.
+
+    Refused with :class:`TooManyOpenCalls` while the caller or the project is at its cap of open calls.
+    """
+    if spec.records > limits.max_records:
+        raise BadRequest(f"one call carries at most {limits.max_records} records")
     prep, _ = service.prepare(runtime, principal, op, spec, context=False)
     summary = prep.summary(runtime.settings.max_request_bytes)
     _sweep(runtime, principal, spec.project)
@@ -112,8 +131,41 @@ def open_call(
         record_id=None,
     )
     with runtime.transaction() as s:
+        _admit(s, principal.name, spec.project, limits)
         s.add(row)
     return {**summary, "call": row.id, "expires_at": row.expires_at.isoformat()}
+
+
+def _admit(session: Session, owner: str, project_id: str, limits: HeSettings) -> None:
+    """Refuse a new call while ``owner`` or ``project_id`` holds its cap of open, unexpired calls."""
+    if session.get_bind().dialect.name == "postgresql":
+        for scope in (f"owner:{owner}", f"project:{project_id}"):  # always this order: no deadlock
+            key = int.from_bytes(
+                hashlib.sha256(f"he-calls:{scope}".encode()).digest()[:8], "big", signed=True
+            )
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    now = utcnow()
+    live = (HeCallRow.status == "open", HeCallRow.expires_at >= now)
+    for who, where, cap in (
+        (f"you ({owner}) already hold", HeCallRow.owner == owner, limits.max_open_calls_per_caller),
+        (
+            f"project {project_id} already holds",
+            HeCallRow.project_id == project_id,
+            limits.max_open_calls_per_project,
+        ),
+    ):
+        expiries = [
+            _as_utc(e) for e in session.execute(select(HeCallRow.expires_at).where(where, *live)).scalars()
+        ]
+        if len(expiries) >= cap:
+            wait = max(1, math.ceil((min(expiries) - now).total_seconds()))
+            raise TooManyOpenCalls(
+                f"{who} {len(expiries)} open HE calls, the most allowed ({cap}); commit or "
+                f"abandon one (DELETE /api/v1/he/calls/{{id}}), or retry in {wait} s when the oldest expires",
+                retry_after=wait,
+                open_calls=len(expiries),
+                limit=cap,
+            )
 
 
 async def run_part(

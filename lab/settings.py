@@ -124,6 +124,14 @@ class HeSettings(BaseModel):
     max_message_bytes: int = Field(256 << 20, ge=1 << 20, description="largest HE task or reply")
     context_cache: int = Field(4, ge=1, le=64, description="parsed contexts each HE worker keeps")
     max_records: int = Field(2_000_000, ge=1, description="most records one HE score or lookup call carries")
+    max_open_calls_per_caller: int = Field(
+        4,
+        ge=1,
+        description="multi-part HE calls one caller may hold open at once, all projects (429 past it)",
+    )
+    max_open_calls_per_project: int = Field(
+        8, ge=1, description="multi-part HE calls one project's members may hold open at once (429 past it)"
+    )
 
 
 class OidcSettings(BaseModel):

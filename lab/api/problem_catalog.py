@@ -306,6 +306,17 @@ CATALOG: dict[str, Entry] = {
         ("All homomorphic workers are busy", "Every isolated HE worker is in use.", "Retry shortly."),
         ("同态计算进程繁忙", "所有隔离的同态计算进程都在使用中。", "稍后重试。"),
     ),
+    "he-open-calls": _e(
+        429,
+        ("Too many open HE calls", "You, or your project, already hold the most multi-part HE calls "
+         "allowed open at once (LAB_HE__MAX_OPEN_CALLS_PER_CALLER / _PER_PROJECT); nothing of this call "
+         "was stored.", "Commit or abandon an open call (DELETE /api/v1/he/calls/{id}), or wait the "
+         "seconds in Retry-After, when the oldest open call expires."),
+        ("未完成的同态调用过多", "您本人或所在项目同时未完成的分段同态调用已达上限"
+         "（LAB_HE__MAX_OPEN_CALLS_PER_CALLER / _PER_PROJECT）；本次调用未存储任何内容。",
+         "提交或放弃一个未完成的调用（DELETE /api/v1/he/calls/{id}），"
+         "或按 Retry-After 所示秒数等待最早的调用过期。"),
+    ),
     "psi-invalid-proof": _e(
         400,
         ("Invalid PSI cohort proof", "The cohort answer does not carry a valid proof (RFC 9497 batched "

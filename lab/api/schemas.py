@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 #: The largest integer a query or path parameter may carry where the database compares it: integer
 #: columns are 32-bit on PostgreSQL, and a larger value would fail in the driver (a 500), not as a 4xx.
@@ -25,8 +25,23 @@ class CatalogEntry(BaseModel):
     update_cycle: str
     retention_days: int
     version: int
-    row_count: int
-    row_count_exact: bool = True  # False: noisy and rounded (non-open data, readers other than the bureau)
+    row_count: int = Field(
+        description="The dataset version's size. Exact rows for the bureau and for open data "
+        '(`row_count_exact`, `counted: "rows"`). For everyone else on non-open data: a noisy count of '
+        "DISTINCT ENTITIES (the policy's entity key, e.g. residents), not rows, rounded to 10: one "
+        'ε = 0.1 release per version with sensitivity 1 entity (`counted: "entities"`); versions '
+        "imported before entities were counted keep their earlier noisy row count "
+        '(`counted: "rows"`, `row_count_exact: false`).'
+    )
+    row_count_exact: bool = Field(
+        True, description="False: noisy and rounded (non-open data, readers other than the bureau)"
+    )
+    counted: Literal["rows", "entities"] = Field("rows", description="What `row_count` counts")
+    entity_count: int | None = Field(
+        None,
+        description="Distinct entities (the policy's entity key): exact for exact readers, the same noisy "
+        "figure as `row_count` for the others; null where not counted (versions imported before counting)",
+    )
     sha256: str
     imported_at: str
     ledger_index: int

@@ -37,6 +37,8 @@ class DatasetVersionRow(Base):
     object_key: Mapped[str] = mapped_column(String(512))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     row_count: Mapped[int] = mapped_column(BigInteger)
+    # distinct values of the policy's entity key (NULL: imported before it was counted)
+    entity_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     imported_by: Mapped[str] = mapped_column(String(128))
     imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     ledger_index: Mapped[int] = mapped_column(BigInteger)

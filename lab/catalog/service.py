@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from lab.catalog.models import DatasetRow, DatasetVersionRow
 from lab.catalog.policy import OpenAttribute, Policy, parse_policy, require_account
-from lab.catalog.validate import to_parquet
+from lab.catalog.validate import count_entities, to_parquet
 from lab.db.base import utcnow
 from lab.errors import DatasetNotFound
 from lab.ledger import Ledger
@@ -36,6 +36,7 @@ class DatasetVersion:
     policy: Policy
     sha256: str
     row_count: int
+    entity_count: int | None  # distinct entity keys; None for versions imported before it was counted
     size_bytes: int
     bucket: str
     object_key: str
@@ -65,6 +66,7 @@ class DatasetVersion:
             "retention_days": p.retention_days,
             "version": self.version,
             "row_count": self.row_count,
+            "entity_count": self.entity_count,
             "sha256": self.sha256,
             "imported_at": self.imported_at,
             "ledger_index": self.ledger_index,
@@ -79,6 +81,7 @@ def _to_version(row: DatasetVersionRow) -> DatasetVersion:
         policy=parse_policy(row.policy, f"{row.dataset_id} v{row.version}"),
         sha256=row.sha256,
         row_count=row.row_count,
+        entity_count=row.entity_count,
         size_bytes=row.size_bytes,
         bucket=row.bucket,
         object_key=row.object_key,
@@ -106,6 +109,7 @@ class Catalog:
         with tempfile.TemporaryDirectory(prefix="lab-import-") as tmp:
             parquet = Path(tmp) / "data.parquet"
             rows = to_parquet(path, policy, parquet)
+            entities = count_entities(parquet, policy.entity_key)
             obj = self.store.put_file(
                 self.store.cfg.bucket_raw,
                 f"datasets/{policy.dataset}",
@@ -148,6 +152,7 @@ class Catalog:
             object_key=obj.key,
             size_bytes=obj.size,
             row_count=rows,
+            entity_count=entities,
             imported_by=actor,
             imported_at=now,
             ledger_index=entry.index,

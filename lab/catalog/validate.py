@@ -8,6 +8,7 @@ that memory stays bounded whatever the file size.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -191,6 +192,25 @@ def to_parquet(src: Path, policy: Policy, dest: Path) -> int:
     if rows == 0:
         raise InvalidDataset(f"{src.name}: no data rows")
     return rows
+
+
+def count_entities(parquet: Path, entity_key: str) -> int:
+    """Distinct values of ``entity_key`` in a written version (DuckDB: spills past its memory limit)."""
+    import duckdb
+
+    with tempfile.TemporaryDirectory(prefix="lab-count-") as tmp:
+        con = duckdb.connect(
+            ":memory:", config={"threads": 1, "memory_limit": "256MB", "temp_directory": tmp}
+        )
+        try:
+            row = con.execute(
+                # the key is a policy column name (^[a-z][a-z0-9_]*$), never caller text
+                f'SELECT count(DISTINCT "{entity_key}") FROM read_parquet(?)',  # noqa: S608
+                [str(parquet)],
+            ).fetchone()
+        finally:
+            con.close()
+    return int(row[0]) if row else 0
 
 
 def decimal_bounds(col: Column) -> tuple[Decimal, Decimal]:

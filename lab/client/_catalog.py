@@ -29,6 +29,7 @@ class CatalogAPI:
             "version",
             "row_count",
             "row_count_exact",
+            "counted",
             "update_cycle",
             "channels",
         ]

@@ -276,7 +276,8 @@ class DuckEngine:
         """Feature matrix and target of the selected rows (one per entity), clamped to the bounds.
 
         Datasets above ``max_rows`` rows are Bernoulli-sampled by a salted hash of the entity key
-        with probability ``max_rows / row_count`` (``row_count``: the noisy size the catalog shows).
+        with probability ``max_rows / row_count`` (``row_count``: the noisy size the catalog shows —
+        distinct entities, the unit sampled).
         """
         cur = self.con.cursor()
         try:

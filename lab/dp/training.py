@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from lab.artifacts.models import ModelRow
 from lab.artifacts.release import reveals
 from lab.budgets import Budget
-from lab.catalog.visibility import noisy_row_count
+from lab.catalog.visibility import shown_size
 from lab.db.base import utcnow
 from lab.dp.mechanisms import GeometricCount, Rng, count_noise, sum_noise
 from lab.dp.plan import TrainPlan, plan_training
@@ -270,9 +270,11 @@ def train(
         first = authorize(session, principal, project_id, spec.dataset, "dp", "train", params_in)
         plan = plan_training(spec, first.policy)
         source = source_for(runtime, session, first, spec.cohort, 1)
-    # the sampling rate comes from the size everyone may see, never from the exact row count
-    shown = noisy_row_count(
+    # the sampling rate comes from the size everyone may see (noisy entities: training takes one row
+    # per entity and samples entities), never from an exact count
+    shown = shown_size(
         first.dataset.row_count,
+        first.dataset.entity_count,
         runtime.settings.encryption_key,
         first.dataset.dataset,
         first.dataset.version,

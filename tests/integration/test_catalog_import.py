@@ -21,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy(ROOT / "policies" / "health_visits.yaml")
 
 
-def write_health_csv(path: Path, rows: int, *, bad: dict[tuple[int, str], str] | None = None) -> Path:
+def write_health_csv(
+    path: Path, rows: int, *, bad: dict[tuple[int, str], str] | None = None, per_entity: int = 1
+) -> Path:
+    """``rows`` visit rows, ``per_entity`` consecutive rows per resident (person_id, resident_id)."""
     import datetime as dt
 
     cols = [c.name for c in POLICY.columns]
@@ -29,10 +32,11 @@ def write_health_csv(path: Path, rows: int, *, bad: dict[tuple[int, str], str] |
         w = csv.writer(f)
         w.writerow(cols)
         for i in range(rows):
+            p = i // per_entity
             row = {
-                "person_id": f"P{i:06d}",
+                "person_id": f"P{p:06d}",
                 "resident_id": make_resident_id(
-                    "310151", dt.date(1960, 1, 1) + dt.timedelta(days=i), i % 1000
+                    "310151", dt.date(1960, 1, 1) + dt.timedelta(days=p), p % 1000
                 ),
                 "year": "2025",
                 "town": "城桥镇" if i % 2 else "堡镇",

@@ -256,6 +256,37 @@ def test_catalog_never_shows_operators_an_exact_size_or_version_difference(
         assert body.get("row_count") in (None, "withheld")
 
 
+def test_catalog_size_counts_distinct_entities_not_rows_of_a_multi_row_dataset(
+    api: Any, runtime: Runtime, hub: HubHandle, tmp_path: Path
+) -> None:
+    """One resident with k visits must move the published size by one, not by k.
+
+    A noisy *row* count at ε = 0.1 with sensitivity one row is a k × 0.1 release per resident when
+    the raw Parquet holds k rows of that resident: the catalog counts distinct entity keys instead.
+    """
+    from tests.integration.test_catalog_import import POLICY, write_health_csv
+
+    residents, per = 150, 5  # 750 visit rows
+    with runtime.transaction() as s:
+        v = Catalog(s, runtime.store, runtime.ledger(s)).import_file(
+            write_health_csv(tmp_path / "multi.csv", residents * per, per_entity=per), POLICY, "steward1"
+        )
+    assert (v.row_count, v.entity_count) == (residents * per, residents)
+    op = {"Authorization": f"token {hub.token_for('alice', ['operator'])}"}
+    shown = api.get("/api/v1/catalog/health_visits", headers=op).json()
+    assert shown["counted"] == "entities" and shown["row_count_exact"] is False
+    assert shown["entity_count"] == shown["row_count"]
+    # two-sided geometric at ε = 0.1, sensitivity 1: P(|Z| > 65) < 0.2 %; a row count sits near 750
+    assert abs(shown["row_count"] - residents) <= 70, shown
+    bureau = {"Authorization": f"token {hub.token_for('bureau1', ['bureau'])}"}
+    exact = api.get("/api/v1/catalog/health_visits", headers=bureau).json()
+    assert (exact["row_count"], exact["entity_count"], exact["counted"]) == (
+        residents * per,
+        residents,
+        "rows",
+    )
+
+
 def test_catalog_pages_show_operators_only_the_noisy_size(
     api: Any, runtime: Runtime, hub: HubHandle, tmp_path: Path
 ) -> None:
@@ -275,6 +306,7 @@ def test_catalog_pages_show_operators_only_the_noisy_size(
             api.get(f"/services/lab-api/ui/catalog{p}?lang=en").text for p in ("", "/health_visits")
         ]
     listing, entry = pages["alice"]
-    assert "≈" in listing and "≈" in entry and ">37<" not in listing and "<dd>37</dd>" not in entry
-    assert ">37<" in pages["bureau1"][0] and "<dd>37</dd>" in pages["bureau1"][1]
+    assert "≈" in listing and "≈" in entry and ">37 <" not in listing and "<dd>37 " not in entry
+    assert "entities (distinct entity keys, noisy)" in listing + entry  # what the figure counts
+    assert ">37 <small>records<" in pages["bureau1"][0] and "<dd>37 records</dd>" in pages["bureau1"][1]
     assert "≈" not in pages["bureau1"][0] + pages["bureau1"][1]

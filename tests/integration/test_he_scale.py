@@ -169,3 +169,79 @@ def test_a_batch_larger_than_the_body_limit_is_refused_at_plan(alice: lc.Client,
     runtime.settings.max_request_bytes = 4 << 20  # below one batch of 16 ciphertexts
     with pytest.raises(lc.PayloadTooLarge, match="one batch of 16"):
         alice.he.score(features_frame(10), model="credit_score_v1", progress=False)
+
+
+def test_open_calls_are_capped_per_caller_and_per_project_before_anything_is_stored(
+    small_api: Any, runtime: Runtime, hub: HubHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator cannot park work-bucket objects in many open calls until they expire: past the
+    cap the open is refused (429 with Retry-After), the refused call is not stored (so none of its
+    parts can be written), and committing, abandoning or expiring a call frees its slot."""
+    import datetime as dt
+
+    from he_compute.worker import get_pool
+    from lab.db.base import utcnow
+
+    import_he_sample(runtime)
+    add_model(runtime, "credit_score_v1", "linear", linear_params())
+    pid = he_project(runtime, members=["alice", "bob"])
+    limits = get_pool(runtime.settings.he).limits
+    assert (limits.max_open_calls_per_caller, limits.max_open_calls_per_project) == (4, 8)  # defaults
+    alice = client(small_api, hub.token_for("alice", ["operator"]), pid)
+    ctx = alice.he.context("ckks-8192")
+    spec = {
+        "project": pid,
+        "context": alice.he._register(ctx, pid),
+        "model": "credit_score_v1",
+        "records": 10,
+    }
+    http = alice.transport.http
+    x = features_frame(10)[FEATURES].to_numpy()
+    blobs = [
+        b for batch in ctx.encrypt_batches([x[:, j] for j in range(x.shape[1])], 10, range(1)) for b in batch
+    ]
+
+    def open_call(who: Any = http, body: dict[str, Any] = spec) -> Any:
+        return who.post("/api/v1/he/calls/score", json=body)
+
+    ids = [open_call().json()["call"] for _ in range(4)]
+    sent = http.put(
+        f"/api/v1/he/calls/{ids[0]}/parts/0",
+        content=frames.encode({"call": ids[0], "part": 0}, blobs),
+        headers={"content-type": FRAME},
+    )
+    assert sent.status_code == 200
+    stored = part_objects(runtime, pid)
+    assert len(stored) == 1 and ids[0] in stored[0]
+
+    refused = open_call()
+    assert refused.status_code == 429 and refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert (problem["code"], problem["open_calls"], problem["limit"]) == ("he-open-calls", 4, 4)
+    assert "alice" in problem["detail"]
+    assert 3500 < int(refused.headers["Retry-After"]) <= 3600  # when the oldest open call expires
+    assert sorted(c.id for c in calls(runtime, pid)) == sorted(ids)  # the refused call was not stored
+    assert part_objects(runtime, pid) == stored  # nothing written to the work bucket for it
+
+    assert http.delete(f"/api/v1/he/calls/{ids[1]}").status_code == 204  # abandoning frees a slot
+    ids.append(open_call().json()["call"])
+    assert open_call().status_code == 429
+    assert http.post(f"/api/v1/he/calls/{ids[0]}/commit").status_code == 200  # so does committing
+    ids.append(open_call().json()["call"])
+    assert open_call().status_code == 429
+    with runtime.transaction() as s:  # and expiring
+        row = s.get(HeCallRow, ids[2])
+        assert row is not None
+        row.expires_at = utcnow() - dt.timedelta(seconds=1)
+    ids.append(open_call().json()["call"])
+    assert open_call().status_code == 429
+    assert part_objects(runtime, pid) == []  # the committed call's results left with its commit
+
+    # the project's cap counts every member's open calls: alice holds 4, bob may add 2 of 6
+    monkeypatch.setattr(limits, "max_open_calls_per_project", 6)
+    bob = client(small_api, hub.token_for("bob", ["operator"]), pid)
+    bob_spec = {**spec, "context": bob.he._register(bob.he.context("ckks-8192"), pid)}
+    assert [open_call(bob.transport.http, bob_spec).status_code for _ in range(2)] == [201, 201]
+    over = open_call(bob.transport.http, bob_spec)
+    assert over.status_code == 429 and over.json()["limit"] == 6 and f"project {pid}" in over.json()["detail"]
+    assert sum(c.status == "open" for c in calls(runtime, pid)) == 6

@@ -59,6 +59,8 @@ def test_risk_pages_show_the_account_to_the_bureau_only(api: Any, runtime: Runti
     assert f"&#34;record&#34;: &#34;{records[0]}&#34;" in release.text  # the ledger entry names it
     lifetime = re.search(r'<dl class="facts" id="lifetime">(.*?)</dl>', en, re.S)
     assert lifetime and "ε 6.5" in lifetime.group(1) and "ε 5.5" in lifetime.group(1)  # of 12
+    # the catalog's noisy size is a fixed cost per version, stated beside the account, not debited
+    assert 'id="catalog-size">ε 0.1 per version' in lifetime.group(1) and "× 1 versions = ε 0.1" in en
     zh = api.get(f"{P}/ui/risk/population?lang=zh").text
     assert "按运营单位" in zh and "年额度已用 80%" in zh
     assert api.get(f"{P}/ui/risk/enterprise_registry").status_code == 404

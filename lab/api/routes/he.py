@@ -167,15 +167,16 @@ async def lookup(request: Request, principal: PrincipalDep, runtime: RuntimeDep)
 
 
 @router.post(
-    "/calls/{op}", status_code=201, responses=CALL_ERRORS, summary="Open a multi-part score or lookup"
+    "/calls/{op}",
+    status_code=201,
+    responses=responses(*ACCESS, *WORKER, QuotaExceeded, Conflict, calls.TooManyOpenCalls),
+    summary="Open a multi-part score or lookup (at most a few open per caller and per project)",
 )
 def open_call(
     op: service.Op, body: service.CallSpec, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     """Every check of a plan; answers the layout with ``call``, ``parts`` and ``part_batches``."""
-    return calls.open_call(
-        runtime, principal, op, body, max_records=get_pool(runtime.settings.he).limits.max_records
-    )
+    return calls.open_call(runtime, principal, op, body, limits=get_pool(runtime.settings.he).limits)
 
 
 @router.put(

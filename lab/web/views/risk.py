@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from lab.audit.service import Anomalies
 from lab.budgets.risk import account_alerts, accounts_overview, dataset_risk
 from lab.catalog.service import Catalog
+from lab.catalog.visibility import CATALOG_EPSILON
 from lab.errors import NotFound
 from lab.identity import Principal
 from lab.ledger import Ledger
@@ -64,7 +66,14 @@ def risk_detail(session: Session, dataset: str, t: Translator, lang: str) -> dic
         "by_organization": risk.by_organization,
         "steps": list(reversed(risk.steps)),
         "chart": chart,
+        "catalog_size": catalog_size_cost(version.version),
     }
+
+
+def catalog_size_cost(versions: int) -> dict[str, Any]:
+    """The catalog's noisy size: a fixed ε per version, stated beside the account, never debited."""
+    per = Decimal(str(CATALOG_EPSILON))
+    return {"per_version": per, "versions": versions, "epsilon": per * versions}
 
 
 def anomalies_view(report: Anomalies) -> dict[str, Any]:
