@@ -37,7 +37,7 @@ from lab.catalog.policy import load_policy
 from lab.db.base import utcnow
 from lab.db.migrate import upgrade
 from lab.identity import Principal
-from lab.projects.access import authorize, commit_result
+from lab.projects.access import authorize, commit_result, no_channel_params
 from lab.runtime import Runtime
 from lab.settings import S3Settings, Settings
 
@@ -150,7 +150,9 @@ def bench_spend(rt: Runtime, n: int) -> None:
 
     def one(charge: bool) -> None:
         with rt.transaction() as s:
-            acc = authorize(s, alice, pid, "population", "dp", "query", {"epsilon": "0.001"})
+            acc = authorize(
+                s, alice, pid, "population", "dp", "query", {"epsilon": "0.001"}, check=no_channel_params
+            )
             if charge:
                 commit_result(
                     s, rt.ledger(s), acc, cost=Budget.of("0.001"), parameters={}, result_digest="0" * 64

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from he_compute import contexts, frames, material, ops, params
+from he_compute.access import check_params
 from he_compute.worker import WorkerPool
 from lab.errors import BadRequest, Conflict, PayloadTooLarge
 from lab.identity import Principal
@@ -136,7 +137,14 @@ def _authorize(session: Any, principal: Principal, op: Op, spec: CallSpec) -> tu
     row = material.resolve(session, kind, spec.project, ref)
     key = material.listed_key(session, kind, spec.project, row)
     access = authorize(
-        session, principal, spec.project, row.dataset_id, "he", op, {kind: key, "units": spec.records}
+        session,
+        principal,
+        spec.project,
+        row.dataset_id,
+        "he",
+        op,
+        {kind: key, "units": spec.records},
+        check=check_params,
     )
     material.check_policy(access.policy, kind, row)
     return row, access, key

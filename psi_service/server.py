@@ -40,6 +40,7 @@ from lab.projects.access import Access, authorize
 from lab.runtime import Runtime
 from lab.settings import PsiSettings
 from lab.storage import StoredObject
+from psi_service.access import check_params
 from psi_service.keys import KeyRing
 from psi_service.models import PsiArtifactRow, PsiSessionRow
 from psi_service.protocol import MODES, POINT_BYTES, Frame, ProtocolError, encode
@@ -127,13 +128,12 @@ class PsiService:
         if size < 1:
             raise BadRequest("the client set must hold at least one item")
         params: dict[str, Any] = {"mode": mode, "column": column, "set_size": size, "units": 1}
-        access = authorize(s, principal, project, dataset, "psi", mode, params)
+        access = authorize(s, principal, project, dataset, "psi", mode, params, check=check_params)
         if mode == "cohort":
             psi = access.policy.channels.psi
             assert psi is not None
-            access = authorize(
-                s, principal, project, dataset, "psi", mode, params | {"epsilon": str(psi.cohort_epsilon)}
-            )
+            cohort = params | {"epsilon": str(psi.cohort_epsilon)}
+            access = authorize(s, principal, project, dataset, "psi", mode, cohort, check=check_params)
         return access
 
     def _pinned(self, s: Session, access: Access, version: int) -> Access:

@@ -47,6 +47,7 @@ from lab.projects.access import (
     commit_result,
     is_member,
     load_project,
+    no_channel_params,
     visible_project,
 )
 from lab.runtime import Runtime
@@ -106,7 +107,14 @@ def source_for(
 def reauthorize(session: Session, first: Access, params: dict[str, Any]) -> Access:
     """Authorize again in the committing transaction; the dataset version must not have moved."""
     access = authorize(
-        session, first.principal, first.project.id, first.dataset.dataset, "dp", first.operation, params
+        session,
+        first.principal,
+        first.project.id,
+        first.dataset.dataset,
+        "dp",
+        first.operation,
+        params,
+        check=no_channel_params,
     )
     return same_version(first.dataset, access)
 
@@ -172,7 +180,14 @@ def _authorize_or_replay(
     """Authorize the query; when only the budget says no, a replayable answer may still be served."""
     try:
         access = authorize(
-            session, principal, project_id, spec.dataset, "dp", operation, _cost_params(spec.cost(), spec)
+            session,
+            principal,
+            project_id,
+            spec.dataset,
+            "dp",
+            operation,
+            _cost_params(spec.cost(), spec),
+            check=no_channel_params,
         )
     except BudgetExhausted:
         version = Catalog(session, None, None).get(spec.dataset)
@@ -346,7 +361,16 @@ def release_table(
     q = spec.as_query()
     params = _cost_params(q.cost(), q)
     with runtime.reading() as session:
-        first = authorize(session, principal, project_id, spec.dataset, "dp", "release_table", params)
+        first = authorize(
+            session,
+            principal,
+            project_id,
+            spec.dataset,
+            "dp",
+            "release_table",
+            params,
+            check=no_channel_params,
+        )
         plan = plan_query(q, first.policy)
         source = source_for(runtime, session, first, q.cohort, plan.rows_per_entity)
     values, infos = offload(query_job, source, plan, rng)

@@ -57,7 +57,7 @@ from lab.dp.spec import TrainSpec, canonical
 from lab.dp.workers import Offload, inline, training_job
 from lab.errors import PrivacyLeak
 from lab.identity import Principal
-from lab.projects.access import authorize, budget_remaining, commit_result
+from lab.projects.access import authorize, budget_remaining, commit_result, no_channel_params
 from lab.runtime import Runtime
 
 MAX_TRAINING_ROWS = 2_000_000
@@ -267,7 +267,9 @@ def train(
     """
     params_in = {"epsilon": spec.epsilon}
     with runtime.reading() as session:
-        first = authorize(session, principal, project_id, spec.dataset, "dp", "train", params_in)
+        first = authorize(
+            session, principal, project_id, spec.dataset, "dp", "train", params_in, check=no_channel_params
+        )
         plan = plan_training(spec, first.policy)
         source = source_for(runtime, session, first, spec.cohort, 1)
     # the sampling rate comes from the size everyone may see (noisy entities: training takes one row

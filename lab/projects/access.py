@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -184,12 +185,16 @@ def per_query_cap(access: Access) -> Budget:
     return Budget(min(eps) if eps else Decimal(0), min(dl) if dl else Decimal(0))
 
 
-MEMBERSHIP_MODES = ("intersection", "cardinality")
-"""PSI modes that reveal membership to a modified client (cardinality included): open data only."""
+#: A channel's own parameter rules (``lab.dp.access``, ``psi_service.access``, ``he_compute.access``):
+#: raise a :class:`~lab.errors.LabError` to refuse.
+ParamCheck = Callable[[Access, dict[str, Any]], None]
 
 
-def _check_params(session: Session, access: Access, params: dict[str, Any]) -> None:
-    limits, policy = access.limits, access.policy
+def no_channel_params(access: Access, params: dict[str, Any]) -> None:
+    """The :data:`ParamCheck` of a channel whose parameters are all generic (DP: ε, δ)."""
+
+
+def _check_cost(session: Session, access: Access, params: dict[str, Any]) -> None:
     if access.channel == "dp" or "epsilon" in params:
         cost = Budget.of(params.get("epsilon", 0), params.get("delta", 0))
         if cost.epsilon <= 0:
@@ -213,37 +218,9 @@ def _check_params(session: Session, access: Access, params: dict[str, Any]) -> N
             cost,
             gaussian=bool(params.get("gaussian")),
         )
-    if access.channel == "psi":
-        mode, column = params.get("mode"), params.get("column")
-        psi = policy.channels.psi
-        if psi is None or column not in psi.columns:
-            raise NotInGrant(f"column {column!r} of {access.dataset.dataset} is not open to PSI")
-        if mode not in limits.get("modes", []) or mode not in [m.value for m in psi.columns[column].modes]:
-            raise NotInGrant(f"PSI mode {mode!r} on {access.dataset.dataset}.{column} is not granted")
-        if mode in MEMBERSHIP_MODES and not policy.is_open:  # also for policies stored before the rule
-            raise NotInGrant(
-                f"PSI mode {mode!r} reveals membership and is closed on non-open {access.dataset.dataset}; "
-                "use cohort mode and DP"
-            )
-        if limits.get("columns") and column not in limits["columns"]:
-            raise NotInGrant(f"PSI on column {column!r} is not granted")
-        size = params.get("set_size")
-        if size is not None:
-            if size > psi.max_client_set:
-                raise BadRequest(f"client set of {size} items exceeds the maximum {psi.max_client_set}")
-            if size < psi.min_client_set:  # every mode, cohort too (refused before any work)
-                raise BadRequest(
-                    f"client set of {size} items is below the minimum {psi.min_client_set} "
-                    "(single-item probing is refused)",
-                    min_client_set=psi.min_client_set,
-                )
-    if access.channel == "he":
-        for kind in ("model", "table"):
-            name = params.get(kind)
-            if name is not None and name not in limits.get(f"{kind}s", []):
-                raise NotInGrant(
-                    f"HE {kind} {name!r} is not in the project's grant on {access.dataset.dataset}"
-                )
+
+
+def _check_quota(session: Session, access: Access, params: dict[str, Any]) -> None:
     units = int(params.get("units", 0))
     limit = quota_limit(access)
     if units and limit is not None:
@@ -292,13 +269,18 @@ def authorize(
     channel: Channel,
     operation: str,
     params: dict[str, Any] | None = None,
+    *,
+    check: ParamCheck,
 ) -> Access:
     """May ``principal`` do ``operation`` on ``dataset`` via ``channel`` in ``project_id`` with ``params``?
 
-    Recognized ``params``: ``epsilon``/``delta`` (a DP spend; ``gaussian`` when the whole release is
-    one Gaussian mechanism, accounted by RDP on the dataset account), ``mode``/``column``/``set_size`` (PSI),
-    ``model``/``table`` (HE), ``units`` (quota units this call will consume). Raises a
-    :class:`~lab.errors.LabError` subclass when the answer is no; returns the :class:`Access` otherwise.
+    The checks every channel shares live here: membership, the project's state, the grant, the
+    policy, and the generic ``params`` — ``epsilon``/``delta`` (a DP spend; ``gaussian`` when the
+    whole release is one Gaussian mechanism, accounted by RDP on the dataset account) and ``units``
+    (quota units this call will consume). The channel's own parameters (PSI's mode, column and set
+    size; HE's model or table) are checked by the channel's ``check`` (required: a caller cannot
+    forget it), given the :class:`Access` under construction. Raises a :class:`~lab.errors.LabError`
+    subclass when the answer is no; returns the :class:`Access` otherwise.
     """
     params = dict(params or {})
     project = visible_project(session, principal, project_id)
@@ -317,7 +299,9 @@ def authorize(
     if getattr(version.policy.channels, channel) is None:
         raise NotInGrant(f"the policy of {dataset} does not open the {channel} channel")
     access = Access(principal, project, version, channel, operation, limits, params)
-    _check_params(session, access, params)
+    _check_cost(session, access, params)
+    check(access, params)
+    _check_quota(session, access, params)
     return access
 
 

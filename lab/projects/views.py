@@ -215,7 +215,10 @@ def check(session: Session, principal: Principal, project_id: str, q: CheckIn) -
     """Answer "may I?" exactly as a channel would (raises the same refusal a channel would)."""
     visible(session, principal, project_id)
     params = q.params.model_dump(exclude_none=True)
-    access = authorize(session, principal, project_id, q.dataset, q.channel, q.operation, params)
+    from lab.channels import param_checks  # the channels import this package
+
+    check = param_checks()[q.channel]
+    access = authorize(session, principal, project_id, q.dataset, q.channel, q.operation, params, check=check)
     left: Budget | None = None
     row = session.execute(
         select(BudgetRow).where(BudgetRow.project_id == project_id, BudgetRow.dataset_id == q.dataset)

@@ -22,7 +22,7 @@ from lab.identity import Principal
 from lab.products.models import ProductType
 from lab.products.schemas import Name, ProductSubmission
 from lab.products.service import spool, submit
-from lab.projects.access import authorize, commit_result
+from lab.projects.access import authorize, commit_result, no_channel_params
 from lab.projects.models import ProjectStatus
 from lab.projects.schemas import ApplicationIn, ReviewIn
 from lab.projects.workflow import ProjectWorkflow
@@ -64,7 +64,16 @@ def spend(stack: LabStack, project_id: str, epsilon: str) -> str:
     """Charge a DP spend for alice through the one access check and the one atomic charge."""
     rt = stack.runtime
     with rt.transaction() as s:
-        access = authorize(s, ALICE, project_id, "health_visits", "dp", "query", {"epsilon": epsilon})
+        access = authorize(
+            s,
+            ALICE,
+            project_id,
+            "health_visits",
+            "dp",
+            "query",
+            {"epsilon": epsilon},
+            check=no_channel_params,
+        )
         record = commit_result(
             s,
             rt.ledger(s),

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from lab.budgets import Budget
 from lab.identity import Principal
-from lab.projects.access import authorize, commit_result
+from lab.projects.access import authorize, commit_result, no_channel_params
 from lab.projects.models import BudgetRow
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
@@ -82,7 +82,9 @@ def spend(
     """authorize + commit_result for a DP spend of ``epsilon`` in one transaction (as a channel would)."""
     principal = Principal.from_groups(user, ["operator"])
     with runtime.transaction() as s:
-        access = authorize(s, principal, project, dataset, "dp", "query", {"epsilon": epsilon})
+        access = authorize(
+            s, principal, project, dataset, "dp", "query", {"epsilon": epsilon}, check=no_channel_params
+        )
         # like a channel that shows the remaining budget before charging: the row stays in the
         # session's identity map, and commit_result must still re-read it once locked
         seen = s.execute(select(BudgetRow).where(BudgetRow.project_id == project)).scalars().all()

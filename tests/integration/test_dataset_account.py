@@ -20,7 +20,7 @@ from lab.catalog.service import Catalog
 from lab.errors import BudgetExhausted
 from lab.identity import Principal
 from lab.ledger.models import LedgerEntryRow
-from lab.projects.access import authorize, commit_result
+from lab.projects.access import authorize, commit_result, no_channel_params
 from lab.projects.models import BudgetRow, ProjectRow
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
@@ -43,7 +43,7 @@ def spend(runtime: Runtime, pid: str, epsilon: str, delta: str = "0", *, gaussia
     principal = Principal.from_groups("alice", ["operator"])
     params = {"epsilon": epsilon, "delta": delta, "gaussian": gaussian}
     with runtime.transaction() as s:
-        access = authorize(s, principal, pid, "population", "dp", "query", params)
+        access = authorize(s, principal, pid, "population", "dp", "query", params, check=no_channel_params)
         record = commit_result(
             s,
             runtime.ledger(s),
@@ -119,7 +119,9 @@ def test_a_refused_release_charges_nothing_anywhere(runtime: Runtime) -> None:
     # authorize() lets ε = 0.5 through (7.5 of 8 spent); a concurrent release of the third project
     # commits first; the commit is then refused under the account's lock and rolls back whole
     with runtime.transaction() as s:
-        pending = authorize(s, principal, second, "population", "dp", "query", {"epsilon": "0.5"})
+        pending = authorize(
+            s, principal, second, "population", "dp", "query", {"epsilon": "0.5"}, check=no_channel_params
+        )
     spend(runtime, third, "0.5")
     before = snapshot(runtime)
     with pytest.raises(BudgetExhausted, match="privacy-loss account") as exc, runtime.transaction() as s:

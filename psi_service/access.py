@@ -1,0 +1,44 @@
+"""The PSI channel's own parameter rules, plugged into :func:`lab.projects.access.authorize`.
+
+>>> MEMBERSHIP_MODES
+('intersection', 'cardinality')
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lab.errors import BadRequest, NotInGrant
+from lab.projects.access import Access
+
+#: Modes whose answer tells the operator which (or how many) of their items are in the dataset:
+#: open datasets only (non-open ones answer through cohort mode and DP).
+MEMBERSHIP_MODES = ("intersection", "cardinality")
+
+
+def check_params(access: Access, params: dict[str, Any]) -> None:
+    """Mode, column and client-set size of a PSI run against the policy and the project's grant."""
+    limits, policy, dataset = access.limits, access.policy, access.dataset.dataset
+    mode, column = params.get("mode"), params.get("column")
+    psi = policy.channels.psi
+    if psi is None or column not in psi.columns:
+        raise NotInGrant(f"column {column!r} of {dataset} is not open to PSI")
+    if mode not in limits.get("modes", []) or mode not in [m.value for m in psi.columns[column].modes]:
+        raise NotInGrant(f"PSI mode {mode!r} on {dataset}.{column} is not granted")
+    if mode in MEMBERSHIP_MODES and not policy.is_open:  # also for policies stored before the rule
+        raise NotInGrant(
+            f"PSI mode {mode!r} reveals membership and is closed on non-open {dataset}; "
+            "use cohort mode and DP"
+        )
+    if limits.get("columns") and column not in limits["columns"]:
+        raise NotInGrant(f"PSI on column {column!r} is not granted")
+    size = params.get("set_size")
+    if size is not None:
+        if size > psi.max_client_set:
+            raise BadRequest(f"client set of {size} items exceeds the maximum {psi.max_client_set}")
+        if size < psi.min_client_set:  # every mode, cohort too (refused before any work)
+            raise BadRequest(
+                f"client set of {size} items is below the minimum {psi.min_client_set} "
+                "(single-item probing is refused)",
+                min_client_set=psi.min_client_set,
+            )
