@@ -136,7 +136,7 @@ def _runtime(env: dict[str, Any]) -> Any:
 
 
 def child_setup(env: dict[str, Any]) -> dict[str, Any]:
-    from lab.catalog.service import Catalog
+    from lab.catalog.service import CatalogImporter
     from lab.db.migrate import upgrade
     from tests.factories import active_project
 
@@ -145,7 +145,9 @@ def child_setup(env: dict[str, Any]) -> dict[str, Any]:
     rt.store.ensure_buckets()
     t0 = time.perf_counter()
     with rt.transaction() as s:
-        Catalog(s, rt.store, rt.ledger(s)).import_file(Path(env["parquet"]), bench_policy(), "steward1")
+        CatalogImporter(s, rt.store, rt.ledger(s)).import_file(
+            Path(env["parquet"]), bench_policy(), "steward1"
+        )
     t1 = time.perf_counter()
     grant = {"bench_population": {"dp": {"epsilon": "100", "epsilon_per_query": "1"}}}
     project = active_project(rt, grant, members=["alice"])

@@ -213,7 +213,7 @@ def setup_material(stack: Stack, base: Path) -> str:
     """social_insurance in the catalog (HE quota raised for the bench), two models, an active project."""
     from lab.artifacts.models import ModelRow
     from lab.catalog.policy import load_policy
-    from lab.catalog.service import Catalog
+    from lab.catalog.service import CatalogImporter
     from lab.db.base import utcnow
     from tests.factories import active_project, sample_dir
 
@@ -223,7 +223,9 @@ def setup_material(stack: Stack, base: Path) -> str:
     he = policy.channels.he.model_copy(update={"models": ("bench_linear",), "record_quota": 10**9})  # type: ignore[union-attr]
     policy = policy.model_copy(update={"channels": policy.channels.model_copy(update={"he": he})})
     with rt.transaction() as s:
-        Catalog(s, rt.store, rt.ledger(s)).import_file(out / "social_insurance.parquet", policy, "steward1")
+        CatalogImporter(s, rt.store, rt.ledger(s)).import_file(
+            out / "social_insurance.parquet", policy, "steward1"
+        )
     pid = active_project(
         rt,
         {"social_insurance": {"he": {"models": ["bench_linear", "bench_logistic"], "record_quota": 10**9}}},

@@ -250,7 +250,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     from lab.catalog.policy import load_policy
-    from lab.catalog.service import Catalog
+    from lab.catalog.service import CatalogImporter
     from lab.client import connect
     from lab.db.migrate import upgrade
     from lab.runtime import Runtime
@@ -290,7 +290,7 @@ def main() -> None:
         generate(args.server * 10, tmp / "sample", datasets=["enterprise_registry"])
         policy = load_policy(tmp / "sample" / "policies" / "enterprise_registry.yaml")
         with rt.transaction() as s:
-            version = Catalog(s, rt.store, rt.ledger(s)).import_file(
+            version = CatalogImporter(s, rt.store, rt.ledger(s)).import_file(
                 tmp / "sample" / "enterprise_registry.parquet", policy, "bench"
             )
         server_items = sorted(

@@ -35,7 +35,7 @@ from he_compute import ops
 from lab.artifacts import release as rel
 from lab.artifacts.models import ModelRow, StatTableRow
 from lab.catalog.policy import ColumnRole, Policy
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogReader
 from lab.db.base import utcnow
 from lab.errors import BadRequest, NotFound, NotInGrant
 from lab.identity import Principal, Role
@@ -241,7 +241,7 @@ def publish_model(
     principal.require(Role.bureau)
     if kind not in SCORABLE:
         raise BadRequest(f"only {' and '.join(SCORABLE)} models can be published for HE scoring")
-    version = Catalog(session, None, None).get(dataset)
+    version = CatalogReader(session).get(dataset)
     if not features or len(set(features)) != len(features):
         raise BadRequest("features must be distinct column names")
     bounds = dict(params.get("bounds") or {})
@@ -291,7 +291,7 @@ def publish_table(
     it (ε 0: no DP claim). A DP table is published with :func:`promote` instead.
     """
     principal.require(Role.bureau)
-    version = Catalog(session, None, None).get(dataset)
+    version = CatalogReader(session).get(dataset)
     columns = {c.name: c for c in version.policy.columns}
     for d in dims:
         col = columns.get(d.get("column", ""))

@@ -54,14 +54,14 @@ def warm(
     cohort: Annotated[bool, typer.Option(help="also prepare the lab's cohort-mode request")] = False,
 ) -> None:
     """Build (or confirm) the cached setups of DATASET.COLUMN under the active key epoch."""
-    from lab.catalog.service import Catalog
+    from lab.catalog.service import CatalogReader
     from psi_service.setups import SetupCache
     from psi_service.structures import size_bucket
 
     with runtime() as rt:
         cfg = rt.settings.psi
         with rt.transaction() as s:
-            version = Catalog(s, None, rt.ledger(s)).get(dataset)
+            version = CatalogReader(s).get(dataset)
         cache = SetupCache(rt, cfg)
         epoch = cache.keys.active("cli")
         for n in sizes or [10_000]:

@@ -43,7 +43,7 @@ import numpy as np
 
 from lab.artifacts.cohorts import save_cohort
 from lab.budgets import Budget
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogReader, DatasetVersion
 from lab.db.base import utcnow
 from lab.errors import IntegrityError, LabError
 from lab.identity import Principal
@@ -223,7 +223,7 @@ def finish_cohort(service: PsiService, principal: Principal, session_id: str, bo
             s, principal, row.project_id, row.dataset_id, "cohort", row.column, row.declared_size
         )
         row.status = "processing"
-        version = Catalog(s, None, None).get(row.dataset_id, row.dataset_version)
+        version = CatalogReader(s).get(row.dataset_id, row.dataset_version)
     try:
         request = parse_request(service.rt.store.get_bytes(issued), reveal=True)
         verify_answer(service, proof, request, elements)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogReader
 from lab.db.base import utcnow
 from lab.errors import Conflict, LabError, PayloadTooLarge
 from lab.identity import Principal
@@ -100,7 +100,7 @@ def _respond(
     if len(set(elements)) != len(elements):
         raise ProtocolError("the request repeats encrypted elements across parts")
     with service.rt.transaction() as s:
-        version = Catalog(s, None, None).get(row.dataset_id, row.dataset_version)
+        version = CatalogReader(s).get(row.dataset_id, row.dataset_version)
     key = service.cache.server_key(version, row.column, row.epoch)
     reveal = row.mode == "intersection"
     try:

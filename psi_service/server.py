@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogReader, DatasetVersion
 from lab.db.base import utcnow
 from lab.errors import BadRequest, Conflict, Forbidden, NotFound
 from lab.identity import Principal
@@ -140,7 +140,7 @@ class PsiService:
         """``access`` for the dataset version the session was issued on."""
         if access.dataset.version == version:
             return access
-        pinned: DatasetVersion = Catalog(s, None, None).get(access.dataset.dataset, version)
+        pinned: DatasetVersion = CatalogReader(s).get(access.dataset.dataset, version)
         return dataclasses.replace(access, dataset=pinned)
 
     # -- sessions --------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogFetcher, DatasetVersion
 from lab.db.base import utcnow
 from lab.errors import BadRequest, Unavailable
 from lab.ledger.signing import seal, unseal
@@ -103,8 +103,7 @@ class SetupCache:
         spec = version.policy.column(column)
         if spec.normalization is None:
             raise BadRequest(f"column {column!r} is not an identifier column")
-        with self.rt.transaction() as s:
-            path = Catalog(s, self.rt.store, self.rt.ledger(s)).fetch(version, self.rt.cache_dir)
+        path = CatalogFetcher(self.rt.store).fetch(version, self.rt.cache_dir)
         key = version.policy.entity_key
         table = pq.read_table(path, columns=[column, key])
         canon: list[list[str | None]] = parallel.run_chunked(

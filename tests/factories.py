@@ -15,7 +15,7 @@ from typing import Any
 
 from lab.budgets import Budget
 from lab.catalog.policy import load_policy
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogImporter, DatasetVersion
 from lab.db.base import utcnow
 from lab.projects.models import BudgetRow, GrantRow, ProjectMemberRow, ProjectRow, ProjectStatus
 from lab.runtime import Runtime
@@ -42,7 +42,7 @@ def import_sample(runtime: Runtime, datasets: list[str], scale: int, base: Path)
     for name in datasets:
         policy = load_policy(out / "policies" / f"{name}.yaml")
         with runtime.transaction() as s:
-            versions[name] = Catalog(s, runtime.store, runtime.ledger(s)).import_file(
+            versions[name] = CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(
                 out / f"{name}.parquet", policy, "steward1"
             )
     return versions

@@ -69,10 +69,10 @@ def granted(session: Session, project_id: str, kind: Kind, row: Any) -> bool:
 
 def opened(session: Session, kind: Kind, row: Any) -> bool:
     """Does the dataset's current policy open the (bureau) row to the HE channel?"""
-    from lab.catalog.service import Catalog
+    from lab.catalog.service import CatalogReader
 
     try:
-        he = Catalog(session, None, None).get(row.dataset_id).policy.channels.he
+        he = CatalogReader(session).get(row.dataset_id).policy.channels.he
     except LabError:
         return False
     return he is not None and row.name in (he.models if kind == "model" else he.tables)

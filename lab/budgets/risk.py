@@ -24,7 +24,7 @@ from lab.budgets.accounts import AccountState, state
 from lab.budgets.models import DatasetChargeRow
 from lab.budgets.value import Budget
 from lab.catalog.models import DatasetRow
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogReader
 
 #: Alert thresholds on the fraction of the period allowance spent.
 THRESHOLDS = (100, 80, 50)
@@ -96,7 +96,7 @@ def _alert(acct: AccountState) -> DatasetAlert | None:
 
 def accounts_overview(session: Session) -> list[tuple[str, AccountState]]:
     """Every dataset that has an account, with its state (title, state), ordered by dataset."""
-    catalog = Catalog(session, None, None)
+    catalog = CatalogReader(session)
     out = []
     for ds in session.execute(select(DatasetRow.id).order_by(DatasetRow.id)).scalars():
         policy = catalog.get(ds).policy
@@ -118,7 +118,7 @@ def _shares(totals: dict[str, tuple[str, Budget, int]]) -> list[Share]:
 
 def dataset_risk(session: Session, dataset: str) -> DatasetRisk | None:
     """The risk view of ``dataset`` (None if it has no account: open data)."""
-    policy = Catalog(session, None, None).get(dataset).policy
+    policy = CatalogReader(session).get(dataset).policy
     if policy.account is None:
         return None
     acct = state(session, dataset, policy.account)

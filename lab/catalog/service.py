@@ -96,15 +96,58 @@ def policy_digest(policy: Policy) -> str:
     return hashlib.sha256(canonical_json(policy.model_dump(mode="json"))).hexdigest()
 
 
-class Catalog:
-    """Catalog operations over one session (the caller commits)."""
+class CatalogReader:
+    """The catalog's versions as one session sees them (reads only)."""
 
-    def __init__(self, session: Session, store: ObjectStore | None, ledger: Ledger | None) -> None:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def list(self) -> list[DatasetVersion]:
+        """Current version of every dataset."""
+        rows = self.session.execute(
+            select(DatasetVersionRow)
+            .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
+            .where(DatasetVersionRow.version == DatasetRow.current_version)
+            .order_by(DatasetRow.id)
+        ).scalars()
+        return [_to_version(r) for r in rows]
+
+    def get(self, dataset: str, version: int | None = None) -> DatasetVersion:
+        """A dataset's current (or given) version."""
+        q = select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == dataset)
+        if version is None:
+            q = q.join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id).where(
+                DatasetVersionRow.version == DatasetRow.current_version
+            )
+        else:
+            q = q.where(DatasetVersionRow.version == version)
+        row = self.session.execute(q).scalar_one_or_none()
+        if row is None:
+            what = dataset if version is None else f"{dataset} version {version}"
+            raise DatasetNotFound(f"no dataset {what}")
+        return _to_version(row)
+
+    def versions(self, dataset: str) -> builtins.list[DatasetVersion]:
+        rows = list(
+            self.session.execute(
+                select(DatasetVersionRow)
+                .where(DatasetVersionRow.dataset_id == dataset)
+                .order_by(DatasetVersionRow.version)
+            ).scalars()
+        )
+        if not rows:
+            raise DatasetNotFound(f"no dataset {dataset}")
+        return [_to_version(r) for r in rows]
+
+
+class CatalogImporter:
+    """Imports new dataset versions: validate, store, append to the ledger (the caller commits)."""
+
+    def __init__(self, session: Session, store: ObjectStore, ledger: Ledger) -> None:
         self.session, self.store, self.ledger = session, store, ledger
 
     def import_file(self, path: Path, policy: Policy, actor: str) -> DatasetVersion:
         """Validate and import ``path`` as the next version of ``policy.dataset``."""
-        assert self.store is not None and self.ledger is not None, "imports need storage and the ledger"
         require_account(policy, policy.dataset)
         with tempfile.TemporaryDirectory(prefix="lab-import-") as tmp:
             parquet = Path(tmp) / "data.parquet"
@@ -161,46 +204,15 @@ class Catalog:
         self.session.flush()
         return _to_version(row)
 
-    def list(self) -> list[DatasetVersion]:
-        """Current version of every dataset."""
-        rows = self.session.execute(
-            select(DatasetVersionRow)
-            .join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id)
-            .where(DatasetVersionRow.version == DatasetRow.current_version)
-            .order_by(DatasetRow.id)
-        ).scalars()
-        return [_to_version(r) for r in rows]
 
-    def get(self, dataset: str, version: int | None = None) -> DatasetVersion:
-        """A dataset's current (or given) version."""
-        q = select(DatasetVersionRow).where(DatasetVersionRow.dataset_id == dataset)
-        if version is None:
-            q = q.join(DatasetRow, DatasetRow.id == DatasetVersionRow.dataset_id).where(
-                DatasetVersionRow.version == DatasetRow.current_version
-            )
-        else:
-            q = q.where(DatasetVersionRow.version == version)
-        row = self.session.execute(q).scalar_one_or_none()
-        if row is None:
-            what = dataset if version is None else f"{dataset} version {version}"
-            raise DatasetNotFound(f"no dataset {what}")
-        return _to_version(row)
+class CatalogFetcher:
+    """Verified local copies of stored versions (no database needed)."""
 
-    def versions(self, dataset: str) -> builtins.list[DatasetVersion]:
-        rows = list(
-            self.session.execute(
-                select(DatasetVersionRow)
-                .where(DatasetVersionRow.dataset_id == dataset)
-                .order_by(DatasetVersionRow.version)
-            ).scalars()
-        )
-        if not rows:
-            raise DatasetNotFound(f"no dataset {dataset}")
-        return [_to_version(r) for r in rows]
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
 
     def fetch(self, version: DatasetVersion, cache_dir: Path) -> Path:
         """Local, verified Parquet file of a version (downloaded once per version into ``cache_dir``)."""
-        assert self.store is not None
         dest = cache_dir / version.dataset / f"{version.sha256}.parquet"
         if dest.exists():
             return dest

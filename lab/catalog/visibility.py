@@ -13,7 +13,7 @@ one resident with k visits would be protected at k × ``CATALOG_EPSILON`` only).
 per (dataset, version) from a seed keyed by the lab's secret, so repeated reads return the same
 value and cannot be averaged: every version is one ε-DP release of ``CATALOG_EPSILON``, then rounded
 (post-processing); differences between versions are differences of independent noisy values.
-The distinct-entity count is computed at import (:meth:`lab.catalog.service.Catalog.import_file`);
+The distinct-entity count is computed at import (:meth:`lab.catalog.service.CatalogImporter.import_file`);
 a version imported before it was (``entity_count`` unknown) keeps showing the noisy row count it
 showed before — a value already released, repeated, so no further loss (its real cost was up to
 ``max rows per entity`` × ``CATALOG_EPSILON``; a re-import replaces it by an entity count).

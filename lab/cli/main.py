@@ -56,12 +56,12 @@ def datasets_import(
 ) -> None:
     """Validate FILE against POLICY and import it as the dataset's next version."""
     from lab.catalog.policy import load_policy
-    from lab.catalog.service import Catalog
+    from lab.catalog.service import CatalogImporter
 
     pol = load_policy(policy)
     with runtime() as rt, rt.transaction() as session:
         rt.store.ensure_buckets()
-        v = Catalog(session, rt.store, rt.ledger(session)).import_file(file, pol, actor)
+        v = CatalogImporter(session, rt.store, rt.ledger(session)).import_file(file, pol, actor)
     typer.echo(
         f"imported {v.dataset} version {v.version}: {v.row_count} rows, sha256 {v.sha256}, "
         f"ledger entry {v.ledger_index}"
@@ -72,10 +72,10 @@ def datasets_import(
 @handle_errors
 def datasets_list() -> None:
     """List the catalog (current versions)."""
-    from lab.catalog.service import Catalog
+    from lab.catalog.service import CatalogReader
 
     with runtime() as rt, rt.transaction() as session:
-        for v in Catalog(session, None, rt.ledger(session)).list():
+        for v in CatalogReader(session).list():
             typer.echo(
                 f"{v.dataset:24} v{v.version:<3} {v.row_count:>10} rows  {v.policy.open.value:13} "
                 f"{v.policy.classification.value}  {v.policy.title.zh}"

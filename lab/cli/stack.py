@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 def _load_sample(settings_dir: Path, scale: int, rt_settings: Settings) -> list[str]:
     from lab.catalog.policy import load_policy
-    from lab.catalog.service import Catalog
+    from lab.catalog.service import CatalogImporter, CatalogReader
     from lab.runtime import Runtime
     from lab.sample.generate import generate
 
@@ -35,14 +35,14 @@ def _load_sample(settings_dir: Path, scale: int, rt_settings: Settings) -> list[
     try:
         rt.store.ensure_buckets()
         with rt.transaction() as session:
-            if Catalog(session, None, rt.ledger(session)).list():
+            if CatalogReader(session).list():
                 return []
         out = settings_dir / "sample"
         generate(scale, out, progress=True)
         for policy_file in sorted((out / "policies").glob("*.yaml")):
             pol = load_policy(policy_file)
             with rt.transaction() as session:
-                Catalog(session, rt.store, rt.ledger(session)).import_file(
+                CatalogImporter(session, rt.store, rt.ledger(session)).import_file(
                     out / f"{pol.dataset}.parquet", pol, "steward1"
                 )
             loaded.append(pol.dataset)

@@ -28,7 +28,7 @@ from lab.artifacts.cohorts import get_cohort, load_cohort_keys
 from lab.artifacts.models import StatTableRow
 from lab.artifacts.release import reveals
 from lab.budgets import Budget
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogFetcher, CatalogReader, DatasetVersion
 from lab.db.base import utcnow
 from lab.dp.engine import DuckEngine
 from lab.dp.mechanisms import Rng
@@ -91,7 +91,7 @@ def source_for(
                 f"cohort {cohort_id} holds keys of {row.dataset_id}, not {version.dataset}", field="cohort"
             )
         cohort = load_cohort_keys(runtime.store, row)
-    parquet = Catalog(session, runtime.store, runtime.ledger(session)).fetch(version, runtime.cache_dir)
+    parquet = CatalogFetcher(runtime.store).fetch(version, runtime.cache_dir)
     return Source(
         cache_dir=runtime.cache_dir,
         salt=salt_for(runtime),
@@ -190,7 +190,7 @@ def _authorize_or_replay(
             check=no_channel_params,
         )
     except BudgetExhausted:
-        version = Catalog(session, None, None).get(spec.dataset)
+        version = CatalogReader(session).get(spec.dataset)
         hit = _lookup(session, project_id, spec_digest(spec, version))
         if hit is None:
             raise
@@ -322,7 +322,7 @@ def _preview(
     except BudgetExhausted as exc:
         allowed, reason, hit = False, exc.detail, None
         access = None
-    version = access.dataset if access else Catalog(session, None, None).get(spec.dataset)
+    version = access.dataset if access else CatalogReader(session).get(spec.dataset)
     plan = plan_query(spec, version.policy)
     if spec.cohort is not None:
         row = get_cohort(session, project_id, spec.cohort)

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogFetcher, CatalogReader, DatasetVersion
 from lab.db.base import utcnow
 from lab.errors import BadRequest, Forbidden, InvalidTransition, PayloadTooLarge
 from lab.identity import Principal, Role
@@ -105,7 +105,7 @@ def _may_submit(session: Session, principal: Principal, project_id: str) -> None
 
 def _thresholds(session: Session, lineage: list[dict[str, Any]]) -> tuple[int, list[str], bool]:
     """The strictest min_cell_count over datasets reached through non-DP channels."""
-    catalog = Catalog(session, None, None)
+    catalog = CatalogReader(session)
     threshold, sources, has_dp = 0, [], False
     for item in lineage:
         if item["channel"] == "dp":
@@ -163,7 +163,7 @@ def submit(
         threshold, sources, has_dp = _thresholds(s, lineage)
         kind = checks.tabular_kind(artifact.filename, artifact.media_type) if artifact else None
         non_open: list[DatasetVersion] = (
-            [v for v in Catalog(s, None, None).list() if not v.policy.is_open] if kind else []
+            [v for v in CatalogReader(s).list() if not v.policy.is_open] if kind else []
         )
     # phase 2: artifact checks and upload, no transaction open
     results: list[dict[str, Any]] = []
@@ -183,7 +183,7 @@ def submit(
         if kind:
             tables = load_tables(artifact.path, kind)
             cut = scan_limits(tables)  # a table read only in part is flagged, not passed
-            catalog = Catalog(None, runtime.store, None)  # type: ignore[arg-type]
+            catalog = CatalogFetcher(runtime.store)
             targets = [
                 t
                 for v in non_open

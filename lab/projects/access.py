@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from lab.budgets import Budget, accounts
 from lab.catalog.policy import AccountPolicy, Policy
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogReader, DatasetVersion
 from lab.db.base import utcnow
 from lab.errors import (
     BadRequest,
@@ -247,7 +247,7 @@ def dataset_account(session: Session, dataset: str) -> AccountPolicy | None:
     A non-open dataset whose stored policy predates accounts has none: its charged releases are
     refused until the steward imports a version that declares one (fail closed).
     """
-    return account_of(Catalog(session, None, None).get(dataset).policy, dataset)
+    return account_of(CatalogReader(session).get(dataset).policy, dataset)
 
 
 def account_of(policy: Policy, dataset: str) -> AccountPolicy | None:
@@ -295,7 +295,7 @@ def authorize(
     limits = (grant.limits or {}).get(channel)
     if limits is None:
         raise NotInGrant(f"channel {channel} is not granted on {dataset} in project {project_id}")
-    version = Catalog(session, None, None).get(dataset)
+    version = CatalogReader(session).get(dataset)
     if getattr(version.policy.channels, channel) is None:
         raise NotInGrant(f"the policy of {dataset} does not open the {channel} channel")
     access = Access(principal, project, version, channel, operation, limits, params)

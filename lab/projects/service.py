@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lab.catalog.policy import Policy
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogReader
 from lab.db.base import utcnow
 from lab.errors import DatasetNotFound, InvalidTransition, ProjectNotFound
 from lab.identity import Principal, Role
@@ -79,7 +79,7 @@ def new_project_id() -> str:
 
 def policies_of(session: Session, datasets: Iterable[str]) -> dict[str, Policy]:
     """The current policy of each dataset; unknown datasets are an :class:`InvalidProject`."""
-    catalog = Catalog(session, None, None)
+    catalog = CatalogReader(session)
     out: dict[str, Policy] = {}
     for ds in datasets:
         try:

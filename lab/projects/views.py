@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lab.budgets import Budget, accounts
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogReader
 from lab.db.base import utcnow
 from lab.identity import Principal, Role
 from lab.projects.access import authorize, quota_limit, quota_period, remaining, visible_project
@@ -123,7 +123,7 @@ def budgets_of(session: Session, project_id: str) -> list[BudgetOut]:
 
 def _dataset_left(session: Session, dataset: str) -> tuple[str, Budget] | None:
     """The current period and what the dataset's account has left (lifetime and period, the smaller)."""
-    account = Catalog(session, None, None).get(dataset).policy.account
+    account = CatalogReader(session).get(dataset).policy.account
     if account is None:
         return None
     st = accounts.state(session, dataset, account)

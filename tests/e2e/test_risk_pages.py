@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from lab.budgets import Budget
 from lab.budgets.accounts import state
 from lab.budgets.models import DatasetChargeRow
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogReader
 from lab.identity import Principal
 from lab.projects.access import authorize, commit_result, no_channel_params
 from lab.projects.models import ProjectRow
@@ -80,7 +80,7 @@ def login(page: Any, stack: LabStack, target: str) -> None:
 def test_risk_and_anomalies_pages_in_both_languages(lab_stack: LabStack, browser: Any) -> None:
     a, b = operators_spend(lab_stack)
     with lab_stack.runtime.transaction() as s:
-        account = Catalog(s, None, None).get(DATASET).policy.account
+        account = CatalogReader(s).get(DATASET).policy.account
         assert account is not None
         acct = state(s, DATASET, account)
         releases = s.execute(

@@ -11,7 +11,7 @@ from minio.commonconfig import CopySource  # noqa: F401 - documents the client w
 from sqlalchemy import text
 
 from lab.catalog.policy import load_policy
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogFetcher, CatalogImporter, CatalogReader
 from lab.errors import CorruptObject, InvalidDataset
 from lab.identifiers import make_resident_id
 from lab.runtime import Runtime
@@ -54,7 +54,7 @@ def write_health_csv(
 
 def _import(runtime: Runtime, path: Path):  # type: ignore[no-untyped-def]
     with runtime.transaction() as s:
-        return Catalog(s, runtime.store, runtime.ledger(s)).import_file(path, POLICY, "steward1")
+        return CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(path, POLICY, "steward1")
 
 
 def test_import_writes_parquet_entry_and_ledger(runtime: Runtime, tmp_path: Path) -> None:
@@ -76,12 +76,12 @@ def test_reimport_creates_a_new_version_and_keeps_the_old(runtime: Runtime, tmp_
     v2 = _import(runtime, write_health_csv(tmp_path / "b.csv", 30))
     assert (v1.version, v2.version) == (1, 2)
     with runtime.transaction() as s:
-        cat = Catalog(s, runtime.store, runtime.ledger(s))
+        cat = CatalogReader(s)
         assert cat.get("health_visits").version == 2
         old = cat.get("health_visits", 1)
         assert old.row_count == 20
         assert [v.version for v in cat.versions("health_visits")] == [1, 2]
-        path = cat.fetch(old, tmp_path / "cache")
+    path = CatalogFetcher(runtime.store).fetch(old, tmp_path / "cache")
     assert pq.read_metadata(path).num_rows == 20
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from lab.budgets import Budget
 from lab.budgets.accounts import state
 from lab.budgets.models import DatasetAccountRow, DatasetChargeRow
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogReader
 from lab.errors import BudgetExhausted
 from lab.identity import Principal
 from lab.ledger.models import LedgerEntryRow
@@ -96,7 +96,7 @@ def test_two_operators_within_their_budgets_are_refused_once_the_dataset_account
     with runtime.transaction() as s:
         own = s.execute(select(BudgetRow).where(BudgetRow.project_id == second)).scalar_one()
         assert own.epsilon_spent == "3"
-        acct = state(s, "population", Catalog(s, None, None).get("population").policy.account)  # type: ignore[arg-type]
+        acct = state(s, "population", CatalogReader(s).get("population").policy.account)  # type: ignore[arg-type]
         assert acct.spent.budget == Budget.of("8") and acct.period_remaining.epsilon == 0
         orgs = dict(
             s.execute(
@@ -174,7 +174,7 @@ def test_gaussian_releases_are_composed_by_the_library_rdp_accountant(runtime: R
     sigma = dp_accounting.get_sigma_gaussian(0.5, 1e-6)
     accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(sigma), k))
     with runtime.transaction() as s:
-        policy = Catalog(s, None, None).get("population").policy
+        policy = CatalogReader(s).get("population").policy
         assert policy.account is not None
         acct = state(s, "population", policy.account)
     expected = accountant.get_epsilon(float(policy.account.delta))  # δ = 0.00005, the lifetime δ

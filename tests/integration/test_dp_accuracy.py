@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogFetcher
 from lab.db.migrate import upgrade
 from lab.dp.engine import DuckEngine
 from lab.dp.mechanisms import GeometricCount
@@ -43,8 +43,7 @@ def population(seaweed: SeaweedServer) -> Iterator[tuple[Any, Path, DuckEngine]]
     rt = Runtime(settings)
     rt.store.ensure_buckets()
     version = import_sample(rt, ["population"], 100_000, base)["population"]
-    with rt.transaction() as s:
-        path = Catalog(s, rt.store, rt.ledger(s)).fetch(version, rt.cache_dir)
+    path = CatalogFetcher(rt.store).fetch(version, rt.cache_dir)
     eng = DuckEngine(rt.cache_dir, "accuracy-salt")
     yield (
         version,

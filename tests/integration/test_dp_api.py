@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import lab.client as lc
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogFetcher
 from lab.runtime import Runtime
 from tests.conftest import HubHandle
 from tests.integration._dp import counts, dp_project, import_dp_sample, make_cohort, remaining
@@ -79,8 +79,7 @@ def test_operator_works_through_the_client(
     assert [x.id for x in alice.dp.tables()] == [t.id]
 
     version = project["versions"]["population"]
-    with runtime.transaction() as s:
-        path = Catalog(s, runtime.store, runtime.ledger(s)).fetch(version, runtime.cache_dir)
+    path = CatalogFetcher(runtime.store).fetch(version, runtime.cache_dir)
     keys = pq.read_table(path, columns=["person_id"]).column(0).to_pylist()[::5]
     cohort = make_cohort(runtime, pid, version, keys)
     c = alice.dp.query("population", select=["count", "quantile(age, 0.5)"], cohort=cohort, epsilon=1)

@@ -26,7 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import lab.client as lc
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogFetcher, CatalogImporter
 from lab.runtime import Runtime
 from tests.conftest import HubHandle
 from tests.integration._dp import dp_project, import_dp_sample, make_cohort
@@ -50,8 +50,7 @@ def setup(api: Any, runtime: Runtime, hub: HubHandle) -> Iterator[dict[str, Any]
 
 def _adults(runtime: Runtime, setup: dict[str, Any]) -> list[str]:
     """Entity keys of adults whose training columns are all present (each counts exactly once)."""
-    with runtime.transaction() as s:
-        path = Catalog(s, runtime.store, runtime.ledger(s)).fetch(setup["version"], runtime.cache_dir)
+    path = CatalogFetcher(runtime.store).fetch(setup["version"], runtime.cache_dir)
     t = pq.read_table(path, columns=["person_id", "age", "monthly_income", "education"])
     ok = pc.and_(pc.greater_equal(t["age"], 18), pc.is_valid(t["monthly_income"]))
     t = t.filter(pc.and_(ok, pc.is_valid(t["education"])))
@@ -231,7 +230,7 @@ def test_catalog_never_shows_operators_an_exact_size_or_version_difference(
     n = 41
     for rows in (n, n + 1):  # two monthly versions, one resident apart
         with runtime.transaction() as s:
-            Catalog(s, runtime.store, runtime.ledger(s)).import_file(
+            CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(
                 write_health_csv(tmp_path / f"h{rows}.csv", rows), POLICY, "steward1"
             )
     op = {"Authorization": f"token {hub.token_for('alice', ['operator'])}"}
@@ -268,7 +267,7 @@ def test_catalog_size_counts_distinct_entities_not_rows_of_a_multi_row_dataset(
 
     residents, per = 150, 5  # 750 visit rows
     with runtime.transaction() as s:
-        v = Catalog(s, runtime.store, runtime.ledger(s)).import_file(
+        v = CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(
             write_health_csv(tmp_path / "multi.csv", residents * per, per_entity=per), POLICY, "steward1"
         )
     assert (v.row_count, v.entity_count) == (residents * per, residents)
@@ -294,7 +293,7 @@ def test_catalog_pages_show_operators_only_the_noisy_size(
     from tests.integration.test_catalog_import import POLICY, write_health_csv
 
     with runtime.transaction() as s:
-        Catalog(s, runtime.store, runtime.ledger(s)).import_file(
+        CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(
             write_health_csv(tmp_path / "h.csv", 37), POLICY, "steward1"
         )
     api.follow_redirects = False

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from lab.artifacts.models import ModelRow, StatTableRow
 from lab.budgets import Budget
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogFetcher, DatasetVersion
 from lab.dp import service, training
 from lab.dp.spec import QuerySpec, TableSpec, TrainSpec
 from lab.errors import BudgetExhausted, InvalidQuery, LabError, NotFound, NotInGrant
@@ -268,8 +268,7 @@ def test_training_stores_a_model_the_he_channel_can_read(
 def test_cohort_restricts_the_query_to_its_keys(runtime: Runtime, sample: dict[str, DatasetVersion]) -> None:
     pid = dp_project(runtime)
     version = sample["population"]
-    with runtime.transaction() as s:
-        path = Catalog(s, runtime.store, runtime.ledger(s)).fetch(version, runtime.cache_dir)
+    path = CatalogFetcher(runtime.store).fetch(version, runtime.cache_dir)
     keys = pq.read_table(path, columns=["person_id"]).column(0).to_pylist()[:400]
     cohort = make_cohort(runtime, pid, version, keys)
     out = run(runtime, pid, spec([{"agg": "count"}], cohort=cohort, epsilon="1"), seed=2)
@@ -290,8 +289,7 @@ def test_filters_select_the_rows_they_say(runtime: Runtime, sample: dict[str, Da
     import pandas as pd
 
     pid = dp_project(runtime)
-    with runtime.transaction() as s:
-        path = Catalog(s, runtime.store, runtime.ledger(s)).fetch(sample["population"], runtime.cache_dir)
+    path = CatalogFetcher(runtime.store).fetch(sample["population"], runtime.cache_dir)
     df = pd.read_parquet(path)
     towns = list(sample["population"].policy.column("town").domain[:5])
     where = [

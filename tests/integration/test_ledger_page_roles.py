@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogImporter
 from lab.runtime import Runtime
 from lab.web import auth
 from lab.web.views.ledger import run_verification
@@ -25,7 +25,7 @@ def web(api: Any, runtime: Runtime, tmp_path: Path) -> Any:
     path = write_health_csv(tmp_path / "h.csv", 30)
     with runtime.transaction() as s:
         ledger = runtime.ledger(s)
-        Catalog(s, runtime.store, ledger).import_file(path, POLICY, STEWARD)
+        CatalogImporter(s, runtime.store, ledger).import_file(path, POLICY, STEWARD)
         run_verification(runtime.settings, ledger, "auditor-ledger-page")
     api.follow_redirects = False
     return api

@@ -49,11 +49,11 @@ def web(api: Any) -> Any:
 
 @pytest.fixture
 def imported(runtime: Runtime, tmp_path: Path) -> None:
-    from lab.catalog.service import Catalog
+    from lab.catalog.service import CatalogImporter
 
     path = write_health_csv(tmp_path / "h.csv", 30)
     with runtime.transaction() as s:
-        Catalog(s, runtime.store, runtime.ledger(s)).import_file(path, POLICY, "steward1")
+        CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(path, POLICY, "steward1")
 
 
 def test_page_without_session_redirects_to_login(web: Any) -> None:

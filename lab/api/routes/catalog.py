@@ -14,7 +14,7 @@ from lab.api.problems import responses
 from lab.api.schemas import MAX_INT, CatalogEntry, DatasetSchema, DummyRows
 from lab.catalog.dummy import dummy_rows
 from lab.catalog.policy import parse_policy
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogImporter, CatalogReader, DatasetVersion
 from lab.catalog.visibility import shown_entry
 from lab.errors import (
     DatasetNotFound,
@@ -45,7 +45,7 @@ def _shown(v: DatasetVersion, principal: Principal, runtime: Runtime) -> Catalog
 @router.get("", response_model=list[CatalogEntry], responses=READ_ERRORS, summary="List catalog entries")
 def list_entries(principal: PrincipalDep, runtime: RuntimeDep, session: ReadSessionDep) -> list[CatalogEntry]:
     _reader(principal)
-    return [_shown(v, principal, runtime) for v in Catalog(session, None, None).list()]
+    return [_shown(v, principal, runtime) for v in CatalogReader(session).list()]
 
 
 @router.get("/{dataset}", response_model=CatalogEntry, responses=READ_ERRORS, summary="One catalog entry")
@@ -57,7 +57,7 @@ def get_entry(
     version: Version | None = None,
 ) -> CatalogEntry:
     _reader(principal)
-    return _shown(Catalog(session, None, None).get(dataset, version), principal, runtime)
+    return _shown(CatalogReader(session).get(dataset, version), principal, runtime)
 
 
 @router.get("/{dataset}/versions", response_model=list[CatalogEntry], responses=READ_ERRORS)
@@ -65,7 +65,7 @@ def list_versions(
     dataset: str, principal: PrincipalDep, runtime: RuntimeDep, session: SessionDep, ledger: LedgerDep
 ) -> list[CatalogEntry]:
     _reader(principal)
-    return [_shown(v, principal, runtime) for v in Catalog(session, None, ledger).versions(dataset)]
+    return [_shown(v, principal, runtime) for v in CatalogReader(session).versions(dataset)]
 
 
 @router.get(
@@ -82,7 +82,7 @@ def get_schema(
     version: Version | None = None,
 ) -> DatasetSchema:
     _reader(principal)
-    v = Catalog(session, None, ledger).get(dataset, version)
+    v = CatalogReader(session).get(dataset, version)
     p = v.policy.model_dump(mode="json")
     return DatasetSchema(
         id=v.dataset,
@@ -105,7 +105,7 @@ def get_dummy(
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> DummyRows:
     _reader(principal)
-    v = Catalog(session, None, ledger).get(dataset)
+    v = CatalogReader(session).get(dataset)
     return DummyRows(id=v.dataset, version=v.version, rows=dummy_rows(v.policy, n, seed))
 
 
@@ -141,5 +141,5 @@ def import_dataset(
                 if total > limit:
                     raise PayloadTooLarge(f"upload exceeds {limit} bytes")
                 f.write(block)
-        version = Catalog(session, runtime.store, ledger).import_file(path, pol, principal.name)
+        version = CatalogImporter(session, runtime.store, ledger).import_file(path, pol, principal.name)
     return CatalogEntry(**version.entry(), row_count_exact=True)  # the steward holds the file

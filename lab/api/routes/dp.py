@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from lab.api.admission import Admission
 from lab.api.deps import PrincipalDep, RuntimeDep
 from lab.api.problems import responses
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogReader
 from lab.dp import service, training
 from lab.dp.plan import estimated_cost, plan_query
 from lab.dp.schemas import ModelOut, PreviewOut, QueryOut, TableOut
@@ -65,7 +65,7 @@ def admission(request: Request) -> Admission:
 def _cost(runtime: Runtime, spec: QuerySpec | TrainSpec) -> float:
     """Estimated engine work of ``spec`` on the dataset's current version (a bad spec raises its 4xx)."""
     with runtime.reading() as session:
-        version = Catalog(session, None, None).get(spec.dataset)
+        version = CatalogReader(session).get(spec.dataset)
     if isinstance(spec, TrainSpec):
         return float(version.row_count * (len(spec.features) + 1))
     return estimated_cost(plan_query(spec, version.policy), version.row_count)

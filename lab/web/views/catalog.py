@@ -7,15 +7,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from lab.catalog.policy import Policy
-from lab.catalog.service import Catalog, DatasetVersion
+from lab.catalog.service import CatalogReader, DatasetVersion
 from lab.catalog.visibility import shown_entry
 from lab.identity import Principal
 from lab.web.i18n import Translator
 from lab.web.render import fmt_decimal
 
 
-def _catalog(session: Session) -> Catalog:
-    return Catalog(session, None, None)  # reads need no store or ledger
+def _catalog(session: Session) -> CatalogReader:
+    return CatalogReader(session)
 
 
 def _shown(v: DatasetVersion, principal: Principal | None, key: bytes) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from lab.audit.service import Anomalies
 from lab.budgets.risk import account_alerts, accounts_overview, dataset_risk
-from lab.catalog.service import Catalog
+from lab.catalog.service import CatalogReader
 from lab.catalog.visibility import CATALOG_EPSILON
 from lab.errors import NotFound
 from lab.identity import Principal
@@ -23,7 +23,7 @@ from lab.web.render import fmt_decimal, fmt_time
 
 def risk_overview(session: Session) -> dict[str, Any]:
     """Every dataset account with its state, and the allowance alerts."""
-    catalog = Catalog(session, None, None)
+    catalog = CatalogReader(session)
     rows = [(ds, catalog.get(ds).policy.title, st) for ds, st in accounts_overview(session)]
     return {"accounts": rows, "alerts": account_alerts(session)}
 
@@ -33,7 +33,7 @@ def risk_detail(session: Session, dataset: str, t: Translator, lang: str) -> dic
     risk = dataset_risk(session, dataset)
     if risk is None:
         raise NotFound(f"dataset {dataset} is open and has no privacy-loss account")
-    version = Catalog(session, None, None).get(dataset)
+    version = CatalogReader(session).get(dataset)
     acct = risk.account
     points = [
         SpendPoint(
