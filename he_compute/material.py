@@ -41,6 +41,7 @@ from lab.errors import BadRequest, NotFound, NotInGrant
 from lab.identity import Principal, Role
 from lab.ledger import Ledger
 from lab.projects.models import GrantRow
+from lab.projects.typed_grants import HeGrant
 
 Kind = Literal["model", "table"]
 SCORABLE = ("linear", "logistic")
@@ -72,7 +73,7 @@ def listed_key(session: Session, kind: Kind, project_id: str, row: Any) -> str:
     grant = session.execute(
         select(GrantRow).where(GrantRow.project_id == project_id, GrantRow.dataset_id == row.dataset_id)
     ).scalar_one_or_none()
-    listed = ((grant.limits or {}).get("he") or {}).get(f"{kind}s", []) if grant else []
+    listed = HeGrant.of((grant.limits or {}).get("he") if grant else None).names(kind)
     return str(row.id) if row.name not in listed and row.id in listed else str(row.name)
 
 

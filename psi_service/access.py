@@ -10,6 +10,7 @@ from typing import Any
 
 from lab.errors import BadRequest, NotInGrant
 from lab.projects.access import Access
+from lab.projects.typed_grants import PsiGrant, expect
 
 #: Modes whose answer tells the operator which (or how many) of their items are in the dataset:
 #: open datasets only (non-open ones answer through cohort mode and DP).
@@ -18,19 +19,19 @@ MEMBERSHIP_MODES = ("intersection", "cardinality")
 
 def check_params(access: Access, params: dict[str, Any]) -> None:
     """Mode, column and client-set size of a PSI run against the policy and the project's grant."""
-    limits, policy, dataset = access.limits, access.policy, access.dataset.dataset
+    grant, policy, dataset = expect(access.grant, PsiGrant), access.policy, access.dataset.dataset
     mode, column = params.get("mode"), params.get("column")
     psi = policy.channels.psi
     if psi is None or column not in psi.columns:
         raise NotInGrant(f"column {column!r} of {dataset} is not open to PSI")
-    if mode not in limits.get("modes", []) or mode not in [m.value for m in psi.columns[column].modes]:
+    if mode not in grant.modes or mode not in [m.value for m in psi.columns[column].modes]:
         raise NotInGrant(f"PSI mode {mode!r} on {dataset}.{column} is not granted")
     if mode in MEMBERSHIP_MODES and not policy.is_open:  # also for policies stored before the rule
         raise NotInGrant(
             f"PSI mode {mode!r} reveals membership and is closed on non-open {dataset}; "
             "use cohort mode and DP"
         )
-    if limits.get("columns") and column not in limits["columns"]:
+    if not grant.allows(mode, column):
         raise NotInGrant(f"PSI on column {column!r} is not granted")
     size = params.get("set_size")
     if size is not None:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from lab.errors import Forbidden, LabError
 from lab.identity import Principal, Role
 from lab.projects.models import GrantRow
+from lab.projects.typed_grants import HeGrant
 
 Kind = Literal["model", "table"]
 Release = Literal["dp", "published"]
@@ -63,7 +64,7 @@ def granted(session: Session, project_id: str, kind: Kind, row: Any) -> bool:
     grant = session.execute(
         select(GrantRow).where(GrantRow.project_id == project_id, GrantRow.dataset_id == row.dataset_id)
     ).scalar_one_or_none()
-    listed = ((grant.limits or {}).get("he") or {}).get(f"{kind}s", []) if grant else []
+    listed = HeGrant.of((grant.limits or {}).get("he") if grant else None).names(kind)
     return row.name in listed or row.id in listed
 
 

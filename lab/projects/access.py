@@ -42,6 +42,7 @@ from lab.errors import (
 from lab.identity import Principal, Role
 from lab.ledger import Ledger
 from lab.projects.models import BudgetRow, GrantRow, ProjectMemberRow, ProjectRow, ProjectStatus, UsageRow
+from lab.projects.typed_grants import DpGrant, Grant, HeGrant, PsiGrant, grant_of
 from lab.records.models import DerivedRecordRow
 
 Channel = Literal["dp", "psi", "he"]
@@ -62,6 +63,11 @@ class Access:
     @property
     def policy(self) -> Policy:
         return self.dataset.policy
+
+    @property
+    def grant(self) -> Grant:
+        """The channel's grant on the dataset, typed (``limits`` is its stored JSON)."""
+        return grant_of(self.channel, self.limits)
 
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
@@ -157,30 +163,25 @@ def quota_period(channel: Channel, now: dt.datetime | None = None) -> str:
 
 
 def quota_limit(access: Access) -> int | None:
-    if access.channel == "psi":
-        grant_q = int(access.limits.get("quota", 0)) or None
-        policy_q = access.policy.channels.psi.daily_quota if access.policy.channels.psi else None
-        caps = [q for q in (grant_q, policy_q) if q]
-        return min(caps) if caps else None
-    if access.channel == "he":
-        grant_q = int(access.limits.get("record_quota", 0)) or None
-        policy_q = access.policy.channels.he.record_quota if access.policy.channels.he else None
-        caps = [q for q in (grant_q, policy_q) if q]
-        return min(caps) if caps else None
-    return None
+    """The smaller of the grant's and the policy's quota (PSI: runs per day; HE: records)."""
+    grant, channels = access.grant, access.policy.channels
+    if isinstance(grant, PsiGrant):
+        caps = [grant.quota, channels.psi.daily_quota if channels.psi else None]
+    elif isinstance(grant, HeGrant):
+        caps = [grant.record_quota, channels.he.record_quota if channels.he else None]
+    else:
+        return None
+    given = [q for q in caps if q]
+    return min(given) if given else None
 
 
 def per_query_cap(access: Access) -> Budget:
     """The most one DP spend may cost: the smaller of the grant's and the policy's per-query caps."""
     dp = access.policy.channels.dp
-    grant = access.limits
-    eps = [
-        Decimal(str(x)) for x in (grant.get("epsilon_per_query"), dp.epsilon_per_query if dp else None) if x
-    ]
+    grant = access.grant if isinstance(access.grant, DpGrant) else DpGrant.of({})  # PSI cohort: policy's
+    eps = [Decimal(str(x)) for x in (grant.epsilon_per_query, dp.epsilon_per_query if dp else None) if x]
     dl = [
-        Decimal(str(x))
-        for x in (grant.get("delta_per_query"), dp.delta_per_query if dp else None)
-        if x is not None
+        Decimal(str(x)) for x in (grant.delta_per_query, dp.delta_per_query if dp else None) if x is not None
     ]
     return Budget(min(eps) if eps else Decimal(0), min(dl) if dl else Decimal(0))
 
