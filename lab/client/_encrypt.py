@@ -94,6 +94,8 @@ def main(fd: int) -> None:
     """An encryption process: the secret context first, then batches until the parent hangs up."""
     import tenseal as ts
 
+    from lab.client._wire import serialize
+
     conn = Connection(fd)
     ctx = ts.context_from(conn.recv_bytes())
     while True:
@@ -102,7 +104,7 @@ def main(fd: int) -> None:
         except (EOFError, OSError):
             return
         columns = [np.frombuffer(b, dtype="<f8") for b in unpack(data)]
-        conn.send_bytes(pack([ts.ckks_vector(ctx, c).serialize() for c in columns]))
+        conn.send_bytes(pack([serialize(ts.ckks_vector(ctx, c)) for c in columns]))
 
 
 if __name__ == "__main__":
