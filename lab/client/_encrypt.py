@@ -1,7 +1,8 @@
 """Local encryption processes: CKKS batches encrypted in parallel on the operator's machine.
 
-TenSEAL holds the GIL, and encrypting plus serializing a ciphertext costs the client more than the
-lab's whole evaluation of it, so the client encrypts batches in a few helper processes. Each is a
+TenSEAL holds the GIL, and encrypting a ciphertext costs the client more than the lab's whole
+evaluation of it, so the client encrypts batches in a few helper processes (and serializes them
+uncompressed, :mod:`lab.client._wire`). Each is a
 fresh interpreter (``python -m lab.client._encrypt FD``, like the lab's own isolated workers: no
 ``fork`` of a threaded notebook kernel, no re-import of the caller's ``__main__``) on a socket
 pair; it receives the secret context once, then batches of float64 columns, and answers their
