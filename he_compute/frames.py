@@ -149,7 +149,8 @@ class StreamReader:
 
     async def _take(self, n: int) -> bytes:
         await self._fill(n)
-        out = bytes(self._buf[:n])
+        with memoryview(self._buf) as view:  # one copy (a bytearray slice would be a second)
+            out = bytes(view[:n])
         del self._buf[:n]
         self.consumed += n
         return out

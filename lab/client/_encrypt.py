@@ -1,7 +1,8 @@
 """Local encryption processes: CKKS batches encrypted in parallel on the operator's machine.
 
-TenSEAL holds the GIL, and encrypting plus serializing a ciphertext costs the client more than the
-lab's whole evaluation of it, so the client encrypts batches in a few helper processes. Each is a
+TenSEAL holds the GIL, and encrypting a ciphertext costs the client more than the lab's whole
+evaluation of it, so the client encrypts batches in a few helper processes (and serializes them
+uncompressed, :mod:`lab.client._wire`). Each is a
 fresh interpreter (``python -m lab.client._encrypt FD``, like the lab's own isolated workers: no
 ``fork`` of a threaded notebook kernel, no re-import of the caller's ``__main__``) on a socket
 pair; it receives the secret context once, then batches of float64 columns, and answers their
@@ -94,6 +95,8 @@ def main(fd: int) -> None:
     """An encryption process: the secret context first, then batches until the parent hangs up."""
     import tenseal as ts
 
+    from lab.client._wire import serialize
+
     conn = Connection(fd)
     ctx = ts.context_from(conn.recv_bytes())
     while True:
@@ -102,7 +105,7 @@ def main(fd: int) -> None:
         except (EOFError, OSError):
             return
         columns = [np.frombuffer(b, dtype="<f8") for b in unpack(data)]
-        conn.send_bytes(pack([ts.ckks_vector(ctx, c).serialize() for c in columns]))
+        conn.send_bytes(pack([serialize(ts.ckks_vector(ctx, c)) for c in columns]))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from lab.client._encrypt import Encryptors
+from lab.client._wire import serialize
 
 if TYPE_CHECKING:
     import tenseal as ts
@@ -87,8 +88,7 @@ class HeContext:
     def encrypt(self, values: np.ndarray) -> bytes:
         import tenseal as ts
 
-        out: bytes = ts.ckks_vector(self.ctx, values).serialize()
-        return out
+        return serialize(ts.ckks_vector(self.ctx, values))
 
     def encrypt_batches(
         self, columns: list[np.ndarray], n: int, batches: range | None = None
