@@ -8,15 +8,15 @@ from typing import Annotated
 
 import typer
 
-from he_compute.cli import he
 from lab.cli.common import cli_settings, handle_errors, runtime
+from lab.cli.he import he
 from lab.cli.ledger_witness import register as register_ledger_witness
 from lab.cli.products import products
 from lab.cli.projects import projects
+from lab.cli.psi import psi
 from lab.cli.sample import sample
 from lab.cli.stack import register as register_stack
 from lab.cli.witness import witness as witness_app
-from psi_service.cli import psi
 
 app = typer.Typer(help="Public Data Innovation Lab", no_args_is_help=True, pretty_exceptions_enable=False)
 db = typer.Typer(help="Database migrations", no_args_is_help=True)

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from lab.db.base import make_engine
 from lab.db.migrate import current_revisions, head_revisions, upgrade
-from lab.db.models import Base
+from lab.db.migrations.models import Base
 from lab.errors import Unavailable
 from lab.runtime import Runtime
 from lab.settings import Settings

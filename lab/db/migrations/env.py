@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from lab.db.base import make_engine
-from lab.db.models import Base
+from lab.db.migrations.models import Base
 
 config = context.config
 target_metadata = Base.metadata

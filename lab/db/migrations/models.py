@@ -1,4 +1,7 @@
-"""Imports every capability's table models so that ``Base.metadata`` is complete."""
+"""The migrations' model registry: every capability's tables, so ``Base.metadata`` is complete.
+
+Only Alembic's env.py and the models-equal-migrations test import it; no capability imports it back.
+"""
 
 from he_compute import models as _he  # noqa: F401
 from lab.artifacts import models as _artifacts  # noqa: F401

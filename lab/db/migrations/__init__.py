@@ -1,0 +1,1 @@
+"""Alembic migrations (``versions/``), their environment and the model registry they compare against."""
