@@ -121,7 +121,7 @@ def reauthorize(session: Session, first: Access, params: dict[str, Any]) -> Acce
 
 def same_version(computed_on: DatasetVersion, access: Access) -> Access:
     """``access`` if it grants the version the result was computed on; :class:`Conflict` if not."""
-    if access.dataset.sha256 != computed_on.sha256:
+    if access.dataset.version != computed_on.version:  # a new version may change data or policy
         raise Conflict(
             f"{computed_on.dataset} changed to version {access.dataset.version} while the request ran; "
             "nothing was charged — run it again"

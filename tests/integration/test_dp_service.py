@@ -316,3 +316,33 @@ def test_filters_select_the_rows_they_say(runtime: Runtime, sample: dict[str, Da
     assert abs(count["value"] - len(truth)) <= 2 * count["error_95"]
     assert abs(employed["value"] - truth.employed.sum()) <= 2 * employed["error_95"]
     assert 0 < len(truth) < len(df) / 5
+
+
+def test_compute_runs_outside_any_transaction_and_a_new_version_meanwhile_charges_nothing(
+    runtime: Runtime, sample: dict[str, DatasetVersion]
+) -> None:
+    pid = dp_project(runtime)
+    s = spec([{"agg": "count"}], group_by=["town"], epsilon="0.5")
+    seen: list[str] = []
+
+    def offload(fn: Any, *args: Any) -> Any:
+        with runtime.transaction() as other:  # a writer gets the database while the query computes
+            seen.append(remaining_in(other, pid))
+        import_dp_sample(runtime, ("population",))  # the steward imports version 2 meanwhile
+        return fn(*args)
+
+    with pytest.raises(LabError) as caught:
+        service.query(runtime, ALICE, pid, s, offload=offload)
+    assert caught.value.status == 409 and "version 2" in caught.value.detail
+    assert seen == ["3"] and remaining(runtime, pid).epsilon == Decimal("3")  # nothing charged
+    with runtime.transaction() as sess:
+        assert sess.execute(select(DerivedRecordRow)).first() is None
+    assert service.query(runtime, ALICE, pid, s, np.random.RandomState(1))["version"] == 2
+
+
+def remaining_in(session: Any, pid: str) -> str:
+    from lab.projects.access import budget_remaining
+
+    left = budget_remaining(session, pid, "population")
+    assert left is not None
+    return left.as_strings()["epsilon"]
