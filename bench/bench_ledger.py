@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from lab.db.migrate import upgrade
-from lab.ledger import merkle
 from lab.ledger.entries import canonical_json
 from lab.runtime import Runtime
 from lab.settings import Settings
+from lab.shared import merkle
 
 
 def main() -> None:

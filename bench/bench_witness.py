@@ -27,10 +27,11 @@ from pathlib import Path
 import httpx
 
 from lab.db.migrate import upgrade
-from lab.ledger import checkpoints, merkle
+from lab.ledger import checkpoints
 from lab.ledger.cosign import Cosigner
 from lab.runtime import Runtime
 from lab.settings import LedgerSettings, Settings, WitnessConfig
+from lab.shared import merkle
 from lab.storage.seaweed import free_port_block
 
 ORIGIN = "bench.lab/ledger"

@@ -83,7 +83,7 @@ def _pg_database() -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _key_pins(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test pins verifier keys (``lab.ledger.pins``) in its own file, never in ~/.config."""
+    """Each test pins verifier keys (``lab.shared.pins``) in its own file, never in ~/.config."""
     monkeypatch.setenv("LAB_PINS", str(tmp_path_factory.mktemp("pins") / "pins.json"))
 
 

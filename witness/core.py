@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from witness.merkle import EMPTY_ROOT, verify_consistency
+from lab.shared.merkle import EMPTY_ROOT, verify_consistency
 from witness.note import COSIGNATURE_V1, Checkpoint, NoteError, Signer, Verifier, open_note, split_note
 from witness.state import Evidence, Held, State
 

@@ -21,7 +21,7 @@ def verify_with_witnesses(specs: list[str], log_key: str | None) -> None:
     """``lab ledger verify --witness``: the log against each witness's latest cosigned checkpoint."""
     from lab.ledger import checkpoints
     from lab.ledger.audit import resolve, verify_with_witnesses
-    from lab.ledger.pins import pinned
+    from lab.shared.pins import pinned
     from witness.note import Verifier
 
     trusted = [resolve(s) for s in specs]

@@ -154,7 +154,7 @@ def ledger_check_proof(
     quorum: Annotated[int | None, typer.Option(help="cosignatures needed (default: all witnesses)")] = None,
 ) -> None:
     """Verify an inclusion proof offline (no database, no network) against keys YOU give."""
-    from lab.ledger.standalone import trusted_log_keys, verify_inclusion_document
+    from lab.shared.standalone import trusted_log_keys, verify_inclusion_document
 
     try:
         keys = trusted_log_keys(log_key or [])

@@ -154,8 +154,8 @@ def verify(
 ) -> None:
     """Verify a product certificate offline against keys YOU give: the log's (required) and the
     witnesses' (their cosignatures on the certificate's checkpoint); proofs; artifact digest."""
-    from lab.ledger.standalone import trusted_log_keys
-    from lab.products.certificates import verify_certificate
+    from lab.shared.certificates import verify_certificate
+    from lab.shared.standalone import trusted_log_keys
 
     try:
         cert = json.loads(cert_file.read_text(encoding="utf-8"))

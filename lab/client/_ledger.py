@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from lab.ledger.pins import pinned
-from lab.ledger.standalone import trusted_log_keys, verify_inclusion_document
+from lab.shared.pins import pinned
+from lab.shared.standalone import trusted_log_keys, verify_inclusion_document
 
 if TYPE_CHECKING:
     from lab.client._client import Client

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pandas as pd
 
-from lab.products.certificates import CertificateReport, verify_certificate
+from lab.shared.certificates import CertificateReport, verify_certificate
 
 if TYPE_CHECKING:
     from lab.client._client import Client

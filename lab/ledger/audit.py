@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from lab.ledger.log import Ledger, VerifyReport
 from lab.ledger.models import CheckpointRow, CosignatureRow
-from lab.ledger.pins import pinned
+from lab.shared.pins import pinned
 from witness.note import Checkpoint, NoteError, Verifier, open_note
 
 

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from lab.db.base import utcnow
 from lab.errors import InvalidProof
-from lab.ledger import merkle
 from lab.ledger.log import Ledger
 from lab.ledger.models import CheckpointRow, CosignatureRow, LedgerState
+from lab.shared import merkle
 from witness.note import Checkpoint, Verifier
 
 AUDIT_FORMAT = "lab-witness-audit/v1"

@@ -8,9 +8,10 @@ integers and strings only — decimals are written as strings so they never drif
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal
 from typing import Any
+
+from lab.shared.standalone import canonical
 
 #: kind -> current schema version. A kind's meaning never changes in place. Exactly the kinds the code
 #: appends (``tests/unit/test_web_i18n.py`` collects them from the source and compares).
@@ -45,9 +46,7 @@ def canonical_json(value: Any) -> bytes:
     """
     if isinstance(value, float):
         raise TypeError("floats are not canonical; use Decimal or str")
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False
-    ).encode()
+    return canonical(value, default=_default)
 
 
 def make_entry(kind: str, body: dict[str, Any], actor: str, time: dt.datetime) -> dict[str, Any]:

@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session
 
 from lab.db.base import utcnow
 from lab.errors import EntryNotFound, InvalidProof
-from lab.ledger import merkle, signing
+from lab.ledger import signing
 from lab.ledger.entries import canonical_json, make_entry
 from lab.ledger.models import LedgerEntryRow, LedgerState, SigningKeyRow, TreeHeadRow
+from lab.shared import merkle
 from witness.note import ED25519, Signer
 
 #: Called (without arguments) after a transaction that appended entries commits; the cosigner

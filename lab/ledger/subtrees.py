@@ -7,7 +7,7 @@ perfect subtrees of at least ``MIN_MEMO`` leaves (about n/128 hashes) and reads 
 ranges on demand, so a proof costs O(log n) small reads after the first one instead of reading and
 hashing the whole log. The cosigner builds one proof per witness per round with it.
 
->>> from lab.ledger import merkle
+>>> from lab.shared import merkle
 >>> leaves = [merkle.leaf_hash(bytes([i % 256, i // 256])) for i in range(1000)]
 >>> cache = SubtreeCache(lambda lo, hi: leaves[lo:hi])
 >>> cache.consistency_proof(300, 1000) == merkle.consistency_proof(leaves, 300)
@@ -21,8 +21,8 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lab.ledger.merkle import EMPTY_ROOT, node_hash, root_of
 from lab.ledger.models import LedgerEntryRow
+from lab.shared.merkle import EMPTY_ROOT, node_hash, root_of
 
 MIN_MEMO = 256
 

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from lab.errors import Forbidden, InvalidProof
 from lab.identity import Principal, Role
 from lab.ledger import Ledger
-from lab.products.certificates import STATUS_FORMAT, leaf_hash
 from lab.products.errors import ProductNotFound
 from lab.products.models import REVIEWABLE, ProductEventRow, ProductRow, ProductVersionRow
 from lab.products.schemas import (
@@ -37,6 +36,7 @@ from lab.products.schemas import (
     VersionOut,
 )
 from lab.projects.models import ProjectMemberRow, ProjectRow
+from lab.shared.certificates import STATUS_FORMAT, leaf_hash
 from lab.storage import StoredObject
 
 READ_ALL = (Role.bureau, Role.registrar, Role.auditor)
@@ -319,7 +319,7 @@ def registry_status(session: Session, ledger: Ledger, number: str, since: int) -
     (recomputed from the content, so a changed row shows) with its inclusion proof, and the
     revocation (if any) with its inclusion proof. Never the entries themselves: they name the
     project, the lineage records and their parameters, which the public must not see (the
-    certificate's holder has them). See :mod:`lab.products.certificates`.
+    certificate's holder has them). See :mod:`lab.shared.certificates`.
     """
     prod = _by_number(session, number)
     row = _row_version(session, prod.id, prod.approved_version or prod.current_version)

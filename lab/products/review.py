@@ -31,7 +31,6 @@ from lab.db.base import utcnow
 from lab.errors import BadRequest, Conflict, Forbidden, InvalidTransition
 from lab.identity import Principal, Role
 from lab.ledger import Ledger, canonical_json
-from lab.products.certificates import build_certificate
 from lab.products.errors import ProductNotFound
 from lab.products.models import (
     REVIEWABLE,
@@ -44,6 +43,7 @@ from lab.products.models import (
 )
 from lab.products.queries import endorsements, product_out, required_approvals
 from lab.products.schemas import ProductOut
+from lab.shared.certificates import build_certificate
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 NUMBER_PREFIX = "CMDL"

@@ -113,7 +113,7 @@ def test_dummy_rows_follow_the_schema_and_never_equal_real_rows(
 
 
 def test_ledger_head_proof_and_verify_roles(api: Any, hub: HubHandle, imported: dict[str, Any]) -> None:
-    from lab.ledger.standalone import verify_inclusion_document
+    from lab.shared.standalone import verify_inclusion_document
 
     op = hub.token_for("alice", ["operator"])
     head = api.get("/api/v1/ledger/head", headers=auth(op)).json()

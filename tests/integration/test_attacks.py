@@ -33,11 +33,11 @@ from lab.audit.models import AuditRequestRow
 from lab.audit.service import AuditEntry, AuditWriter
 from lab.identifiers import make_resident_id
 from lab.identity import Principal, Role
-from lab.products.certificates import verify_certificate
 from lab.products.tables import load_tables
 from lab.projects.access import authorize, commit_result, no_channel_params
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
+from lab.shared.certificates import verify_certificate
 from lab.web import auth
 from tests.conftest import HubHandle
 from tests.factories import active_project, sample_dir
@@ -751,7 +751,7 @@ def test_records_endpoint_lists_only_ones_own_projects(api: TestClient, world: W
 
 
 def test_the_ledger_withholds_other_projects_entries(api: TestClient, world: World) -> None:
-    from lab.ledger.standalone import verify_inclusion_document
+    from lab.shared.standalone import verify_inclusion_document
 
     def entries(who: dict[str, str]) -> list[dict[str, Any]]:
         return list(_ok(api.get("/api/v1/ledger/entries", params={"limit": 1000}, headers=who)))

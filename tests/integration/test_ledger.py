@@ -7,9 +7,9 @@ import json
 import pytest
 from sqlalchemy import text
 
-from lab.ledger import merkle
-from lab.ledger.standalone import verify_inclusion_document
 from lab.runtime import Runtime
+from lab.shared import merkle
+from lab.shared.standalone import verify_inclusion_document
 
 pytestmark = pytest.mark.integration
 

@@ -16,12 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from typer.testing import CliRunner
 
-import lab.ledger.standalone as standalone
+import lab.shared.standalone as standalone
 from lab.cli.main import app as cli
-from lab.ledger import merkle, signing
+from lab.ledger import signing
 from lab.ledger.entries import canonical_json
-from lab.products.certificates import build_certificate
 from lab.runtime import Runtime
+from lab.shared import merkle
+from lab.shared.certificates import build_certificate
 from tests.integration._witnesses import log_vkey
 
 

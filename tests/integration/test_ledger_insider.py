@@ -11,12 +11,13 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from lab.cli.main import app as cli
-from lab.ledger import checkpoints, merkle, standalone
-from lab.ledger.standalone import trusted_log_keys
+from lab.ledger import checkpoints
 from lab.products.anchoring import anchor
-from lab.products.certificates import build_certificate, verify_certificate
 from lab.runtime import Runtime
 from lab.settings import get_settings
+from lab.shared import merkle, standalone
+from lab.shared.certificates import build_certificate, verify_certificate
+from lab.shared.standalone import trusted_log_keys
 from tests.integration._witnesses import ORIGIN, cosigner, log_vkey, witnesses
 
 

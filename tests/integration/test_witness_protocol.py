@@ -17,7 +17,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from lab.ledger import merkle
+from lab.shared import merkle
 from lab.storage.seaweed import free_port_block
 from witness.core import Witness, origin_hash
 from witness.note import COSIGNATURE_V1, ED25519, Checkpoint, Signer, Verifier, open_note

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.ledger.pins import PinMismatch, pinned
+from lab.shared.pins import PinMismatch, pinned
 
 
 def test_first_key_is_pinned_and_a_changed_key_refused(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from lab.ledger import merkle
+from lab.shared import merkle
 
 
 def _leaves(n: int) -> list[bytes]:

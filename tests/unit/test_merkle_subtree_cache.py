@@ -6,8 +6,8 @@ import doctest
 import random
 
 import lab.ledger.subtrees as subtrees
-from lab.ledger import merkle
 from lab.ledger.subtrees import SubtreeCache
+from lab.shared import merkle
 
 
 def test_proofs_and_roots_equal_the_reference_for_random_sizes() -> None:

@@ -9,9 +9,9 @@ import pytest
 from lab.identity import Role
 from lab.identity.oidc import OidcVerifier, looks_like_jwt
 from lab.products import checks
-from lab.products.certificates import verify_certificate
 from lab.products.errors import InvalidArtifact
 from lab.settings import OidcSettings
+from lab.shared.certificates import verify_certificate
 
 
 def _tables(**cols: list[object]) -> list[tuple[str, pd.DataFrame]]:

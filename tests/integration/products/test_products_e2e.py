@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from lab.cli.main import app as cli
 from lab.client import Client, Conflict, Forbidden
-from lab.products.certificates import verify_certificate
 from lab.runtime import Runtime
+from lab.shared.certificates import verify_certificate
 from tests.integration.products.conftest import Records, dp_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.hub]

@@ -9,6 +9,19 @@ The formats are specified in ``docs/ledger.md``.
 It fails closed: the log's key (and, to trust the witnesses rather than the lab, the witnesses'
 keys) come from the person verifying, never from the document. A proof without them, or anchored
 to a key the verifier did not give, is refused.
+
+It is also the one home of the verifying half of RFC 9162 (leaf and node hashes,
+:func:`root_from_inclusion`, :func:`verify_consistency`) and of the canonical JSON bytes of an
+entry: :mod:`lab.shared.merkle` (the log's side), the certificates, the client and the witness
+import them from here, so there is one copy and this file still runs alone.
+
+>>> a, b, c = leaf_hash(b"a"), leaf_hash(b"b"), leaf_hash(b"c")
+>>> root_from_inclusion(c, 2, 3, [node_hash(a, b)]) == node_hash(node_hash(a, b), c)
+True
+>>> verify_consistency(2, 3, [c], node_hash(a, b), node_hash(node_hash(a, b), c))
+True
+>>> canonical({"b": 1, "a": [True, None, "é"]})
+b'{"a":[true,null,"\\xc3\\xa9"],"b":1}'
 """
 
 from __future__ import annotations
@@ -20,26 +33,34 @@ import hashlib
 import json
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 DASH = "\u2014"
+#: The root hash of the empty tree: ``SHA-256("")``.
+EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
-def _leaf(data: bytes) -> bytes:
+def leaf_hash(data: bytes) -> bytes:
+    """RFC 9162 leaf hash of an entry's bytes: ``SHA-256(0x00 || data)``."""
     return hashlib.sha256(b"\x00" + data).digest()
 
 
-def _node(a: bytes, b: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + a + b).digest()
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """RFC 9162 interior node hash: ``SHA-256(0x01 || left || right)``."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def canonical(value: Any) -> bytes:
+def canonical(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Canonical JSON bytes (sorted keys, no spaces, UTF-8, no NaN) — what a ledger leaf hashes.
+
+    ``default`` renders values JSON has no type for (the log passes its Decimal/datetime rule).
+    """
     return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=default, allow_nan=False
     ).encode()
 
 
@@ -52,13 +73,13 @@ def root_from_inclusion(leaf: bytes, index: int, size: int, path: list[bytes]) -
         if sn == 0:
             return None
         if fn % 2 == 1 or fn == sn:
-            r = _node(p, r)
+            r = node_hash(p, r)
             if fn % 2 == 0:
                 while fn % 2 == 0 and fn != 0:
                     fn >>= 1
                     sn >>= 1
         else:
-            r = _node(r, p)
+            r = node_hash(r, p)
         fn >>= 1
         sn >>= 1
     return r if sn == 0 else None
@@ -191,7 +212,7 @@ def verify_inclusion_document(
         return False, "no trusted log key given: refusing to trust the key the document carries"
     try:
         withheld = isinstance(doc["entry"], dict) and doc["entry"].get("withheld") is True
-        leaf = bytes.fromhex(doc["leaf_hash"]) if withheld else _leaf(canonical(doc["entry"]))
+        leaf = bytes.fromhex(doc["leaf_hash"]) if withheld else leaf_hash(canonical(doc["entry"]))
         if leaf.hex() != doc["leaf_hash"]:
             return False, "entry content does not match its leaf hash"
         path = [bytes.fromhex(h) for h in doc["audit_path"]]
@@ -222,15 +243,17 @@ def verify_inclusion_document(
     return True, f"{what} {doc['index']} is included in the signed tree of size {doc['tree_size']}{anchored}"
 
 
-def _consistent(old_size: int, new_size: int, proof: list[bytes], old_root: bytes, new_root: bytes) -> bool:
-    """RFC 9162 2.1.4.2 consistency-proof check."""
-    if old_size == 0:
-        return not proof
-    if old_size > new_size:
+def verify_consistency(
+    old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes
+) -> bool:
+    """Check a consistency proof between two tree heads (RFC 9162 2.1.4.2); ``old_size`` >= 1."""
+    if old_size < 1 or old_size > new_size:
         return False
     if old_size == new_size:
         return not proof and old_root == new_root
-    path = ([old_root] if old_size & (old_size - 1) == 0 else []) + list(proof)
+    path = ([old_root] if old_size & (old_size - 1) == 0 else []) + list(
+        proof
+    )  # power of two: old root first
     if not path:
         return False
     fn, sn = old_size - 1, new_size - 1
@@ -242,16 +265,23 @@ def _consistent(old_size: int, new_size: int, proof: list[bytes], old_root: byte
         if sn == 0:
             return False
         if fn % 2 == 1 or fn == sn:
-            fr, sr = _node(c, fr), _node(c, sr)
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
             if fn % 2 == 0:
                 while fn % 2 == 0 and fn != 0:
                     fn >>= 1
                     sn >>= 1
         else:
-            sr = _node(sr, c)
+            sr = node_hash(sr, c)
         fn >>= 1
         sn >>= 1
     return fr == old_root and sr == new_root and sn == 0
+
+
+def _consistent(old_size: int, new_size: int, proof: list[bytes], old_root: bytes, new_root: bytes) -> bool:
+    """:func:`verify_consistency`, where a witness's empty checkpoint (size 0) is a prefix of any tree."""
+    if old_size == 0:
+        return not proof
+    return verify_consistency(old_size, new_size, proof, old_root, new_root)
 
 
 def verify_audit_bundle(

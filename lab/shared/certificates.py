@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.ledger import merkle
-from lab.ledger.standalone import canonical, root_from_inclusion, verify_inclusion_document, verify_tree_head
+from lab.shared import merkle
+from lab.shared.standalone import canonical, root_from_inclusion, verify_inclusion_document, verify_tree_head
 
 NO_KEYS = "no trusted log key given: refusing to trust the key the certificate carries"
 

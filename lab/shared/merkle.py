@@ -7,6 +7,9 @@
 * :func:`inclusion_proof` / :func:`verify_inclusion` and :func:`consistency_proof` /
   :func:`verify_consistency` follow RFC 9162 sections 2.1.3 and 2.1.4.
 
+This is the log's side (building trees and proofs). The hashes and the verifiers are defined once in
+:mod:`lab.shared.standalone`, the offline verifier an auditor can copy alone, and re-exported here.
+
 >>> leaves = [leaf_hash(bytes([i])) for i in range(7)]
 >>> root = root_of(leaves)
 >>> verify_inclusion(leaves[3], 3, 7, inclusion_proof(leaves, 3), root)
@@ -17,21 +20,23 @@ True
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-EMPTY_ROOT = hashlib.sha256(b"").digest()
+from lab.shared.standalone import EMPTY_ROOT, leaf_hash, node_hash, root_from_inclusion, verify_consistency
 
-
-def leaf_hash(data: bytes) -> bytes:
-    """RFC 9162 leaf hash of an entry's bytes."""
-    return hashlib.sha256(b"\x00" + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """RFC 9162 interior node hash."""
-    return hashlib.sha256(b"\x01" + left + right).digest()
+__all__ = [
+    "EMPTY_ROOT",
+    "Frontier",
+    "consistency_proof",
+    "inclusion_proof",
+    "inclusion_proofs",
+    "leaf_hash",
+    "node_hash",
+    "root_of",
+    "verify_consistency",
+    "verify_inclusion",
+]
 
 
 def _split(n: int) -> int:
@@ -145,23 +150,7 @@ def inclusion_proofs(leaves: Sequence[bytes], indexes: Sequence[int]) -> tuple[b
 
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
     """Check an inclusion proof (RFC 9162 2.1.3.2)."""
-    if index >= size or index < 0:
-        return False
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            return False
-        if fn % 2 == 1 or fn == sn:
-            r = node_hash(p, r)
-            if fn % 2 == 0:
-                while fn % 2 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node_hash(r, p)
-        fn >>= 1
-        sn >>= 1
-    return sn == 0 and r == root
+    return root_from_inclusion(leaf, index, size, list(proof)) == root
 
 
 def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
@@ -182,38 +171,3 @@ def consistency_proof(leaves: Sequence[bytes], old_size: int) -> list[bytes]:
         return [*subproof(m - k, lo + k, hi, False), root_of(leaves[lo : lo + k])]
 
     return subproof(old_size, 0, n, True)
-
-
-def verify_consistency(
-    old_size: int, new_size: int, proof: Sequence[bytes], old_root: bytes, new_root: bytes
-) -> bool:
-    """Check a consistency proof between two tree heads (RFC 9162 2.1.4.2)."""
-    if old_size < 1 or old_size > new_size:
-        return False
-    if old_size == new_size:
-        return not proof and old_root == new_root
-    path = list(proof)
-    if old_size & (old_size - 1) == 0:  # power of two: old root is the first node
-        path.insert(0, old_root)
-    if not path:
-        return False
-    fn, sn = old_size - 1, new_size - 1
-    while fn % 2 == 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn % 2 == 1 or fn == sn:
-            fr = node_hash(c, fr)
-            sr = node_hash(c, sr)
-            if fn % 2 == 0:
-                while fn % 2 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node_hash(sr, c)
-        fn >>= 1
-        sn >>= 1
-    return fr == old_root and sr == new_root and sn == 0
