@@ -1,120 +1,48 @@
-"""The binary container of the HE channel: a JSON header and length-prefixed blobs.
+"""The HE frame on the server: typed refusals and a bounded reader of a streamed request body.
 
-Layout (all integers little-endian)::
-
-    b"LHE1"  u32 header_len  header (UTF-8 JSON object)
-    u32 n_blobs
-    n_blobs × ( u32 len  bytes )
-
-It carries ciphertexts between the client and the API, and tasks and results between the API
-and its isolated workers (never pickle: a worker that parsed hostile input is not trusted to
-send objects back). Readers are bounded: they refuse counts and lengths over the caller's limits
-before allocating anything.
+The layout, the encoder, the in-memory decoder and the blob digest are :mod:`lab.shared.frames`
+(one copy for the client and the server); here a malformed frame becomes a 400 and an oversized one
+a 413 problem.
 
 >>> data = encode({"op": "ping"}, [b"ab", b""])
 >>> decode(data, max_blobs=4, max_blob_bytes=8)
 ({'op': 'ping'}, [b'ab', b''])
+>>> decode(data, max_blobs=1, max_blob_bytes=8)
+Traceback (most recent call last):
+...
+lab.errors.BadRequest: HE frame holds 2 blobs; at most 1 expected
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import struct
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from lab.errors import BadRequest, PayloadTooLarge
+from lab.errors import BadRequest, LabError, PayloadTooLarge
+from lab.shared import frames as wire
+from lab.shared.frames import MAGIC, MAX_HEADER, BlobDigest, encode
 
-MAGIC = b"LHE1"
-MAX_HEADER = 1 << 20
-_U32 = struct.Struct("<I")
-
-
-def encode(header: dict[str, Any], blobs: Iterable[bytes]) -> bytes:
-    """One frame: header and blobs."""
-    items = list(blobs)
-    head = json.dumps(header, separators=(",", ":")).encode()
-    parts = [MAGIC, _U32.pack(len(head)), head, _U32.pack(len(items))]
-    for b in items:
-        parts += [_U32.pack(len(b)), b]
-    return b"".join(parts)
+__all__ = ["MAGIC", "BlobDigest", "StreamReader", "decode", "encode"]
+_U32 = wire.U32
 
 
-class BlobDigest:
-    """SHA-256 over a sequence of blobs, each prefixed by its length (8 bytes, big-endian).
-
-    >>> d = BlobDigest(); d.update(b"a"); d.hexdigest() == BlobDigest.of([b"a"])
-    True
-    """
-
-    def __init__(self) -> None:
-        self._h = hashlib.sha256()
-
-    def update(self, blob: bytes) -> None:
-        self._h.update(len(blob).to_bytes(8, "big"))
-        self._h.update(blob)
-
-    def hexdigest(self) -> str:
-        return self._h.hexdigest()
-
-    @classmethod
-    def of(cls, blobs: Iterable[bytes]) -> str:
-        d = cls()
-        for b in blobs:
-            d.update(b)
-        return d.hexdigest()
+def _refusal(exc: wire.FrameError) -> LabError:
+    return PayloadTooLarge(str(exc)) if exc.too_large else BadRequest(str(exc))
 
 
 def decode(data: bytes, *, max_blobs: int, max_blob_bytes: int) -> tuple[dict[str, Any], list[bytes]]:
-    """Parse a whole frame held in memory (bounded by ``max_blobs`` × ``max_blob_bytes``)."""
-    view = memoryview(data)
-    if bytes(view[:4]) != MAGIC:
-        raise BadRequest("not an HE frame (bad magic)")
-    pos = 4
-
-    def u32() -> int:
-        nonlocal pos
-        if pos + 4 > len(view):
-            raise BadRequest("truncated HE frame")
-        (v,) = _U32.unpack_from(view, pos)
-        pos += 4
-        return int(v)
-
-    def take(n: int) -> bytes:
-        nonlocal pos
-        if pos + n > len(view):
-            raise BadRequest("truncated HE frame")
-        out = bytes(view[pos : pos + n])
-        pos += n
-        return out
-
-    hlen = u32()
-    if hlen > MAX_HEADER:
-        raise PayloadTooLarge("HE frame header too large")
-    header = _parse_header(take(hlen))
-    count = u32()
-    if count > max_blobs:
-        raise BadRequest(f"HE frame holds {count} blobs; at most {max_blobs} expected")
-    blobs = []
-    for _ in range(count):
-        n = u32()
-        if n > max_blob_bytes:
-            raise PayloadTooLarge(f"a blob of {n} bytes exceeds the limit of {max_blob_bytes}")
-        blobs.append(take(n))
-    if pos != len(view):
-        raise BadRequest("trailing bytes after the HE frame")
-    return header, blobs
+    """:func:`lab.shared.frames.decode`, refusing with 400/413 problems."""
+    try:
+        return wire.decode(data, max_blobs=max_blobs, max_blob_bytes=max_blob_bytes)
+    except wire.FrameError as exc:
+        raise _refusal(exc) from None
 
 
 def _parse_header(raw: bytes) -> dict[str, Any]:
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadRequest("HE frame header is not JSON") from None
-    if not isinstance(header, dict):
-        raise BadRequest("HE frame header must be a JSON object")
-    return header
+        return wire.parse_header(raw)
+    except wire.FrameError as exc:
+        raise _refusal(exc) from None
 
 
 class StreamReader:

@@ -28,7 +28,6 @@ import hashlib
 import itertools
 import math
 import os
-import struct
 import threading
 import warnings
 import weakref
@@ -41,6 +40,7 @@ import pandas as pd
 
 from lab.client._encrypt import Encryptors
 from lab.client._wire import serialize
+from lab.shared import frames
 
 if TYPE_CHECKING:
     import tenseal as ts
@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     from lab.client._client import Client
 
 FRAME = "application/vnd.lab.he-frame"
-_U32 = struct.Struct("<I")
+#: Largest result ciphertext the client accepts (a ckks-16384 ciphertext is about 1.6 MB).
+MAX_RESULT_BLOB = 64 << 20
 
 
 class HeContext:
@@ -139,32 +140,12 @@ def make_context(
     return HeContext(param_set, ctx)
 
 
-def _frame(header: dict[str, Any], count: int, blobs: Iterator[bytes]) -> Iterator[bytes]:
-    import json
-
-    head = json.dumps(header, separators=(",", ":")).encode()
-    yield b"LHE1" + _U32.pack(len(head)) + head + _U32.pack(count)
-    for b in blobs:
-        yield _U32.pack(len(b))
-        yield b
-
-
-def _unframe(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
-    import json
-
-    if data[:4] != b"LHE1":
-        raise ValueError("the lab did not answer with an HE frame")
-    (hlen,) = _U32.unpack_from(data, 4)
-    header = json.loads(data[8 : 8 + hlen])
-    pos = 8 + hlen
-    (count,) = _U32.unpack_from(data, pos)
-    pos += 4
-    blobs = []
-    for _ in range(count):
-        (n,) = _U32.unpack_from(data, pos)
-        blobs.append(data[pos + 4 : pos + 4 + n])
-        pos += 4 + n
-    return header, blobs
+def _unframe(data: bytes, sent: int) -> tuple[dict[str, Any], list[bytes]]:
+    """The lab's answer: at most as many ciphertexts as were sent, each of bounded size."""
+    try:
+        return frames.decode(data, max_blobs=max(sent, 1), max_blob_bytes=MAX_RESULT_BLOB)
+    except frames.FrameError as exc:
+        raise ValueError(f"the lab did not answer with a valid HE frame: {exc}") from None
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -381,10 +362,10 @@ class HeAPI:
                 r = self._t.request(
                     "POST",
                     f"/api/v1/he/{op}",
-                    content=_frame(spec, batches * width, blobs(range(batches))),
+                    content=frames.stream(spec, batches * width, blobs(range(batches))),
                     headers={"content-type": FRAME},
                 )
-                header, results = _unframe(r.content)
+                header, results = _unframe(r.content, batches * width)
             else:
                 header, results = self._parts(op, spec, batches * width, blobs)
         values = np.concatenate([context.decrypt(b) for b in results]) if results else np.empty(0)
@@ -410,7 +391,7 @@ class HeAPI:
             self._t.request(
                 "PUT",
                 f"/api/v1/he/calls/{cid}/parts/{k}",
-                content=_frame({"call": cid, "part": k}, len(which) * width, ordered(which)),
+                content=frames.stream({"call": cid, "part": k}, len(which) * width, ordered(which)),
                 headers={"content-type": FRAME},
             )
 
@@ -426,7 +407,7 @@ class HeAPI:
             with contextlib.suppress(Exception):
                 self._t.request("DELETE", f"/api/v1/he/calls/{cid}")
             raise
-        return _unframe(r.content)
+        return _unframe(r.content, count)
 
     # -- bureau ------------------------------------------------------------------------------
     def publish_model(

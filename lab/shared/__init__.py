@@ -10,5 +10,6 @@ pydantic, nothing else of the lab); ``.importlinter`` and ``tests/unit/test_boun
   consistency proofs (re-exporting the verifiers of :mod:`~lab.shared.standalone`);
 * :mod:`lab.shared.certificates` — product certificates and registry status documents: built by the
   server, verified by anyone offline;
-* :mod:`lab.shared.pins` — keys fetched once and pinned by a verifier (trust on first use).
+* :mod:`lab.shared.pins` — keys fetched once and pinned by a verifier (trust on first use);
+* :mod:`lab.shared.frames` — the HE channel's binary frame (one encoder, one bounded decoder).
 """

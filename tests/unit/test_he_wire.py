@@ -70,3 +70,19 @@ def test_unverified_tenseal_versions_fall_back_to_tenseal(monkeypatch: pytest.Mo
     out = _wire.serialize(vector)
     assert _wire._state["ok"] is False
     assert _seal_header(out)[4] == 2 and ts.ckks_vector_from(secret.ctx, out).serialize() == out
+
+
+def test_the_client_reads_the_labs_answer_with_the_shared_bounded_decoder() -> None:
+    from lab.client._he import _unframe
+    from lab.shared import frames
+
+    answer = frames.encode({"records": 2}, [b"ct1", b"ct2"])
+    assert _unframe(answer, sent=2) == ({"records": 2}, [b"ct1", b"ct2"])
+    for bad, why in [
+        (answer, "at most 1"),  # more results than ciphertexts sent
+        (answer[:-1], "truncated"),
+        (answer + b"x", "trailing"),
+        (b"HTTP" + answer[4:], "bad magic"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            _unframe(bad, sent=1 if why == "at most 1" else 2)
