@@ -30,7 +30,6 @@ from lab.artifacts.release import reveals
 from lab.budgets import Budget
 from lab.catalog.service import CatalogFetcher, CatalogReader, DatasetVersion
 from lab.db.base import utcnow
-from lab.dp.engine import DuckEngine
 from lab.dp.mechanisms import Rng
 from lab.dp.models import DpAnswerRow
 from lab.dp.plan import QueryPlan, plan_query
@@ -61,11 +60,6 @@ REPEAT_POLICY = (
 def salt_for(runtime: Runtime) -> str:
     """The contribution-bounding salt (derived from the lab's secret key)."""
     return hmac.new(runtime.settings.encryption_key, b"lab.dp.contribution-bounding", "sha256").hexdigest()
-
-
-def engine_for(runtime: Runtime) -> DuckEngine:
-    """This process's DuckDB engine for this runtime."""
-    return DuckEngine.shared(runtime.cache_dir, salt_for(runtime))
 
 
 def digest(value: Any) -> str:
