@@ -59,7 +59,7 @@ from psi_service.protocol import (
     parse_request,
     parse_response,
 )
-from psi_service.server import PsiService, _aware, session_request
+from psi_service.server import PsiService, session_request
 from psi_service.setups import Artifact
 
 
@@ -302,7 +302,7 @@ def _commit_cohort(
         )
         ttl = dt.timedelta(days=service.cfg.cohort_ttl_days)
         if access.project.ends_at is not None:
-            ttl = min(ttl, _aware(access.project.ends_at) - utcnow())
+            ttl = min(ttl, access.project.ends_at - utcnow())
         cohort = save_cohort(
             s,
             service.rt.store,
@@ -322,7 +322,7 @@ def _commit_cohort(
             noisy_size=noisy,
             epsilon=str(epsilon),
             error_bound_95=bound,
-            expires_at=_aware(cohort.expires_at),
+            expires_at=cohort.expires_at,
             record_id=record.id,
             dataset=row.dataset_id,
             version=row.dataset_version,

@@ -63,10 +63,6 @@ class Access:
         return self.dataset.policy
 
 
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def load_project(session: Session, project_id: str, *, lock: bool = False) -> ProjectRow:
     """The project (for callers that decided access already); :class:`ProjectNotFound` if unknown."""
     project = load_project_or_none(session, project_id, lock=lock)
@@ -119,7 +115,7 @@ def check_serving(project: ProjectRow, now: dt.datetime | None = None) -> None:
     now = now or utcnow()
     if project.status != ProjectStatus.active:
         raise ProjectInactive(f"project {project.id} is {project.status}", project_status=project.status)
-    if project.ends_at is not None and now >= _as_utc(project.ends_at):
+    if project.ends_at is not None and now >= project.ends_at:
         raise ProjectInactive(
             f"project {project.id} expired on {project.ends_at.date()}", project_status="expired"
         )

@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from lab.db.types import as_utc
 from lab.identity import Principal
 from lab.web.i18n import LANGS, Translator
 
@@ -46,9 +47,7 @@ def fmt_time(value: dt.datetime | str | None) -> str:
             return value
     else:
         when = value
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return as_utc(when).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def fmt_decimal(value: Any) -> str:
