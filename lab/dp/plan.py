@@ -26,6 +26,7 @@ import numpy as np
 
 from lab.budgets import Budget
 from lab.catalog.policy import Column, ColumnRole, DpPolicy, Policy
+from lab.decimals import plain
 from lab.dp.mechanisms import quantile_grid
 from lab.dp.spec import (
     MAX_CELLS,
@@ -367,7 +368,7 @@ def plan_training(spec: TrainSpec, policy: Policy) -> TrainPlan:
         if spec.epsilon < need:
             raise InvalidQuery(
                 f"gaussian_nb on {len(spec.features)} features and {len(classes)} classes needs "
-                f"ε ≥ {need.normalize():f}",
+                f"ε ≥ {plain(need)}",
                 field="epsilon",
             )
     return TrainPlan(

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from lab.budgets import Budget, accounts
 from lab.catalog.service import Catalog
 from lab.db.base import utcnow
+from lab.decimals import plain
 from lab.identity import Principal, Role
 from lab.projects.access import authorize, quota_limit, quota_period, remaining, visible_project
-from lab.projects.grants import fmt
 from lab.projects.models import (
     BudgetRow,
     GrantRow,
@@ -115,7 +115,7 @@ def budgets_of(session: Session, project_id: str) -> list[BudgetOut]:
                 delta_spent=r.delta_spent,
                 delta_remaining=left.as_strings()["delta"],
                 spends=r.spends,
-                fraction_spent=fmt(frac.quantize(Decimal("0.0001"), ROUND_HALF_EVEN)),
+                fraction_spent=plain(frac.quantize(Decimal("0.0001"), ROUND_HALF_EVEN)),
             )
         )
     return out

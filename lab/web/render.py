@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from lab.db.types import as_utc
+from lab.decimals import plain
 from lab.identity import Principal
 from lab.web.i18n import LANGS, Translator
 
@@ -56,10 +57,7 @@ def fmt_decimal(value: Any) -> str:
         d = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
-    if d == 0:
-        return "0"
-    text = format(d.normalize(), "f")
-    return text
+    return plain(d)
 
 
 def _env() -> Environment:
