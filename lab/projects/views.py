@@ -17,8 +17,8 @@ from lab.budgets import Budget, accounts
 from lab.catalog.service import Catalog
 from lab.db.base import utcnow
 from lab.decimals import plain
-from lab.identity import Principal, Role
-from lab.projects.access import authorize, quota_limit, quota_period, remaining, visible_project
+from lab.identity import Principal
+from lab.projects.access import OVERSEERS, authorize, quota_limit, quota_period, remaining, visible_project
 from lab.projects.models import (
     BudgetRow,
     GrantRow,
@@ -43,8 +43,6 @@ from lab.projects.schemas import (
 )
 from lab.projects.service import policies_of
 from lab.settings import ProjectsSettings
-
-OVERSEERS = (Role.bureau, Role.auditor)
 
 
 def visible(session: Session, principal: Principal, project_id: str) -> ProjectRow:
