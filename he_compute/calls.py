@@ -67,10 +67,6 @@ def _prefix(project_id: str, call_id: str) -> str:
     return f"{contexts.he_prefix(project_id)}/calls/{call_id}"
 
 
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def _load(session: Session, principal: Principal, call_id: str, *, lock: bool = False) -> HeCallRow:
     """The caller's open, unexpired call (another operator's call is not found)."""
     q = select(HeCallRow).where(HeCallRow.id == call_id)
@@ -81,7 +77,7 @@ def _load(session: Session, principal: Principal, call_id: str, *, lock: bool = 
         raise NotFound(f"no HE call {call_id!r} of yours")
     if row.status != "open":
         raise Conflict(f"the HE call {call_id} is {row.status}")
-    if _as_utc(row.expires_at) < utcnow():
+    if row.expires_at < utcnow():
         raise Conflict(f"the HE call {call_id} expired; open a new one")
     return row
 
@@ -154,9 +150,7 @@ def _admit(session: Session, owner: str, project_id: str, limits: HeSettings) ->
             limits.max_open_calls_per_project,
         ),
     ):
-        expiries = [
-            _as_utc(e) for e in session.execute(select(HeCallRow.expires_at).where(where, *live)).scalars()
-        ]
+        expiries = [e for e in session.execute(select(HeCallRow.expires_at).where(where, *live)).scalars()]
         if len(expiries) >= cap:
             wait = max(1, math.ceil((min(expiries) - now).total_seconds()))
             raise TooManyOpenCalls(

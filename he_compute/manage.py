@@ -19,30 +19,26 @@ from he_compute.models import HeContextRow
 from he_compute.schemas import PublishModel, PublishTable
 from he_compute.worker import WorkerPool
 from lab.errors import Forbidden
-from lab.identity import Principal, Role
-from lab.projects.access import check_serving, is_member, load_project, visible_project
+from lab.identity import Principal
+from lab.projects.access import OVERSEERS, check_serving, operated_project, readable_project
 from lab.runtime import Runtime
 
 
 def _member(session: Any, principal: Principal, project_id: str, *, serving: bool) -> None:
-    project = visible_project(session, principal, project_id)
-    if not (principal.has(Role.operator) and is_member(session, project_id, principal.name)):
-        raise Forbidden(f"{principal.name} is not an operator member of project {project_id}")
+    project = operated_project(session, principal, project_id)
     if serving:
         check_serving(project)
 
 
 def _reader(session: Any, principal: Principal, project_id: str | None) -> bool:
     """May ``principal`` read the project's HE metadata? Returns whether they see everything."""
-    if principal.has(Role.bureau, Role.auditor):
+    if principal.has(*OVERSEERS):
         if project_id:
-            load_project(session, project_id)
+            readable_project(session, principal, project_id)
         return True
     if project_id is None:
         raise Forbidden("pass project=...: operators see the material of their projects")
-    visible_project(session, principal, project_id)
-    if not is_member(session, project_id, principal.name):
-        raise Forbidden(f"{principal.name} is not a member of project {project_id}")
+    readable_project(session, principal, project_id)
     return False
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class HeContextRow(Base):
@@ -32,8 +33,8 @@ class HeContextRow(Base):
     object_key: Mapped[str] = mapped_column(String(512))
     has_relin_keys: Mapped[bool] = mapped_column(Boolean)
     has_galois_keys: Mapped[bool] = mapped_column(Boolean)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class HeCallRow(Base):
@@ -55,6 +56,6 @@ class HeCallRow(Base):
     part_batches: Mapped[int] = mapped_column(Integer)
     parts: Mapped[dict[str, Any]] = mapped_column(JSON)  # "k" -> {bucket, key, sha256, size, input_sha256}
     status: Mapped[str] = mapped_column(String(16))  # open | committed | abandoned
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     record_id: Mapped[str | None] = mapped_column(String(40))

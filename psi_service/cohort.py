@@ -24,8 +24,8 @@ all-ones Bloom filter), adding or removing one resident changes the cohort by at
 sensitivity that the noisy size and every DP query on the cohort are charged for. The setup itself
 needs no proof: any filter is such a predicate.
 
-The operator receives the cohort id and a DP-noised size (two-sided geometric mechanism from
-diffprivlib, sensitivity 1), never membership. Because the noisy size is paid from the DP budget,
+The operator receives the cohort id and a DP-noised size (the two-sided geometric mechanism of
+``lab.mechanisms``, sensitivity 1), never membership. Because the noisy size is paid from the DP budget,
 cohort mode needs a ``dp`` grant (with budget) on the dataset, besides the ``psi`` grant.
 """
 
@@ -34,7 +34,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import math
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -48,6 +47,7 @@ from lab.db.base import utcnow
 from lab.errors import IntegrityError, LabError
 from lab.identity import Principal
 from lab.ledger.entries import canonical_json
+from lab.mechanisms import GeometricCount
 from lab.projects.access import commit_result
 from psi_service import dleq, parallel
 from psi_service.keys import P256_ORDER, derive_key
@@ -59,7 +59,7 @@ from psi_service.protocol import (
     parse_request,
     parse_response,
 )
-from psi_service.server import PsiService, _aware, session_request
+from psi_service.server import PsiService, session_request
 from psi_service.setups import Artifact
 
 
@@ -88,26 +88,24 @@ class CohortResult:
     column: str
 
 
-def geometric_bound(epsilon: Decimal, confidence: float = CONFIDENCE) -> int:
-    """Smallest ``t`` with ``P(|Z| >= t+1) <= 1 - confidence`` for two-sided geometric noise ``Z``.
+def _mechanism(epsilon: Decimal) -> GeometricCount:
+    """The cohort size's mechanism: DP's two-sided geometric count, sensitivity 1 (one resident)."""
+    return GeometricCount(float(epsilon), sensitivity=1)
 
-    ``P(|Z| >= k) = 2 α^k / (1 + α)`` with ``α = exp(-ε)`` (sensitivity 1), so ``|Z| <= t`` with
-    probability at least ``confidence``.
+
+def geometric_bound(epsilon: Decimal, confidence: float = CONFIDENCE) -> int:
+    """Smallest ``t`` with ``P(|Z| >= t+1) <= 1 - confidence`` for the cohort size's noise ``Z``.
 
     >>> geometric_bound(Decimal("0.1")), geometric_bound(Decimal("1"))
     (30, 3)
     """
-    alpha = math.exp(-float(epsilon))
-    k = math.ceil(math.log((1 - confidence) * (1 + alpha) / 2) / math.log(alpha))
-    return max(0, k - 1)
+    return int(_mechanism(epsilon).bound(confidence))
 
 
 def noisy_count(true_count: int, epsilon: Decimal) -> int:
-    """The cohort size released to the operator: geometric noise (diffprivlib), clamped at 0."""
-    from diffprivlib.mechanisms import Geometric
-
-    noisy = Geometric(epsilon=float(epsilon), sensitivity=1).randomise(int(true_count))
-    return max(0, int(noisy))
+    """The cohort size released to the operator: geometric noise (``lab.mechanisms``), clamped at 0."""
+    noisy = _mechanism(epsilon).randomise(np.array([true_count]), rng=None)
+    return max(0, int(noisy[0]))
 
 
 def _session_secrets(
@@ -302,7 +300,7 @@ def _commit_cohort(
         )
         ttl = dt.timedelta(days=service.cfg.cohort_ttl_days)
         if access.project.ends_at is not None:
-            ttl = min(ttl, _aware(access.project.ends_at) - utcnow())
+            ttl = min(ttl, access.project.ends_at - utcnow())
         cohort = save_cohort(
             s,
             service.rt.store,
@@ -322,7 +320,7 @@ def _commit_cohort(
             noisy_size=noisy,
             epsilon=str(epsilon),
             error_bound_95=bound,
-            expires_at=_aware(cohort.expires_at),
+            expires_at=cohort.expires_at,
             record_id=record.id,
             dataset=row.dataset_id,
             version=row.dataset_version,

@@ -135,8 +135,6 @@ class KeyRing:
                 retired_at = row.retired_at
                 if retired_at is None:
                     continue
-                if retired_at.tzinfo is None:
-                    retired_at = retired_at.replace(tzinfo=dt.UTC)
                 if retired_at > cutoff:
                     continue
                 for art in s.execute(

@@ -9,7 +9,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     Integer,
     LargeBinary,
     String,
@@ -19,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class PsiKeyEpochRow(Base):
@@ -32,9 +32,9 @@ class PsiKeyEpochRow(Base):
     sealed_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     key_id: Mapped[str] = mapped_column(String(16))  # HMAC fingerprint, not the key
     created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    destroyed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    destroyed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     ledger_index: Mapped[int | None] = mapped_column(BigInteger)
 
 
@@ -68,7 +68,7 @@ class PsiArtifactRow(Base):
     sealed: Mapped[bool] = mapped_column(Boolean)
     build_seconds: Mapped[str] = mapped_column(String(32))
     workers: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class PsiSessionRow(Base):
@@ -92,8 +92,8 @@ class PsiSessionRow(Base):
     parts: Mapped[int] = mapped_column(Integer, default=0)  # 0 until the first part arrives
     parts_received: Mapped[list[Any]] = mapped_column(JSON, default=list)
     items_received: Mapped[int] = mapped_column(BigInteger, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     record_id: Mapped[str | None] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="")

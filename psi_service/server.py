@@ -86,10 +86,6 @@ class Outcome:
     record_id: str | None = None
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def session_request(row: PsiSessionRow) -> StoredObject:
     """Cohort mode: where the session's own request (fresh key, shuffled) is kept."""
     found = [p for p in row.parts_received or [] if p.get("kind") == "lab-request"]
@@ -203,7 +199,7 @@ class PsiService:
             client_bound=row.client_bound,
             epoch=row.epoch,
             status=row.status,
-            expires_at=_aware(row.expires_at),
+            expires_at=row.expires_at,
             part_items=self.cfg.part_items,
             max_body_bytes=self.max_body_bytes,
             artifact_sha256=stored.sha256,
@@ -273,7 +269,7 @@ class PsiService:
             raise Conflict(
                 f"PSI session {row.id} is {row.status}; start a new session", session_status=row.status
             )
-        if _aware(row.expires_at) <= utcnow():
+        if row.expires_at <= utcnow():
             raise Conflict(f"PSI session {row.id} expired; start a new session", session_status="expired")
 
     def check_frame(self, row: PsiSessionRow, frame: Frame) -> None:

@@ -1,4 +1,5 @@
-"""Dependency aliases for routes: the runtime, a transactional session, the principal."""
+"""Dependency aliases for routes: the runtime, a transactional session, the principal; and the one
+bounded reader of raw request bodies (:func:`read_body`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from lab.errors import Unauthenticated
+from lab.errors import PayloadTooLarge, Unauthenticated
 from lab.identity import Principal
 from lab.identity.oidc import looks_like_jwt, verifier_for
 from lab.ledger import Ledger
@@ -76,3 +77,16 @@ def get_ledger(runtime: RuntimeDep, session: SessionDep) -> Ledger:
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+
+
+async def read_body(request: Request, limit: int, detail: str) -> bytes:
+    """The raw request body, refused with :class:`PayloadTooLarge` (``detail``, ``max_bytes``) as soon
+    as more than ``limit`` bytes arrive, so an oversized body is never held whole. The routes that take
+    raw bodies (PSI envelopes, HE contexts) read them here; the app-wide limit applies besides."""
+    chunks, total = [], 0
+    async for block in request.stream():
+        total += len(block)
+        if total > limit:
+            raise PayloadTooLarge(detail, max_bytes=limit)
+        chunks.append(block)
+    return b"".join(chunks)

@@ -76,9 +76,8 @@ def get_cohort(session: Session, project_id: str, cohort_id: str) -> CohortRow:
     ).scalar_one_or_none()
     if row is None:
         raise NotFound(f"no cohort {cohort_id} in project {project_id}")
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.UTC)
-    if expires <= utcnow():
-        raise NotFound(f"cohort {cohort_id} expired on {expires.date()}")
+    if row.expires_at <= utcnow():
+        raise NotFound(f"cohort {cohort_id} expired on {row.expires_at.date()}")
     return row
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String
+from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class CohortRow(Base):
@@ -27,8 +28,8 @@ class CohortRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     record_id: Mapped[str] = mapped_column(String(40))
 
 
@@ -48,7 +49,7 @@ class ModelRow(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON)  # coef, intercept, classes, feature bounds, ...
     epsilon: Mapped[str] = mapped_column(String(40))
     created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     record_id: Mapped[str | None] = mapped_column(String(40))
     release: Mapped[str | None] = mapped_column(String(16))  # dp | published (lab.artifacts.release)
 
@@ -68,6 +69,6 @@ class StatTableRow(Base):
     values: Mapped[list[float]] = mapped_column(JSON)  # row-major over the dims' domains
     epsilon: Mapped[str] = mapped_column(String(40))
     created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     record_id: Mapped[str | None] = mapped_column(String(40))
     release: Mapped[str | None] = mapped_column(String(16))  # dp | published (lab.artifacts.release)

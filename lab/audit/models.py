@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, String
+from sqlalchemy import BigInteger, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class AuditRequestRow(Base):
@@ -16,7 +17,7 @@ class AuditRequestRow(Base):
     __tablename__ = "audit_requests"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
     principal: Mapped[str | None] = mapped_column(String(128), index=True)  # None: unauthenticated
     project_id: Mapped[str | None] = mapped_column(String(32), index=True)
     method: Mapped[str] = mapped_column(String(10))

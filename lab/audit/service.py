@@ -207,10 +207,6 @@ class Anomalies(BaseModel):
     datasets: list[DatasetAlert] = []  # dataset accounts past 50/80/100 % of their period allowance
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def recent_requests(
     session: Session,
     *,
@@ -229,7 +225,7 @@ def recent_requests(
         q = q.where(AuditRequestRow.status >= min_status)
     return [
         AuditRequestOut(
-            at=_utc(r.at),
+            at=r.at,
             principal=r.principal,
             project_id=r.project_id,
             method=r.method,
@@ -266,12 +262,10 @@ def anomalies(
         .group_by(AuditRequestRow.principal, AuditRequestRow.status)
     ).all()
     for who, status, count, last in rows:
-        item = refused.setdefault(
-            who, RefusedRequests(principal=who, refused=0, by_status={}, last_at=_utc(last))
-        )
+        item = refused.setdefault(who, RefusedRequests(principal=who, refused=0, by_status={}, last_at=last))
         item.refused += count
         item.by_status[str(status)] = count
-        item.last_at = max(item.last_at, _utc(last))
+        item.last_at = max(item.last_at, last)
     hits = session.execute(
         select(
             AuditRequestRow.principal,
@@ -291,7 +285,7 @@ def anomalies(
         ),
         budgets=near_exhaustion(session, budget_fraction),
         quota_hits=sorted(
-            (QuotaHits(principal=p, project_id=pid, hits=n, last_at=_utc(last)) for p, pid, n, last in hits),
+            (QuotaHits(principal=p, project_id=pid, hits=n, last_at=last) for p, pid, n, last in hits),
             key=lambda h: -h.hits,
         ),
         datasets=account_alerts(session),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String
+from sqlalchemy import BigInteger, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class DatasetAccountRow(Base):
@@ -19,7 +20,7 @@ class DatasetAccountRow(Base):
     epsilon_spent: Mapped[str] = mapped_column(String(40), default="0")
     delta_spent: Mapped[str] = mapped_column(String(40), default="0")
     spends: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class DatasetChargeRow(Base):
@@ -39,4 +40,4 @@ class DatasetChargeRow(Base):
     epsilon: Mapped[str] = mapped_column(String(40))
     delta: Mapped[str] = mapped_column(String(40))
     gaussian: Mapped[bool] = mapped_column(Boolean, default=False)  # composed by RDP when True
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)

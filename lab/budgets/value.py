@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from lab.decimals import plain
 from lab.errors import BadRequest
 
 
@@ -61,15 +62,7 @@ class Budget:
         return self.epsilon == 0 and self.delta == 0
 
     def as_strings(self) -> dict[str, str]:
-        return {"epsilon": _fmt(self.epsilon), "delta": _fmt(self.delta)}
+        return {"epsilon": plain(self.epsilon), "delta": plain(self.delta)}
 
     def __str__(self) -> str:
-        return f"ε={_fmt(self.epsilon)}, δ={_fmt(self.delta)}"
-
-
-def _fmt(d: Decimal) -> str:
-    """Plain decimal notation (no exponent) for display and storage."""
-    if d == 0:
-        return "0"
-    text = format(d, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+        return f"ε={plain(self.epsilon)}, δ={plain(self.delta)}"

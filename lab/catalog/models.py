@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class DatasetRow(Base):
@@ -18,8 +19,8 @@ class DatasetRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     current_version: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class DatasetVersionRow(Base):
@@ -40,5 +41,5 @@ class DatasetVersionRow(Base):
     # distinct values of the policy's entity key (NULL: imported before it was counted)
     entity_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     imported_by: Mapped[str] = mapped_column(String(128))
-    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    imported_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     ledger_index: Mapped[int] = mapped_column(BigInteger)

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from lab.catalog.policy import OpenAttribute, Policy
-from lab.dp.mechanisms import GeometricCount
 from lab.identity import Principal, Role
+from lab.mechanisms import GeometricCount
 
 CATALOG_EPSILON = 0.1  # per dataset version: noise of scale 10 entities (sensitivity 1 entity)
 SENSITIVITY = 1  # one entity more or less changes the distinct-entity count by one

@@ -5,7 +5,7 @@ Modules:
 * :mod:`lab.dp.spec` — the versioned, size-bounded request specs (pydantic);
 * :mod:`lab.dp.plan` — a spec checked against the dataset's policy, with its budget split;
 * :mod:`lab.dp.engine` — contribution bounding and exact clamped aggregates in DuckDB;
-* :mod:`lab.dp.mechanisms` / :mod:`lab.dp.release` — diffprivlib noise and 95% error bounds;
+* :mod:`lab.mechanisms` / :mod:`lab.dp.release` — diffprivlib noise and 95% error bounds;
 * :mod:`lab.dp.training` — diffprivlib models with policy bounds;
 * :mod:`lab.dp.service` — authorize → compute → charge, in the caller's transaction.
 

@@ -34,9 +34,9 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from lab.dp.mechanisms import fixed_point_quantum, quantile_grid
 from lab.dp.plan import PlannedAgg, QueryPlan, TrainPlan, Where
 from lab.errors import InvalidQuery
+from lab.mechanisms import fixed_point_quantum, quantile_grid
 
 _ENGINES: dict[tuple[str, str], DuckEngine] = {}
 PREPARE_MEMORY = "256MB"  # DuckDB memory limit of the one-off contribution-bounding preparation
@@ -69,7 +69,7 @@ def _units(value: str, q: float) -> str:
 def _components(a: PlannedAgg) -> dict[str, str]:
     """SQL for the exact components of one aggregation (clamped, centered where noted).
 
-    Sums are exact integer sums of fixed-point units (see :class:`lab.dp.mechanisms.FixedPointSum`).
+    Sums are exact integer sums of fixed-point units (see :class:`lab.mechanisms.FixedPointSum`).
     """
     if a.agg == "count":
         return {"count": "count(*)"}

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class DpAnswerRow(Base):
@@ -26,4 +27,4 @@ class DpAnswerRow(Base):
     record_id: Mapped[str] = mapped_column(String(40))
     answer: Mapped[dict[str, Any]] = mapped_column(JSON)  # the released result, exactly as first returned
     created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())

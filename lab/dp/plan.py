@@ -26,7 +26,7 @@ import numpy as np
 
 from lab.budgets import Budget
 from lab.catalog.policy import Column, ColumnRole, DpPolicy, Policy
-from lab.dp.mechanisms import quantile_grid
+from lab.decimals import plain
 from lab.dp.spec import (
     MAX_CELLS,
     MAX_VALUES,
@@ -38,6 +38,7 @@ from lab.dp.spec import (
     distinct_floats,
 )
 from lab.errors import InvalidQuery
+from lab.mechanisms import quantile_grid
 
 #: Noisy components of each aggregate, in the order the ε share is split (evenly) between them.
 COMPONENTS: dict[str, tuple[str, ...]] = {
@@ -367,7 +368,7 @@ def plan_training(spec: TrainSpec, policy: Policy) -> TrainPlan:
         if spec.epsilon < need:
             raise InvalidQuery(
                 f"gaussian_nb on {len(spec.features)} features and {len(classes)} classes needs "
-                f"ε ≥ {need.normalize():f}",
+                f"ε ≥ {plain(need)}",
                 field="epsilon",
             )
     return TrainPlan(

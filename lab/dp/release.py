@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from lab.dp.engine import Exact
-from lab.dp.mechanisms import NoiseInfo, QuantileChoice, Rng, count_noise, quantile_grid, sum_noise
 from lab.dp.plan import COMPONENTS, PlannedAgg, QueryPlan
+from lab.mechanisms import NoiseInfo, QuantileChoice, Rng, count_noise, quantile_grid, sum_noise
 
 CONFIDENCE = 0.95
 

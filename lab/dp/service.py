@@ -30,24 +30,23 @@ from lab.artifacts.release import reveals
 from lab.budgets import Budget
 from lab.catalog.service import CatalogFetcher, CatalogReader, DatasetVersion
 from lab.db.base import utcnow
-from lab.dp.mechanisms import Rng
 from lab.dp.models import DpAnswerRow
 from lab.dp.plan import QueryPlan, plan_query
 from lab.dp.release import CONFIDENCE, AggRelease, Value, describe, mechanisms_for
 from lab.dp.spec import QuerySpec, TableSpec, canonical
 from lab.dp.workers import Offload, Source, inline, query_job
-from lab.errors import BudgetExhausted, Conflict, Forbidden, InvalidQuery
-from lab.identity import Principal, Role
+from lab.errors import BudgetExhausted, Conflict, InvalidQuery
+from lab.identity import Principal
 from lab.ledger.entries import canonical_json
+from lab.mechanisms import Rng
 from lab.projects.access import (
     Access,
     authorize,
     budget_remaining,
     commit_result,
-    is_member,
     load_project,
     no_channel_params,
-    visible_project,
+    readable_project,
 )
 from lab.runtime import Runtime
 
@@ -432,17 +431,10 @@ def table_out(row: StatTableRow, *, reveal: bool = True) -> dict[str, Any]:
     }
 
 
-def require_reader(session: Session, principal: Principal, project_id: str) -> None:
-    """Project members, the bureau and auditors may list a project's DP artifacts."""
-    visible_project(session, principal, project_id)
-    if not (principal.has(Role.bureau, Role.auditor) or is_member(session, project_id, principal.name)):
-        raise Forbidden(f"{principal.name} is not a member of project {project_id}")
-
-
 def list_tables(session: Session, principal: Principal, project_id: str) -> list[dict[str, Any]]:
     """The project's DP statistics tables, then bureau-published ones (values as
     :func:`lab.artifacts.release.reveals` decides)."""
-    require_reader(session, principal, project_id)
+    readable_project(session, principal, project_id)  # members, the bureau and auditors
     rows = session.execute(
         select(StatTableRow)
         .where(or_(StatTableRow.project_id == project_id, StatTableRow.project_id.is_(None)))

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
 from lab.budgets import Budget
+from lab.decimals import plain
 from lab.errors import InvalidQuery
 
 SPEC_VERSION = 1
@@ -77,10 +78,7 @@ def normalize(d: Decimal) -> Decimal:
     """A decimal in plain, canonical form (``0.50`` → ``0.5``, ``1E+1`` → ``10``)."""
     if not d.is_finite():
         raise ValueError("numbers must be finite")
-    if d == 0:
-        return Decimal(0)
-    text = format(d.normalize(), "f")
-    return Decimal(text)
+    return Decimal(plain(d))
 
 
 Num = Annotated[

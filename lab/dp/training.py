@@ -4,7 +4,7 @@ built from the lab's own noisy sufficient statistics.
 * Privacy unit: one entity, added or removed. Training keeps **one row per entity** (the
   deterministic-random choice of :mod:`lab.dp.engine` with ``k = 1``).
 * **Naive Bayes** releases nothing derived from the exact row count: per class a geometric count,
-  per class and feature a fixed-point centered sum and sum of squares (:mod:`lab.dp.mechanisms`);
+  per class and feature a fixed-point centered sum and sum of squares (:mod:`lab.mechanisms`);
   classes are disjoint, so ε is split only across the three statistics and the features
   (counts ε/3, each feature's sums ε/(3d) each). Means, variances and ``class_prior`` are
   post-processing of those noisy values (the prior is the noisy counts, floored at 1, normalized).
@@ -50,14 +50,20 @@ from lab.artifacts.release import reveals
 from lab.budgets import Budget
 from lab.catalog.visibility import shown_size
 from lab.db.base import utcnow
-from lab.dp.mechanisms import GeometricCount, Rng, count_noise, sum_noise
 from lab.dp.plan import TrainPlan, plan_training
-from lab.dp.service import digest, reauthorize, require_reader, source_for
+from lab.dp.service import digest, reauthorize, source_for
 from lab.dp.spec import TrainSpec, canonical
 from lab.dp.workers import Offload, inline, training_job
 from lab.errors import PrivacyLeak
 from lab.identity import Principal
-from lab.projects.access import authorize, budget_remaining, commit_result, no_channel_params
+from lab.mechanisms import GeometricCount, Rng, count_noise, sum_noise
+from lab.projects.access import (
+    authorize,
+    budget_remaining,
+    commit_result,
+    no_channel_params,
+    readable_project,
+)
 from lab.runtime import Runtime
 
 MAX_TRAINING_ROWS = 2_000_000
@@ -317,7 +323,7 @@ def train(
 def list_models(session: Session, principal: Principal, project_id: str) -> list[dict[str, Any]]:
     """The project's DP models, then bureau-published ones (parameters as
     :func:`lab.artifacts.release.reveals` decides)."""
-    require_reader(session, principal, project_id)
+    readable_project(session, principal, project_id)  # members, the bureau and auditors
     rows = session.execute(
         select(ModelRow)
         .where(or_(ModelRow.project_id == project_id, ModelRow.project_id.is_(None)))

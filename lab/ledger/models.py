@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class LedgerEntryRow(Base):
@@ -20,7 +21,7 @@ class LedgerEntryRow(Base):
     body: Mapped[str] = mapped_column(Text)  # canonical JSON of the whole entry
     leaf_hash: Mapped[str] = mapped_column(String(64))
     root_after: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class LedgerState(Base):
@@ -53,7 +54,7 @@ class SigningKeyRow(Base):
     key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
     public_key: Mapped[str] = mapped_column(String(64))  # base64 raw
     sealed_private: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     active: Mapped[bool] = mapped_column(default=True)
 
 
@@ -66,7 +67,7 @@ class CheckpointRow(Base):
     origin: Mapped[str] = mapped_column(String(255))
     text: Mapped[str] = mapped_column(Text)  # origin, size, base64 root, each newline-terminated
     signature: Mapped[str] = mapped_column(Text)  # "— <origin> <base64>\n"
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class CosignatureRow(Base):
@@ -89,6 +90,6 @@ class WitnessStateRow(Base):
     vkey: Mapped[str] = mapped_column(Text)
     url: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_ok_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_ok_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -16,7 +16,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
-    DateTime,
     ForeignKey,
     Integer,
     String,
@@ -26,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class ProductType(StrEnum):
@@ -67,10 +67,10 @@ class ProductRow(Base):
     current_version: Mapped[int] = mapped_column(Integer)
     approved_version: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    registered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    registered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     revoked_by: Mapped[str | None] = mapped_column(String(128))
     revoke_reason: Mapped[str | None] = mapped_column(Text)
     revoke_ledger_index: Mapped[int | None] = mapped_column(BigInteger)
@@ -103,10 +103,10 @@ class ProductVersionRow(Base):
     checks_passed: Mapped[bool] = mapped_column(Boolean)
     status: Mapped[str] = mapped_column(String(32), index=True)
     submitted_by: Mapped[str] = mapped_column(String(128))
-    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
     submit_ledger_index: Mapped[int] = mapped_column(BigInteger)
     reviewed_by: Mapped[str | None] = mapped_column(String(128))
-    reviewed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     review_reason: Mapped[str | None] = mapped_column(Text)
     review_ledger_index: Mapped[int | None] = mapped_column(BigInteger)
     certificate: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -135,7 +135,7 @@ class ProductEventRow(Base):
     action: Mapped[str] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     ledger_index: Mapped[int | None] = mapped_column(BigInteger)
 
 

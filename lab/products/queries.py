@@ -35,7 +35,8 @@ from lab.products.schemas import (
     QueueItem,
     VersionOut,
 )
-from lab.projects.models import ProjectMemberRow, ProjectRow
+from lab.projects.access import is_member, member_projects
+from lab.projects.models import ProjectRow
 from lab.shared.certificates import STATUS_FORMAT, leaf_hash
 from lab.storage import StoredObject
 
@@ -133,13 +134,6 @@ def _base(prod: ProductRow) -> dict[str, Any]:
     }
 
 
-def _member_projects(session: Session, username: str) -> list[str]:
-    q = select(ProjectMemberRow.project_id).where(
-        ProjectMemberRow.username == username, ProjectMemberRow.removed_at.is_(None)
-    )
-    return list(session.execute(q).scalars())
-
-
 def _readable(
     session: Session, principal: Principal, product_id: str, overseers: tuple[Role, ...] = READ_ALL
 ) -> ProductRow:
@@ -150,7 +144,7 @@ def _readable(
     prod = session.get(ProductRow, product_id)
     if prod is None:
         raise ProductNotFound(f"no product {product_id}")
-    if principal.has(*overseers) or prod.project_id in _member_projects(session, principal.name):
+    if principal.has(*overseers) or is_member(session, prod.project_id, principal.name):
         return prod
     raise Forbidden(f"{principal.name} may not read product {product_id} (not a member of its project)")
 
@@ -171,7 +165,7 @@ def list_products(
     """Products the caller may read, newest first, optionally by project and status."""
     q = select(ProductRow)
     if not principal.has(*READ_ALL):
-        q = q.where(ProductRow.project_id.in_(_member_projects(session, principal.name)))
+        q = q.where(ProductRow.project_id.in_(member_projects(session, principal.name)))
     if project:
         q = q.where(ProductRow.project_id == project)
     if status:
@@ -349,3 +343,8 @@ def registry_status(session: Session, ledger: Ledger, number: str, since: int) -
         "entries": entries,
         "revocation": revocation,
     }
+
+
+def project_of(session: Session, product_id: str) -> str | None:
+    """The project a product was registered from (None if there is no such product)."""
+    return session.scalar(select(ProductRow.project_id).where(ProductRow.id == product_id))

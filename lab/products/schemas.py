@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lab.products.models import ProductType
 
 RecordId = str
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    """Times are UTC; SQLite returns them without a zone, which is not an RFC 3339 date-time."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-Time = Annotated[dt.datetime, AfterValidator(_aware)]
 MAX_ENDPOINT_BYTES = 64 * 1024
 
 
@@ -103,10 +97,10 @@ class VersionOut(BaseModel):
     checks: list[Check]
     checks_passed: bool
     submitted_by: str
-    submitted_at: Time
+    submitted_at: dt.datetime
     submit_ledger_index: int
     reviewed_by: str | None
-    reviewed_at: Time | None
+    reviewed_at: dt.datetime | None
     review_reason: str | None
     review_ledger_index: int | None
     has_certificate: bool
@@ -126,9 +120,9 @@ class ProductOut(BaseModel):
     current_version: int
     approved_version: int | None
     created_by: str
-    created_at: Time
-    registered_at: Time | None
-    revoked_at: Time | None
+    created_at: dt.datetime
+    registered_at: dt.datetime | None
+    revoked_at: dt.datetime | None
     revoked_by: str | None
     revoke_reason: str | None
     latest: VersionOut
@@ -155,7 +149,7 @@ class Event(BaseModel):
     action: str
     actor: str
     reason: str
-    at: Time
+    at: dt.datetime
     ledger_index: int | None
 
 
@@ -179,7 +173,7 @@ class QueueItem(BaseModel):
     status: str  # in_review | flagged
     failed_checks: list[str]
     submitted_by: str
-    submitted_at: Time
+    submitted_at: dt.datetime
     registration_number: str | None
 
 
@@ -193,8 +187,8 @@ class PublicEntry(BaseModel):
     organization: str
     version: int | None
     artifact_sha256: str | None
-    registered_at: Time | None
-    revoked_at: Time | None
+    registered_at: dt.datetime | None
+    revoked_at: dt.datetime | None
     revoke_reason: str | None
     approval_ledger_index: int | None
     revoke_ledger_index: int | None

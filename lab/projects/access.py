@@ -70,8 +70,8 @@ class Access:
         return grant_of(self.channel, self.limits)
 
 
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+#: Roles that may see and read every project.
+OVERSEERS = (Role.bureau, Role.auditor)
 
 
 def load_project(session: Session, project_id: str, *, lock: bool = False) -> ProjectRow:
@@ -93,7 +93,7 @@ def visible_project(
     """
     project = load_project_or_none(session, project_id, lock=lock) if len(project_id) <= 32 else None
     if project is not None and (
-        principal.has(Role.bureau, Role.auditor)
+        principal.has(*OVERSEERS)
         or project.applicant == principal.name
         or is_member(session, project.id, principal.name)
     ):
@@ -109,6 +109,7 @@ def load_project_or_none(session: Session, project_id: str, *, lock: bool = Fals
 
 
 def is_member(session: Session, project_id: str, username: str) -> bool:
+    """Is ``username`` a current member of ``project_id``?"""
     return (
         session.execute(
             select(ProjectMemberRow.id).where(
@@ -121,12 +122,55 @@ def is_member(session: Session, project_id: str, username: str) -> bool:
     )
 
 
+def member_projects(session: Session, username: str) -> set[str]:
+    """The projects ``username`` is a current member of."""
+    q = select(ProjectMemberRow.project_id).where(
+        ProjectMemberRow.username == username, ProjectMemberRow.removed_at.is_(None)
+    )
+    return set(session.execute(q).scalars())
+
+
+def may_read(session: Session, principal: Principal, project_id: str) -> bool:
+    """May ``principal`` read what project ``project_id`` holds (its artifacts, records, ledger
+    entries)? The bureau and auditors may read every project, members their own; the applicant
+    alone may see the project (:func:`visible_project`) but not read its results."""
+    return principal.has(*OVERSEERS) or is_member(session, project_id, principal.name)
+
+
+def readable_project(
+    session: Session, principal: Principal, project_id: str, *, lock: bool = False
+) -> ProjectRow:
+    """The project if ``principal`` may read it (:func:`may_read`).
+
+    Whoever may not even know of it gets :class:`ProjectNotFound` (:func:`visible_project`, the
+    existence oracle stays closed); whoever may know of it but not read it gets :class:`Forbidden`.
+    """
+    project = visible_project(session, principal, project_id, lock=lock)
+    if not may_read(session, principal, project_id):
+        raise Forbidden(f"{principal.name} is not a member of project {project_id}")
+    return project
+
+
+def operated_project(
+    session: Session, principal: Principal, project_id: str, *, lock: bool = False
+) -> ProjectRow:
+    """The project if ``principal`` is an operator and a member of it (who runs its channels).
+
+    As :func:`readable_project`: :class:`ProjectNotFound` for whoever may not know of it,
+    :class:`Forbidden` for everyone else who is not an operator member.
+    """
+    project = visible_project(session, principal, project_id, lock=lock)
+    if not (principal.has(Role.operator) and is_member(session, project_id, principal.name)):
+        raise Forbidden(f"{principal.name} is not an operator member of project {project_id}")
+    return project
+
+
 def check_serving(project: ProjectRow, now: dt.datetime | None = None) -> None:
     """Raise :class:`ProjectInactive` unless the project is active and within its term."""
     now = now or utcnow()
     if project.status != ProjectStatus.active:
         raise ProjectInactive(f"project {project.id} is {project.status}", project_status=project.status)
-    if project.ends_at is not None and now >= _as_utc(project.ends_at):
+    if project.ends_at is not None and now >= project.ends_at:
         raise ProjectInactive(
             f"project {project.id} expired on {project.ends_at.date()}", project_status="expired"
         )
@@ -284,9 +328,7 @@ def authorize(
     subclass when the answer is no; returns the :class:`Access` otherwise.
     """
     params = dict(params or {})
-    project = visible_project(session, principal, project_id)
-    if not (principal.has(Role.operator) and is_member(session, project_id, principal.name)):
-        raise Forbidden(f"{principal.name} is not an operator member of project {project_id}")
+    project = operated_project(session, principal, project_id)
     check_serving(project)
     grant = session.execute(
         select(GrantRow).where(GrantRow.project_id == project_id, GrantRow.dataset_id == dataset)

@@ -32,6 +32,7 @@ from typing import Any
 
 from lab.budgets import Budget
 from lab.catalog.policy import Policy
+from lab.decimals import plain
 from lab.projects.errors import InvalidProject
 
 Grants = dict[str, dict[str, dict[str, Any]]]
@@ -46,14 +47,6 @@ MAX_LIST = 64
 #: Most decimal places of a granted ε/δ (a float's shortest repr fits): with at most 7 integer digits,
 #: totals, spends and what remains stay exact in Decimal's 28 digits and fit the 40-character columns.
 PLACES = 20
-
-
-def fmt(d: Decimal) -> str:
-    """Plain decimal notation, no exponent, no trailing zeros (``Decimal("1.50")`` -> ``"1.5"``)."""
-    if d == 0:
-        return "0"
-    text = format(d.normalize(), "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _where(ds: str, ch: str, field: str) -> str:
@@ -119,8 +112,8 @@ def _names(ds: str, ch: str, field: str, value: Any) -> list[str]:
 
 def _cap(ds: str, ch: str, field: str, value: Decimal | int, cap: Decimal | int, cap_name: str) -> None:
     if value > cap:
-        shown_v = fmt(value) if isinstance(value, Decimal) else str(value)
-        shown_c = fmt(cap) if isinstance(cap, Decimal) else str(cap)
+        shown_v = plain(value) if isinstance(value, Decimal) else str(value)
+        shown_c = plain(cap) if isinstance(cap, Decimal) else str(cap)
         raise InvalidProject(
             f"{_where(ds, ch, field)}: requested {shown_v} exceeds the policy cap {cap_name}={shown_c}",
             dataset=ds,
@@ -157,16 +150,16 @@ def _dp(ds: str, req: Mapping[str, Any], policy: Policy) -> dict[str, Any]:
     for field, per_query, total in (("epsilon_per_query", epq, eps), ("delta_per_query", dpq, delta)):
         if per_query > total:
             raise InvalidProject(
-                f"{ds}.dp.{field}: {fmt(per_query)} exceeds the project's own total {fmt(total)}",
+                f"{ds}.dp.{field}: {plain(per_query)} exceeds the project's own total {plain(total)}",
                 dataset=ds,
                 channel="dp",
                 field=field,
             )
     return {
-        "epsilon": fmt(eps),
-        "delta": fmt(delta),
-        "epsilon_per_query": fmt(epq),
-        "delta_per_query": fmt(dpq),
+        "epsilon": plain(eps),
+        "delta": plain(delta),
+        "epsilon_per_query": plain(epq),
+        "delta_per_query": plain(dpq),
     }
 
 
@@ -325,7 +318,7 @@ def reduce(requested: Grants, overrides: Mapping[str, Any] | None) -> dict[str, 
                 for total, per_query in (("epsilon", "epsilon_per_query"), ("delta", "delta_per_query")):
                     if total in fields and per_query not in fields:
                         new = _dec(ds, ch, total, fields[total])
-                        merged[per_query] = fmt(min(Decimal(str(merged[per_query])), new))
+                        merged[per_query] = plain(min(Decimal(str(merged[per_query])), new))
             out[ds][ch] = merged
         if not out[ds]:
             del out[ds]
@@ -368,7 +361,7 @@ def meet(a: Grants, b: Grants) -> Grants:
                 elif isinstance(x[field], int):
                     v[field] = min(x[field], y[field])
                 else:
-                    v[field] = fmt(min(Decimal(x[field]), Decimal(y[field])))
+                    v[field] = plain(min(Decimal(x[field]), Decimal(y[field])))
             if ch == "psi" and not (v["modes"] and v["columns"]):
                 continue
             channels[ch] = v

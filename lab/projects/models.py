@@ -6,10 +6,11 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class ProjectStatus(StrEnum):
@@ -41,11 +42,11 @@ class ProjectRow(Base):
     requested: Mapped[dict[str, Any]] = mapped_column(JSON)  # datasets -> channel requests, as applied
     commitment: Mapped[str] = mapped_column(Text)  # the signed security commitment text
     commitment_signed_by: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    starts_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    ends_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    disposed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    disposed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # Hub group sync: every change of who may spawn bumps hub_version; a successful sync of the
     # project's Hub group records the version it pushed (see lab.projects.hubsync).
     hub_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -59,8 +60,8 @@ class ProjectMemberRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
     username: Mapped[str] = mapped_column(String(128), index=True)
-    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    added_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    removed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class GrantRow(Base):
@@ -118,5 +119,5 @@ class ProjectEventRow(Base):
     to_status: Mapped[str | None] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     ledger_index: Mapped[int] = mapped_column(BigInteger)

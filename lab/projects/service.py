@@ -68,10 +68,6 @@ class Outcome:
     dispose: bool = False  # the project's working data must be disposed of
 
 
-def as_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def new_project_id() -> str:
     """A random, unguessable id (``p`` + 16 hex digits)."""
     return "p" + secrets.token_hex(8)
@@ -280,7 +276,7 @@ def resume(
     principal.require(Role.bureau)
     project = load_project(session, project_id, lock=True)
     expect(project, {S.suspended}, "resume")
-    if project.ends_at is not None and utcnow() >= as_utc(project.ends_at):
+    if project.ends_at is not None and utcnow() >= project.ends_at:
         raise InvalidTransition(f"project {project_id} reached its end date; it expires and is disposed of")
     return Outcome(
         project, move(session, ledger, project, principal.name, "resume", S.active, reason), hub=True
@@ -308,8 +304,8 @@ def expire(
     project = load_project(session, project_id, lock=True)
     if project.status not in (S.active, S.suspended) or project.ends_at is None:
         return None
-    if as_utc(project.ends_at) > now:
+    if project.ends_at > now:
         return None
-    details = {"ends_at": as_utc(project.ends_at).isoformat()}
+    details = {"ends_at": project.ends_at.isoformat()}
     event = move(session, ledger, project, actor, "expire", S.expired, "term ended", details)
     return Outcome(project, event, hub=True, dispose=True)

@@ -42,7 +42,7 @@ def due_for_expiry(runtime: Runtime, now: dt.datetime) -> list[str]:
                 ProjectRow.ends_at.is_not(None),
             )
         ).all()
-    return [pid for pid, ends in rows if ends is not None and service.as_utc(ends) <= now]
+    return [pid for pid, ends in rows if ends is not None and ends <= now]
 
 
 def due_for_disposal(runtime: Runtime) -> list[str]:

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from lab.budgets import Budget, accounts
 from lab.catalog.service import CatalogReader
 from lab.db.base import utcnow
-from lab.identity import Principal, Role
-from lab.projects.access import authorize, quota_limit, quota_period, remaining, visible_project
-from lab.projects.grants import fmt
+from lab.decimals import plain
+from lab.identity import Principal
+from lab.projects.access import OVERSEERS, authorize, quota_limit, quota_period, remaining, visible_project
 from lab.projects.models import (
     BudgetRow,
     GrantRow,
@@ -41,10 +41,8 @@ from lab.projects.schemas import (
     ProjectSummary,
     UsageOut,
 )
-from lab.projects.service import as_utc, policies_of
+from lab.projects.service import policies_of
 from lab.settings import ProjectsSettings
-
-OVERSEERS = (Role.bureau, Role.auditor)
 
 
 def visible(session: Session, principal: Principal, project_id: str) -> ProjectRow:
@@ -57,7 +55,7 @@ def serving(project: ProjectRow, now: dt.datetime | None = None) -> bool:
     """Active and within its term (what authorize requires)."""
     if project.status != ProjectStatus.active:
         return False
-    return project.ends_at is None or (now or utcnow()) < as_utc(project.ends_at)
+    return project.ends_at is None or (now or utcnow()) < project.ends_at
 
 
 def _summary(project: ProjectRow, datasets: list[str], now: dt.datetime) -> dict[str, object]:
@@ -69,8 +67,8 @@ def _summary(project: ProjectRow, datasets: list[str], now: dt.datetime) -> dict
         "status": project.status,
         "serving": serving(project, now),
         "datasets": datasets,
-        "created_at": as_utc(project.created_at),
-        "ends_at": as_utc(project.ends_at) if project.ends_at else None,
+        "created_at": project.created_at,
+        "ends_at": project.ends_at,
     }
 
 
@@ -115,7 +113,7 @@ def budgets_of(session: Session, project_id: str) -> list[BudgetOut]:
                 delta_spent=r.delta_spent,
                 delta_remaining=left.as_strings()["delta"],
                 spends=r.spends,
-                fraction_spent=fmt(frac.quantize(Decimal("0.0001"), ROUND_HALF_EVEN)),
+                fraction_spent=plain(frac.quantize(Decimal("0.0001"), ROUND_HALF_EVEN)),
             )
         )
     return out
@@ -179,14 +177,14 @@ def project_view(session: Session, project: ProjectRow, cfg: ProjectsSettings) -
         requested=project.requested,
         commitment=project.commitment,
         commitment_signed_by=project.commitment_signed_by,
-        updated_at=as_utc(project.updated_at),
-        starts_at=as_utc(project.starts_at) if project.starts_at else None,
-        disposed_at=as_utc(project.disposed_at) if project.disposed_at else None,
+        updated_at=project.updated_at,
+        starts_at=project.starts_at,
+        disposed_at=project.disposed_at,
         members=[
             MemberOut(
                 username=m.username,
-                added_at=as_utc(m.added_at),
-                removed_at=as_utc(m.removed_at) if m.removed_at else None,
+                added_at=m.added_at,
+                removed_at=m.removed_at,
             )
             for m in members
         ],
@@ -203,7 +201,7 @@ def project_view(session: Session, project: ProjectRow, cfg: ProjectsSettings) -
                 to_status=e.to_status,
                 reason=e.reason,
                 details=e.details,
-                at=as_utc(e.at),
+                at=e.at,
                 ledger_index=e.ledger_index,
             )
             for e in events

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, String
+from sqlalchemy import JSON, BigInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lab.db.base import Base
+from lab.db.types import UtcDateTime
 
 
 class DerivedRecordRow(Base):
@@ -26,5 +27,5 @@ class DerivedRecordRow(Base):
     epsilon: Mapped[str] = mapped_column(String(40), default="0")
     delta: Mapped[str] = mapped_column(String(40), default="0")
     result_digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), index=True)
     ledger_index: Mapped[int] = mapped_column(BigInteger)

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lab.errors import Forbidden, NotFound
-from lab.identity import Principal, Role
-from lab.projects.models import ProjectMemberRow
+from lab.identity import Principal
+from lab.projects.access import OVERSEERS, may_read, member_projects
 from lab.records.models import DerivedRecordRow
 
-READ_ALL = (Role.bureau, Role.auditor)
+READ_ALL = OVERSEERS
 
 
 class RecordNotFound(NotFound):
@@ -45,13 +45,6 @@ def record_view(r: DerivedRecordRow) -> dict[str, Any]:
     }
 
 
-def _projects_of(session: Session, username: str) -> list[str]:
-    q = select(ProjectMemberRow.project_id).where(
-        ProjectMemberRow.username == username, ProjectMemberRow.removed_at.is_(None)
-    )
-    return list(session.execute(q).scalars())
-
-
 def list_records(
     session: Session,
     principal: Principal,
@@ -67,7 +60,7 @@ def list_records(
     """Records the caller may see, newest first, filtered by project, channel, caller and time."""
     q = select(DerivedRecordRow)
     if not principal.has(*READ_ALL):
-        mine = _projects_of(session, principal.name)
+        mine = member_projects(session, principal.name)
         if project is not None and project not in mine:
             raise Forbidden(f"{principal.name} is not a member of project {project}")
         q = q.where(DerivedRecordRow.project_id.in_(mine))
@@ -94,6 +87,6 @@ def get_record(session: Session, principal: Principal, record_id: str) -> dict[s
     r = session.get(DerivedRecordRow, record_id)
     if r is None:
         raise RecordNotFound(f"no derived record {record_id}")
-    if not principal.has(*READ_ALL) and r.project_id not in _projects_of(session, principal.name):
+    if not may_read(session, principal, r.project_id):
         raise RecordNotFound(f"no derived record {record_id}")  # do not confirm other projects' ids
     return record_view(r)

@@ -18,6 +18,7 @@ from html import escape
 
 from markupsafe import Markup
 
+from lab.decimals import plain
 from lab.web.render import fmt_decimal
 
 WIDTH = 760
@@ -45,7 +46,7 @@ class BudgetBar:
 
     @property
     def percent(self) -> str:
-        return f"{(self.fraction * 100).quantize(Decimal('0.1')).normalize():f}%"
+        return f"{plain((self.fraction * 100).quantize(Decimal('0.1')))}%"
 
 
 def budget_chart(bars: list[BudgetBar], *, title: str, desc: str, spent_label: str) -> Markup:

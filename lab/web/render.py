@@ -17,6 +17,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from lab.db.types import as_utc
+from lab.decimals import plain
 from lab.identity import Principal
 from lab.web.i18n import LANGS, Translator
 
@@ -46,9 +48,7 @@ def fmt_time(value: dt.datetime | str | None) -> str:
             return value
     else:
         when = value
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return as_utc(when).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def fmt_decimal(value: Any) -> str:
@@ -57,10 +57,7 @@ def fmt_decimal(value: Any) -> str:
         d = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
-    if d == 0:
-        return "0"
-    text = format(d.normalize(), "f")
-    return text
+    return plain(d)
 
 
 def _env() -> Environment:

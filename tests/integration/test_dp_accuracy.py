@@ -21,10 +21,10 @@ import pytest
 from lab.catalog.service import CatalogFetcher
 from lab.db.migrate import upgrade
 from lab.dp.engine import DuckEngine
-from lab.dp.mechanisms import GeometricCount
 from lab.dp.plan import plan_query
 from lab.dp.release import release
 from lab.dp.spec import QuerySpec
+from lab.mechanisms import GeometricCount
 from lab.runtime import Runtime
 from lab.storage.seaweed import SeaweedServer
 from tests.conftest import make_settings

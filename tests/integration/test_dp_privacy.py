@@ -19,10 +19,10 @@ import pytest
 
 from lab.catalog.policy import Policy, parse_policy
 from lab.dp.engine import DuckEngine
-from lab.dp.mechanisms import fixed_point_quantum
 from lab.dp.plan import plan_query
 from lab.dp.release import release
 from lab.dp.spec import QuerySpec
+from lab.mechanisms import fixed_point_quantum
 
 pytestmark = pytest.mark.integration
 K = 3

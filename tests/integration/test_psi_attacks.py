@@ -129,7 +129,8 @@ def test_truncated_or_reframed_requests_are_refused_and_the_session_stays_usable
     assert "declared" in problem(post(api, env["alice"], info, short), 400, "psi-protocol")["detail"]
     problem(post(api, env["alice"], info, b"not a protobuf"), 400, "psi-protocol")
     limit = info["max_body_bytes"]
-    problem(post(api, env["alice"], info, b"\x00" * (limit + 1)), 413, "payload-too-large")
+    too_large = problem(post(api, env["alice"], info, b"\x00" * (limit + 1)), 413, "payload-too-large")
+    assert too_large["max_bytes"] == limit  # the catalog's promise, as for HE contexts
     wrong_type = api.post(f"{PSI}/{info['id']}/request", content=body, headers=auth(env["alice"]))
     problem(wrong_type, 400, "psi-protocol")
     assert charges(api.app.state.runtime, env["a"])["records"] == 0

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from lab.dp.mechanisms import (
+from lab.dp.plan import down
+from lab.mechanisms import (
     GaussianValue,
     GeometricCount,
     LaplaceSum,
@@ -15,7 +16,6 @@ from lab.dp.mechanisms import (
     count_noise,
     quantile_grid,
 )
-from lab.dp.plan import down
 
 N = 20_000
 

@@ -29,7 +29,7 @@ from he_compute.worker import (
     WorkerTimeout,
     get_pool,
 )
-from lab.api.deps import PrincipalDep, RuntimeDep
+from lab.api.deps import PrincipalDep, RuntimeDep, read_body
 from lab.api.problems import responses
 from lab.errors import (
     BadRequest,
@@ -70,12 +70,7 @@ async def register_context(
     request: Request, principal: PrincipalDep, runtime: RuntimeDep, project: Project, param_set: str
 ) -> ContextOut:
     limit = params.get(param_set).max_context_bytes
-    chunks, total = [], 0
-    async for block in request.stream():
-        total += len(block)
-        if total > limit:
-            raise PayloadTooLarge(f"a {param_set} context is at most {limit} bytes", max_bytes=limit)
-        chunks.append(block)
+    body = await read_body(request, limit, f"a {param_set} context is at most {limit} bytes")
     row = await run_in_threadpool(
         manage.register,
         runtime,
@@ -83,7 +78,7 @@ async def register_context(
         principal,
         project,
         param_set,
-        b"".join(chunks),
+        body,
     )
     return ContextOut.of(row)
 

@@ -1,11 +1,7 @@
 """Ledger: signed tree head, entries, inclusion and consistency proofs, full verification.
 
-Every role reads the log and its proofs, but an entry about a project (its transitions, grants and
-budgets, its derived records, its products) is shown in full only to that project's members and to
-the bureau and auditors. Anyone else gets it *withheld*: kind, version, time and ``withheld: true``
-in place of the entry, with the same leaf hash and proofs, so the log still verifies (the standalone
-verifier checks a withheld entry's leaf by its hash) without telling an operator other projects'
-budgets, record ids or queries.
+Every role reads the log and its proofs; which entries a caller reads in full, and which are
+withheld, is decided by :class:`lab.records.visibility.LedgerVisibility`.
 """
 
 from __future__ import annotations
@@ -15,19 +11,16 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from lab.api.deps import LedgerDep, PrincipalDep, RuntimeDep, SessionDep
 from lab.api.problems import responses
 from lab.api.schemas import MAX_INT, LedgerEntryOut, TreeHead, VerifyOut
-from lab.catalog.visibility import redact_ledger_body
 from lab.errors import EntryNotFound, Forbidden, InvalidProof, Unauthenticated
-from lab.identity import Principal, Role
+from lab.identity import Role
 from lab.ledger import LedgerEntry, checkpoints
 from lab.ledger.cosign import Cosigner, quorum_met, witness_status
-from lab.products.models import ProductRow
-from lab.projects.models import ProjectMemberRow
+from lab.products.queries import project_of
+from lab.records.visibility import LedgerVisibility
 
 NOTE_TYPE = "text/plain; charset=utf-8"
 
@@ -59,44 +52,15 @@ def _reader(principal: PrincipalDep) -> None:
         raise Forbidden(f"{principal.name} has no lab role")
 
 
-class Visibility:
-    """Which entries ``principal`` may read in full (see the module docstring)."""
-
-    def __init__(self, session: Session, principal: Principal) -> None:
-        self.session = session
-        self.everything = principal.has(Role.bureau, Role.auditor) or principal.kind == "service"
-        self.exact_sizes = principal.has(Role.bureau, Role.auditor)  # auditors verify every leaf
-        member = select(ProjectMemberRow.project_id).where(
-            ProjectMemberRow.username == principal.name, ProjectMemberRow.removed_at.is_(None)
-        )
-        self.mine = set() if self.everything else set(session.execute(member).scalars())
-
-    def _project(self, entry: dict[str, Any]) -> str | None:
-        body = entry.get("body")
-        if not isinstance(body, dict):
-            return None
-        if isinstance(body.get("project"), str):
-            return str(body["project"])
-        if entry.get("kind") == "product.transition" and isinstance(body.get("product"), str):
-            return self.session.scalar(select(ProductRow.project_id).where(ProductRow.id == body["product"]))
-        return None
-
-    def show(self, entry: dict[str, Any]) -> dict[str, Any]:
-        project = None if self.everything else self._project(entry)
-        if project is None or project in self.mine:
-            # a non-open dataset's exact size is for the bureau (and the auditors who verify leaves)
-            return entry if self.exact_sizes else redact_ledger_body(entry)
-        return {"kind": entry.get("kind"), "v": entry.get("v"), "time": entry.get("time"), "withheld": True}
-
-    def entry(self, e: LedgerEntry) -> LedgerEntryOut:
-        return LedgerEntryOut(**{**e.__dict__, "entry": self.show(e.entry)})
+def visibility(principal: PrincipalDep, session: SessionDep) -> LedgerVisibility:
+    return LedgerVisibility(session, principal, lambda product: project_of(session, product))
 
 
-def visibility(principal: PrincipalDep, session: SessionDep) -> Visibility:
-    return Visibility(session, principal)
+def _out(e: LedgerEntry, seen: LedgerVisibility) -> LedgerEntryOut:
+    return LedgerEntryOut(**{**e.__dict__, "entry": seen.show(e.entry)})
 
 
-VisibilityDep = Annotated[Visibility, Depends(visibility)]
+VisibilityDep = Annotated[LedgerVisibility, Depends(visibility)]
 
 
 @router.get("/head", response_model=TreeHead, responses=ERRORS, summary="Current signed tree head")
@@ -168,7 +132,7 @@ def entries(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[LedgerEntryOut]:
     _reader(principal)
-    return [seen.entry(e) for e in ledger.entries(start, limit)]
+    return [_out(e, seen) for e in ledger.entries(start, limit)]
 
 
 @router.get(
@@ -178,7 +142,7 @@ def entries(
 )
 def entry(index: Index, principal: PrincipalDep, ledger: LedgerDep, seen: VisibilityDep) -> LedgerEntryOut:
     _reader(principal)
-    return seen.entry(ledger.entry(index))
+    return _out(ledger.entry(index), seen)
 
 
 @router.get(

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from lab.api.deps import PrincipalDep, RuntimeDep
+from lab.api.deps import PrincipalDep, RuntimeDep, read_body
 from lab.api.problems import responses
 from lab.errors import (
     BadRequest,
@@ -43,13 +43,7 @@ async def _envelope(request: Request, limit: int) -> bytes:
     """The request body, which must be a protobuf envelope of at most ``limit`` bytes."""
     if not request.headers.get("content-type", "").startswith(CONTENT_TYPE):
         raise ProtocolError(f"PSI messages are sent as {MEDIA_TYPE}")
-    chunks, total = [], 0
-    async for block in request.stream():
-        total += len(block)
-        if total > limit:
-            raise PayloadTooLarge(f"PSI message exceeds {limit} bytes; send the request in parts")
-        chunks.append(block)
-    return b"".join(chunks)
+    return await read_body(request, limit, f"PSI message exceeds {limit} bytes; send the request in parts")
 
 
 @router.post(
