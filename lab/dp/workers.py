@@ -8,8 +8,10 @@ process and returns the noisy values. Nothing is charged or written until the ca
 result, so a worker that fails or crashes costs the caller nothing.
 
 Workers run at a lower CPU priority (``nice``) than the API process, so light requests keep their
-latency while heavy ones compute. A crashed worker (out of memory, killed) breaks the pool; the
-pool is rebuilt and the request fails with :class:`~lab.errors.Unavailable` (503).
+latency while heavy ones compute. They fork from a ``forkserver`` that imported the DP modules once,
+so a pool (one per API app) starts in milliseconds rather than re-importing DuckDB and diffprivlib.
+A crashed worker (out of memory, killed) breaks the pool; the pool is rebuilt and the request fails
+with :class:`~lab.errors.Unavailable` (503).
 
 >>> inline(pow, 2, 10)
 1024
@@ -99,6 +101,20 @@ def _lower_priority() -> None:
     os.nice(NICENESS)
 
 
+#: Imported once by the fork server, so a new worker starts in milliseconds with the engine loaded.
+PRELOAD = ["lab.dp.workers", "lab.dp.engine", "lab.dp.release", "lab.dp.training"]
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """``forkserver``: workers fork from a single-threaded server process that preloaded the DP
+    modules (never from the threaded API process); ``spawn`` where there is no fork."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
 class Workers:
     """A pool of ``size`` DP worker processes (spawned on first use; rebuilt after a crash)."""
 
@@ -111,9 +127,7 @@ class Workers:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    max_workers=self.size,
-                    mp_context=multiprocessing.get_context("spawn"),  # never fork a threaded server
-                    initializer=_lower_priority,
+                    max_workers=self.size, mp_context=_context(), initializer=_lower_priority
                 )
             return self._pool
 
