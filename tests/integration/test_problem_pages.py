@@ -29,6 +29,8 @@ def _load_every_module() -> None:
         for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
             if ".launcher" in mod.name or mod.name.endswith("__main__"):
                 continue
+            if mod.name == "lab.db.migrations.env":  # runs the migrations; only inside an Alembic run
+                continue
             importlib.import_module(mod.name)
 
 
