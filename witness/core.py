@@ -105,9 +105,9 @@ class Witness:
                 return (422, TEXT, "old size 0 takes no consistency proof\n"), None, None
             if held is not None and old == cp.size and held.root != cp.root:
                 return self._conflict(cp, held, note, request, "same size, different root hash")
-            if (
+            if (  # an empty tree (old size 0) is a prefix of any tree: no proof to check
                 held is not None
-                and old < cp.size
+                and 0 < old < cp.size
                 and not verify_consistency(old, cp.size, proof, held.root, cp.root)
             ):
                 return self._conflict(cp, held, note, request, f"no consistency from size {old} to {cp.size}")

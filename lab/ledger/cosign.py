@@ -67,6 +67,16 @@ def witness_status(session: Session, settings: LedgerSettings, log_size: int) ->
     return out
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a round sends one witness: the checkpoint, the request body (None when the witness
+    already holds more than the log, so there is nothing to send) and the old size it is from."""
+
+    cp: checkpoints.SignedCheckpoint
+    body: str | None
+    old: int
+
+
 def quorum_met(statuses: list[WitnessStatus], quorum: int, log_size: int) -> bool:
     """Whether at least ``quorum`` witnesses have cosigned the current size."""
     return sum(1 for s in statuses if s.size == log_size) >= quorum
@@ -130,24 +140,23 @@ class Cosigner:
         names = [Verifier.from_vkey(w.vkey).name for w in ws]
         plans = self._prepare(names, {})
         with ThreadPoolExecutor(len(ws)) as pool:
-            answers = list(pool.map(self._post, ws, [p[1] if p else None for p in plans]))
+            answers = list(pool.map(self._post, ws, [p.body if p else None for p in plans]))
         retry = {n: a for n, a in zip(names, answers, strict=True) if isinstance(a, int)}
         if retry:  # 409: the witness holds another size; one more try from that size
             plans2 = self._prepare(names, retry)
             for i, (w, n) in enumerate(zip(ws, names, strict=True)):
-                if n in retry:
-                    again = plans2[i]
+                again = plans2[i]
+                if n in retry and again is not None:
                     plans[i] = again
-                    answers[i] = self._post(w, again[1] if again else None)
+                    answers[i] = self._post(w, again.body)
         outcomes: dict[str, tuple[tuple[int, str, int] | None, str | None]] = {}
         for w, n, plan, answer in zip(ws, names, plans, answers, strict=True):
-            outcomes[n] = self._judge(Verifier.from_vkey(w.vkey), plan[0] if plan else None, answer)
+            outcomes[n] = self._judge(Verifier.from_vkey(w.vkey), plan, answer)
         return self._record(ws, names, outcomes)
 
-    def _prepare(
-        self, names: list[str], retry: dict[str, int]
-    ) -> list[tuple[checkpoints.SignedCheckpoint, str] | None]:
-        out: list[tuple[checkpoints.SignedCheckpoint, str] | None] = []
+    def _prepare(self, names: list[str], retry: dict[str, int]) -> list[_Plan | None]:
+        """Per witness: the request to send (None: nothing to do, or not retried)."""
+        out: list[_Plan | None] = []
         with self.sessions() as session, session.begin():
             ledger = Ledger(session, self.key)
             cp = checkpoints.current(ledger, self.settings.origin)
@@ -159,15 +168,18 @@ class Cosigner:
                     continue
                 row = rows.get(name)
                 old = retry.get(name, row.size if row else 0)
+                if old > cp.size:  # the witness cosigned more than the log now holds
+                    out.append(_Plan(cp, None, old))
+                    continue
                 done = old == cp.size and any(line.startswith(f"\u2014 {name} ") for line in cp.cosignatures)
-                if (done and name not in retry) or old > cp.size:
+                if done and name not in retry:
                     out.append(None)
                     continue
                 if 0 < old < cp.size and old not in proofs:
                     self._subtrees.read = lambda lo, hi: leaf_range(session, lo, hi)
                     proofs[old] = self._subtrees.consistency_proof(old, cp.size)
                 lines = [f"old {old}"] + [base64.b64encode(h).decode() for h in proofs.get(old, [])]
-                out.append((cp, "".join(line + "\n" for line in lines) + "\n" + cp.note))
+                out.append(_Plan(cp, "".join(line + "\n" for line in lines) + "\n" + cp.note, old))
         return out
 
     def _post(self, w: WitnessConfig, body: str | None) -> httpx.Response | int | str | None:
@@ -187,12 +199,21 @@ class Cosigner:
 
     @staticmethod
     def _judge(
-        v: Verifier, cp: checkpoints.SignedCheckpoint | None, answer: httpx.Response | int | str | None
+        v: Verifier, plan: _Plan | None, answer: httpx.Response | int | str | None
     ) -> tuple[tuple[int, str, int] | None, str | None]:
-        if answer is None or cp is None:
+        if plan is None:
             return None, None
-        if isinstance(answer, int):
-            return None, f"witness holds size {answer}, not consistent with the lab's view"
+        cp = plan.cp
+        held = answer if isinstance(answer, int) else (plan.old if plan.body is None else None)
+        if held is not None:  # a 409 even after the retry, or the witness is ahead of the log
+            if held > cp.size:
+                return None, (
+                    f"witness holds a checkpoint of size {held} but the log has only {cp.size} entries: "
+                    "entries were removed from the log"
+                )
+            return None, f"witness holds size {held}, not consistent with the lab's view"
+        if answer is None or isinstance(answer, int):
+            return None, None
         if isinstance(answer, str):
             return None, answer
         if answer.status_code != 200:

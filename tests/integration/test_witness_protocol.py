@@ -152,6 +152,27 @@ def test_malformed_requests_are_400_and_size_rules_422(witness: tuple[Witness, s
     assert post(url, log.body(0, size=0)).status_code == 200  # the empty tree, properly
 
 
+def test_a_cosigned_empty_tree_grows_without_a_proof(tmp_path: Path) -> None:
+    """A fresh lab's first checkpoint is the empty tree; the empty tree is a prefix of every tree, so
+    the next submission (old 0, no proof lines) is cosigned, not taken for a fork."""
+    empty = Log()
+    w = Witness.open(tmp_path / "w0", "witness.test/w0", [empty.signer.verifier.vkey])
+    server = serve_in_thread(w)
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert post(url, empty.body(0)).status_code == 200
+        assert w.state.held(ORIGIN).size == 0  # type: ignore[union-attr]
+        empty.grow(5)
+        r = post(url, empty.body(0))
+        assert r.status_code == 200, r.text
+        assert w.state.held(ORIGIN).size == 5 and w.state.evidence() == []  # type: ignore[union-attr]
+        empty.grow(2)
+        assert post(url, empty.body(5)).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_concurrent_submissions_serialize(witness: tuple[Witness, str], log: Log) -> None:
     w, url = witness
     assert post(url, log.body(0)).status_code == 200
