@@ -288,6 +288,17 @@ def test_product_review_queue_detail_approval_and_revocation(
     assert number and "Registered" in page.text
     cert = web.get(f"{P}/ui/products/{product}/certificate.json")
     assert cert.status_code == 200 and number.group(0) in cert.text
+    # the download carries the checkpoint its proofs are against and verifies with the log's key
+    from lab.ledger import checkpoints
+    from lab.shared.certificates import verify_certificate
+    from lab.shared.standalone import trusted_log_keys
+
+    origin = runtime.settings.ledger.origin
+    with runtime.transaction() as s:
+        vkey = checkpoints.log_verifier(runtime.ledger(s), origin).vkey
+    doc = cert.json()
+    assert doc["ledger"]["checkpoint"].startswith(f"{origin}\n{doc['ledger']['tree_size']}\n")
+    assert verify_certificate(doc, trusted_keys=trusted_log_keys([vkey])).ok
     r = web.post(f"{P}/ui/products/{product}/revoke", data={"csrf_token": token, "reason": ""})
     assert r.status_code == 400
     r = web.post(f"{P}/ui/products/{product}/revoke", data={"csrf_token": token, "reason": "withdrawn"})
