@@ -180,3 +180,32 @@ def test_a_token_without_access_to_the_lab_service_is_refused(api: Any, hub: Hub
     r.raise_for_status()
     resp = api.get("/api/v1/catalog", headers=auth(r.json()["token"]))
     assert resp.status_code == 403 and "access:services" in resp.json()["detail"]
+
+
+def test_the_checkpoint_is_public_and_names_the_configured_origin(
+    api: Any, hub: HubHandle, runtime: Any
+) -> None:
+    import base64
+
+    from lab.shared.standalone import trusted_log_keys, verify_checkpoint
+    from witness.note import Checkpoint, Verifier, open_note
+
+    origin = "lab.chongming.example/ledger"
+    runtime.settings.ledger = runtime.settings.ledger.model_copy(update={"origin": origin})
+    with runtime.transaction() as s:
+        for i in range(3):
+            runtime.ledger(s).append("psi.key_epoch", {"epoch": i}, actor="sweep")
+    vkey = api.get("/api/v1/ledger/vkey")  # no token
+    assert vkey.status_code == 200
+    log_key = Verifier.from_vkey(vkey.text.strip())
+    assert log_key.name == origin
+    head = api.get("/api/v1/ledger/head", headers=auth(hub.token_for("alice", ["operator"]))).json()
+    for path in ("/api/v1/ledger/checkpoint", f"{PREFIX}/api/v1/ledger/checkpoint"):
+        r = api.get(path)  # no token, directly and through the Hub's prefix
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r.text
+        text, _ = open_note(r.text, [log_key])
+        cp = Checkpoint.parse(text)
+        assert text == f"{origin}\n{head['size']}\n{base64.b64encode(cp.root).decode()}\n"
+        assert cp.root.hex() == head["root_hash"]
+        assert verify_checkpoint(r.text, trusted_log_keys([log_key.vkey]))[0]
+    assert base64.b64decode(head["public_key"]) == log_key.public  # one key signs both forms
