@@ -33,6 +33,12 @@ def verify_with_witnesses(specs: list[str], log_key: str | None) -> None:
         rep = verify_with_witnesses(ledger, origin, key, trusted)
     for line in rep.lines:
         typer.echo(f"  ok  {line}")
+    for w in trusted:
+        if w.url is None:
+            typer.echo(
+                f"  note witness {w.verifier.name}: no URL given, so its latest checkpoint is the lab's "
+                "stored copy (an operator can withhold newer ones); give VKEY@URL to ask the witness itself"
+            )
     if rep.ok:
         typer.echo(f"ok: {rep.log.size} entries, consistent with {len(trusted)} witness(es)")
         return

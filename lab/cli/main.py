@@ -154,7 +154,7 @@ def ledger_check_proof(
     quorum: Annotated[int | None, typer.Option(help="cosignatures needed (default: all witnesses)")] = None,
 ) -> None:
     """Verify an inclusion proof offline (no database, no network) against keys YOU give."""
-    from lab.shared.standalone import trusted_log_keys, verify_inclusion_document
+    from lab.shared.standalone import LOG_KEY_ONLY, trusted_log_keys, verify_inclusion_document
 
     try:
         keys = trusted_log_keys(log_key or [])
@@ -166,7 +166,7 @@ def ledger_check_proof(
         json.loads(file.read_text()), keys, wit, len(wit) if quorum is None else quorum
     )
     if ok:
-        typer.echo(f"ok: {reason}")
+        typer.echo(f"ok: {reason}" + ("" if wit else f" ({LOG_KEY_ONLY})"))
         return
     typer.secho(f"INVALID: {reason}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)

@@ -155,7 +155,7 @@ def verify(
     """Verify a product certificate offline against keys YOU give: the log's (required) and the
     witnesses' (their cosignatures on the certificate's checkpoint); proofs; artifact digest."""
     from lab.shared.certificates import verify_certificate
-    from lab.shared.standalone import trusted_log_keys
+    from lab.shared.standalone import LOG_KEY_ONLY, trusted_log_keys
 
     try:
         cert = json.loads(cert_file.read_text(encoding="utf-8"))
@@ -187,5 +187,5 @@ def verify(
         )
         raise typer.Exit(3)
     fresh = "" if status_doc is not None else " (offline; add --against URL to check revocation)"
-    wit = f", cosigned by {len(witness)} trusted witness key(s)" if witness else ""
+    wit = f", cosigned by {len(witness)} trusted witness key(s)" if witness else f" ({LOG_KEY_ONLY})"
     typer.echo(f"VALID: {report.registration_number}, log key {report.key_id}{wit}{fresh}")

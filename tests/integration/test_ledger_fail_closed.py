@@ -89,6 +89,7 @@ def test_check_proof_refuses_a_self_signed_forgery(genuine: tuple[Path, str], tm
     assert res.exit_code == 1  # even a genuine proof is not "valid" without the verifier's key
     res = run(cli, ["ledger", "check-proof", str(path), "--log-key", vkey])
     assert res.exit_code == 0 and res.output.startswith("ok: entry 3"), res.output
+    assert "log's key only" in res.output  # says that the lab's operator is trusted with history
 
 
 def test_products_verify_refuses_a_self_signed_certificate(genuine: tuple[Path, str], tmp_path: Path) -> None:
@@ -122,3 +123,4 @@ def test_the_standalone_script_alone_refuses_a_forgery(genuine: tuple[Path, str]
         assert out.returncode == 1 and out.stdout.startswith("INVALID"), (args, out.stdout, out.stderr)
     out = run(str(path), "--log-key", vkey)
     assert out.returncode == 0 and out.stdout.startswith("ok: entry 3"), out.stdout + out.stderr
+    assert "log's key only" in out.stdout

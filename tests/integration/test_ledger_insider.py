@@ -137,6 +137,7 @@ def test_a_rewrite_by_the_insider_is_caught_by_the_witnesses(
             # with a witness key alone (no URL) the lab's stored copy is all there is, and it is gone
             res = CliRunner().invoke(cli, ["ledger", "verify", "--witness", ws[0].vkey])
             assert res.exit_code == 1 and "has cosigned no checkpoint" in res.output  # the insider erased it
+            assert "no URL given" in res.output  # and the verifier is told to ask the witness itself
 
             # the witnesses refuse the rewritten checkpoint and keep the conflicting pair
             outcome = cs.run_once()

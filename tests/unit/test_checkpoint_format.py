@@ -141,6 +141,14 @@ def test_the_examples_in_docs_ledger_verify() -> None:
     assert open_note(note + cosig, [wit])[1] == {wit: 1764806400}
     assert cosignature_message(text, 1764806400) == message.encode()
     assert request.startswith("old 6\n") and request.endswith(note)
+    # the example log's leaves are the bytes "entry 0" .. "entry 7": root and proof recompute exactly
+    from lab.shared import merkle
+
+    leaves = [merkle.leaf_hash(f"entry {i}".encode()) for i in range(8)]
+    assert Checkpoint.parse(text).root == merkle.root_of(leaves)
+    proof = [base64.b64decode(x) for x in request.split("\n\n")[0].split("\n")[1:]]
+    assert proof == merkle.consistency_proof(leaves, 6)
+    assert merkle.verify_consistency(6, 8, proof, merkle.root_of(leaves[:6]), merkle.root_of(leaves))
 
 
 @pytest.mark.parametrize(
