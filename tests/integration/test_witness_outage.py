@@ -1,4 +1,5 @@
-"""A witness that hangs or is down never blocks appends; the bureau is warned; it catches up later."""
+"""A witness that hangs or is down never blocks appends or a channel's result; the bureau is warned; it
+catches up later."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from lab.dp import service as dp_service
+from lab.dp.spec import QuerySpec
+from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
 from lab.web import auth
 from tests.conftest import HubHandle
+from tests.integration._dp import ALICE, dp_project, import_dp_sample
 from tests.integration._witnesses import ORIGIN, Running, ledger_settings, witnesses
 from witness.server import make_server
 
@@ -67,6 +72,7 @@ def _status(api: TestClient) -> dict[str, Any]:
 def lab(runtime: Runtime, hub: HubHandle, tmp_path: Path) -> Iterator[tuple[TestClient, list[Running]]]:
     from lab.api.main import create_app
 
+    import_dp_sample(runtime, ("population",))  # a channel to run while a witness hangs
     _append(runtime, 3)
     with witnesses(runtime, tmp_path) as ws:
         runtime.settings.hub = hub.settings
@@ -86,17 +92,30 @@ def test_a_hanging_witness_blocks_no_append_warns_and_catches_up(
     try:
         _append(runtime, 2)
         assert hang.accepted.wait(10), "the cosigner never tried the hanging witness"
-        # the cosigner is now stuck waiting on the witness: appends (channel results) go on regardless
+        # the cosigner is now stuck waiting on the witness: appends and channel results go on regardless
         for _ in range(5):
             _append(runtime, 10)
+        project = dp_project(runtime, ("population",))
+        t0 = time.monotonic()
+        spec = QuerySpec.model_validate(
+            {"dataset": "population", "select": [{"agg": "count"}], "epsilon": "0.5"}
+        )
+        out = dp_service.query(runtime, ALICE, project, spec)
+        assert out["record_id"] and time.monotonic() - t0 < 30  # the witness timeout is 2 s, the hang endless
+        with runtime.transaction() as s:
+            record = s.get(DerivedRecordRow, out["record_id"])
+            assert (
+                record is not None and runtime.ledger(s).entry(record.ledger_index).kind == "derived.record"
+            )
+            n = runtime.ledger(s).size()
         deadline = time.monotonic() + 15
-        while _status(api)["witnesses"][0]["size"] != 55 and time.monotonic() < deadline:
+        while _status(api)["witnesses"][0]["size"] != n and time.monotonic() < deadline:
             time.sleep(0.2)
         st = _status(api)
-        assert st["size"] == 55 and st["quorum"] == 2 and st["quorum_met"] is False
+        assert st["size"] == n and st["quorum"] == 2 and st["quorum_met"] is False
         w0, w1 = st["witnesses"]
-        assert w0["size"] == 55 and w0["lag"] == 0
-        assert w1["size"] == 0 and w1["lag"] == 55
+        assert w0["size"] == n and w0["lag"] == 0
+        assert w1["size"] == 0 and w1["lag"] == n
 
         # the bureau's ledger page warns
         session = auth.WebSession.new(hub.token_for("bureau1", ["bureau"]), "bureau1")
@@ -115,9 +134,11 @@ def test_a_hanging_witness_blocks_no_append_warns_and_catches_up(
     while not _status(api)["quorum_met"] and time.monotonic() < deadline:
         time.sleep(0.2)
     st = _status(api)
-    assert st["quorum_met"] is True and [w["size"] for w in st["witnesses"]] == [56, 56], st
-    assert ws[1].witness.state.held(ORIGIN).size == 56  # type: ignore[union-attr]
+    assert st["quorum_met"] is True and [w["size"] for w in st["witnesses"]] == [n + 1, n + 1], st
+    assert ws[1].witness.state.held(ORIGIN).size == n + 1  # type: ignore[union-attr]
     cp = api.get(f"{P}/api/v1/ledger/checkpoint/witnessed")
-    assert cp.status_code == 200 and cp.text.startswith(f"{ORIGIN}\n56\n") and cp.text.count("\u2014 ") == 3
+    assert (
+        cp.status_code == 200 and cp.text.startswith(f"{ORIGIN}\n{n + 1}\n") and cp.text.count("\u2014 ") == 3
+    )
     page = api.get(f"{P}/ui/ledger")
     assert 'id="quorum-warning"' not in page.text
