@@ -95,3 +95,25 @@ def test_ledger_verifies_after_the_sample_import(lab_up: dict[str, str]) -> None
     out = subprocess.run([LAB, "ledger", "verify"], env=env, capture_output=True, text=True, timeout=60)  # type: ignore[arg-type]
     # 6 catalog imports + the demo project's application and its two approvals
     assert out.returncode == 0 and out.stdout.startswith("ok: 9 entries"), out.stdout + out.stderr
+
+
+def test_the_demo_witnesses_cosign_and_the_log_verifies_against_them(lab_up: dict[str, str]) -> None:
+    """`lab up` ran two witness processes; they cosign the log, published without login."""
+    deadline = time.monotonic() + 60
+    st: dict[str, object] = {}
+    while time.monotonic() < deadline:
+        st = httpx.get(f"{lab_up['url']}/api/v1/ledger/witnesses", timeout=30).json()
+        if st["quorum_met"]:
+            break
+        time.sleep(1)
+    assert st["quorum_met"] is True and st["quorum"] == 2, st
+    ws = st["witnesses"]
+    assert isinstance(ws, list) and len(ws) == 2 and {w["size"] for w in ws} == {st["size"]}, st
+    cp = httpx.get(f"{lab_up['url']}/api/v1/ledger/checkpoint/witnessed", timeout=30)
+    assert cp.status_code == 200 and cp.text.count("\u2014 ") == 3
+    env = {**lab_up["env"], "LAB_PINS": str(Path(lab_up["data"]) / "pins.json")}
+    urls = [x for w in ws for x in ("--witness", w["url"])]
+    out = subprocess.run(
+        [LAB, "ledger", "verify", *urls], env=env, capture_output=True, text=True, timeout=60
+    )  # type: ignore[arg-type]
+    assert out.returncode == 0 and "consistent with 2 witness(es)" in out.stdout, out.stdout + out.stderr
