@@ -82,6 +82,30 @@ def quorum_met(statuses: list[WitnessStatus], quorum: int, log_size: int) -> boo
     return sum(1 for s in statuses if s.size == log_size) >= quorum
 
 
+def grace_seconds(settings: LedgerSettings) -> float:
+    """How long newest entries may wait for their cosignatures before the bureau is warned: three
+    rounds' worth (the interval plus a witness timeout each)."""
+    return 3 * (settings.cosign_seconds + settings.witness_timeout_seconds)
+
+
+def quorum_pending(
+    statuses: list[WitnessStatus], quorum: int, log_size: int, grace: float, now: dt.datetime
+) -> bool:
+    """The current size lacks the quorum only because it is new: at least ``quorum`` witnesses are
+    current or cosigned within ``grace`` seconds with no error since (a busy log, not an outage)."""
+    fresh = sum(
+        1
+        for s in statuses
+        if s.size == log_size
+        or (
+            s.last_error is None
+            and s.last_ok_at is not None
+            and (now - s.last_ok_at).total_seconds() <= grace
+        )
+    )
+    return not quorum_met(statuses, quorum, log_size) and fresh >= quorum
+
+
 class Cosigner:
     """Submits the lab's checkpoints to its witnesses; one instance per API process."""
 

@@ -434,6 +434,10 @@ ZH: dict[str, str] = {
         "警告：未达法定数——当前检查点只有 {have} 个见证方联署，需要 {k} 个。"
         "写入不受影响，见证方恢复后自动补签。"
     ),
+    "ledger.quorum_pending": (
+        "联署进行中：最新条目等待下一轮联署（当前检查点 {have} 个见证方已联署，需要 {k} 个）；"
+        "见证方超过 {s} 秒未联署才会告警。"
+    ),
     "ledger.no_witnesses": "未配置见证方：账本历史只受实验室自身密钥保护。",
     "kind.catalog.dataset_version": "数据集版本登记",
     "kind.project.transition": "项目状态变更",
@@ -861,6 +865,10 @@ EN: dict[str, str] = {
     "ledger.quorum_missing": (
         "Warning: quorum not met — only {have} witnesses cosigned the current checkpoint, {k} needed. "
         "Appends go on; witnesses catch up when they are back."
+    ),
+    "ledger.quorum_pending": (
+        "Cosigning in progress: the newest entries wait for the next round ({have} of the {k} needed "
+        "witnesses cosigned the current checkpoint); a warning appears if they fall {s} s behind."
     ),
     "ledger.no_witnesses": (
         "No witnesses configured: the ledger's history is protected only by the lab's own key."

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Response
 from lab.api.deps import LedgerDep, PrincipalDep, RuntimeDep, SessionDep
 from lab.api.problems import responses
 from lab.api.schemas import MAX_INT, LedgerEntryOut, TreeHead, VerifyOut
+from lab.db.base import utcnow
 from lab.errors import EntryNotFound, Forbidden, InvalidProof, Unauthenticated
 from lab.identity import Role
 from lab.ledger import LedgerEntry, checkpoints
-from lab.ledger.cosign import Cosigner, quorum_met, witness_status
+from lab.ledger.cosign import Cosigner, grace_seconds, quorum_met, quorum_pending, witness_status
 from lab.products.queries import project_of
 from lab.records.visibility import LedgerVisibility
 
@@ -112,6 +113,8 @@ def witnesses(session: SessionDep, ledger: LedgerDep, runtime: RuntimeDep) -> di
         "size": size,
         "quorum": cfg.quorum,
         "quorum_met": quorum_met(st, cfg.quorum, size),
+        # not met only because the newest entries wait for the next round (no warning yet)
+        "quorum_pending": quorum_pending(st, cfg.quorum, size, grace_seconds(cfg), utcnow()),
         "witnesses": [{**s.__dict__} for s in st],
     }
 

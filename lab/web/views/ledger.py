@@ -16,7 +16,7 @@ from typing import Any
 
 from lab.db.base import utcnow
 from lab.ledger import Ledger
-from lab.ledger.cosign import quorum_met, witness_status
+from lab.ledger.cosign import grace_seconds, quorum_met, quorum_pending, witness_status
 from lab.settings import Settings
 
 RECENT = 20
@@ -76,6 +76,8 @@ def ledger_status(settings: Settings, ledger: Ledger, *, detail: bool) -> dict[s
         "quorum": cfg.quorum,
         "cosigned_now": sum(1 for w in statuses if w.size == head["size"]),
         "quorum_met": quorum_met(statuses, cfg.quorum, head["size"]),
+        "quorum_pending": quorum_pending(statuses, cfg.quorum, head["size"], grace_seconds(cfg), utcnow()),
+        "grace": int(grace_seconds(cfg)),
         "head": head,
         "detail": True,
         "kinds": sorted(ledger.count_by_kind().items()),
