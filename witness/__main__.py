@@ -1,14 +1,18 @@
-"""``python -m witness serve --state DIR --name NAME --log VKEY`` (same as ``lab witness serve``)."""
+"""``python -m witness serve --state DIR --name NAME --log VKEY`` (same as ``lab witness serve``);
+``vkey`` prints the witness's verifier key; ``evidence`` prints the conflicts it kept (exit 1 if any)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import sys
 from pathlib import Path
 
 from witness.core import Witness
 from witness.server import make_server
+from witness.state import State
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     k = sub.add_parser("vkey", help="print the witness's verifier key (creating the key if needed)")
     k.add_argument("--state", type=Path, required=True)
     k.add_argument("--name", required=True)
+    e = sub.add_parser("evidence", help="print, as JSON, the log-signed checkpoints that contradicted ours")
+    e.add_argument("--state", type=Path, required=True)
+    e.add_argument("--origin", default=None, help="only this log origin")
     args = ap.parse_args(argv)
+    if args.cmd == "evidence":
+        items = [dataclasses.asdict(x) for x in State(args.state / "witness.sqlite").evidence(args.origin)]
+        print(json.dumps(items, ensure_ascii=False, indent=2))  # noqa: T201
+        return 1 if items else 0
     if args.cmd == "vkey":
         print(Witness.open(args.state, args.name, []).vkey)  # noqa: T201
         return 0

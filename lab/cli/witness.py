@@ -36,3 +36,15 @@ def vkey(
     from witness.core import Witness
 
     typer.echo(Witness.open(state, name, []).vkey)
+
+
+@witness.command("evidence")
+def evidence(
+    state: Annotated[Path, typer.Option(help="the witness's state directory")],
+    origin: Annotated[str | None, typer.Option(help="only this log origin")] = None,
+) -> None:
+    """Print, as JSON, every log-signed checkpoint that contradicted one this witness had cosigned,
+    next to it, with the whole request (exit 1 if there is any: the log misbehaved)."""
+    from witness.__main__ import main
+
+    raise typer.Exit(main(["evidence", "--state", str(state), *(["--origin", origin] if origin else [])]))

@@ -147,6 +147,16 @@ def test_a_rewrite_by_the_insider_is_caught_by_the_witnesses(
                 assert "\n21\n" in ev.held_note and "\n24\n" in ev.submitted_note
                 assert ev.held_note.split("\n")[2] != _root_line(runtime, 21)
                 assert w.witness.state.held(ORIGIN).size == 21  # type: ignore[union-attr]
+            # the witness's operator reads the evidence with the witness's own command
+            res = CliRunner().invoke(cli, ["witness", "evidence", "--state", str(tmp_path / "witness0")])
+            assert res.exit_code == 1, res.output
+            (kept,) = json.loads(res.output)
+            assert (
+                kept["origin"] == ORIGIN
+                and "\n21\n" in kept["held_note"]
+                and "\n24\n" in kept["submitted_note"]
+            )
+            assert kept["request"].startswith("old 21\n")
 
             # the older certificate still verifies against the witnesses; one issued now cannot
             assert verify_certificate(old_cert, trusted_keys=log_keys, witnesses=wkeys).ok
