@@ -1,0 +1,59 @@
+"""Never a silent fallback: a Hub whose notebooks are not isolated says so on its pages.
+
+A real JupyterHub started by the launcher's :class:`~lab.launcher.hub.HubProcess` with isolation off
+(``LAB_NOTEBOOK_ISOLATION=none``, what ``lab up`` chooses without root and without bubblewrap) renders
+the warning on the login page a new user sees first; the session's Hub, whose notebooks are isolated
+(accounts as root, the sandbox otherwise), does not.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lab.launcher.hub import HubProcess
+from lab.launcher.isolation import NOT_ISOLATED
+from lab.storage.seaweed import free_port_block
+from tests.conftest import HubHandle
+
+pytestmark = [pytest.mark.integration, pytest.mark.hub, pytest.mark.slow]
+
+
+def _login_page(public_url: str, timeout: float = 90) -> str:
+    """The login page, once the Hub has added its route to the proxy (its route check runs every 30 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(f"{public_url}/hub/login", timeout=30)
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert r.status_code == 200, r.text[:500]
+    return html.unescape(r.text)
+
+
+def test_a_hub_without_isolation_warns_on_its_login_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LAB_NOTEBOOK_ISOLATION", "none")
+    work = Path(tempfile.mkdtemp(prefix="lab-hub-none-"))
+    base = free_port_block(4, 31000, 39000)
+    process = HubProcess(work, base, base + 2, base + 3, secrets.token_hex(32), manage_api=False)
+    assert process.isolation == "none"
+    try:
+        process.start()
+        page = _login_page(process.public_url)
+    finally:
+        process.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    assert NOT_ISOLATED in page, page[:3000]
+
+
+def test_an_isolated_hub_shows_no_warning(hub: HubHandle) -> None:
+    assert hub.process.isolation in {"accounts", "sandbox"}
+    page = _login_page(hub.process.public_url)
+    assert "NOT ISOLATED" not in page and "sign in" in page.lower()
