@@ -3,7 +3,8 @@
 A real JupyterHub started by the launcher's :class:`~lab.launcher.hub.HubProcess` with isolation off
 (``LAB_NOTEBOOK_ISOLATION=none``, what ``lab up`` chooses without root and without bubblewrap) renders
 the warning on the login page a new user sees first; the session's Hub, whose notebooks are isolated
-(accounts as root, the sandbox otherwise), does not.
+(accounts as root, the sandbox otherwise), does not. The lab's own pages (served by the lab API, which the
+Hub starts with the launcher's ``LAB_NOTEBOOK_ISOLATION``) carry it too, in both languages.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from lab.api.main import create_app
 from lab.launcher.hub import HubProcess
 from lab.launcher.isolation import NOT_ISOLATED
+from lab.runtime import Runtime
 from lab.storage.seaweed import free_port_block
+from lab.web.i18n import EN, ZH
 from tests.conftest import HubHandle
 
 pytestmark = [pytest.mark.integration, pytest.mark.hub, pytest.mark.slow]
@@ -57,3 +62,17 @@ def test_an_isolated_hub_shows_no_warning(hub: HubHandle) -> None:
     assert hub.process.isolation in {"accounts", "sandbox"}
     page = _login_page(hub.process.public_url)
     assert "NOT ISOLATED" not in page and "sign in" in page.lower()
+
+
+@pytest.mark.parametrize("mode", ["none", "accounts", "sandbox", None])
+def test_the_labs_pages_warn_exactly_when_notebooks_are_not_isolated(
+    runtime: Runtime, mode: str | None
+) -> None:
+    runtime.settings.notebook_isolation = mode  # type: ignore[assignment]
+    with TestClient(create_app(runtime=runtime), base_url="http://testserver") as client:
+        for lang, messages in (("en", EN), ("zh", ZH)):
+            for path in ("/services/lab-api/problems/internal", "/services/lab-api/ui/logged-out"):
+                r = client.get(path, params={"lang": lang})
+                assert r.status_code == 200, r.text[:300]
+                shown = messages["app.not_isolated"] in html.unescape(r.text)
+                assert shown is (mode == "none"), (path, lang, mode)
