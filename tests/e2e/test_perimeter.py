@@ -13,6 +13,7 @@ hostile kernel) and from a process of another OS user outside the notebooks (``n
   real file ids (read as root, cookies included) get no object from the master, volume, filer or S3 port
   without a token, while a read signed with the launcher's ``security.toml`` key gets it (the control);
   the stored objects are unchanged afterwards;
+* ``/proc`` shows no secret in the command lines of the lab's processes and none of their environments;
 * bob's home cannot be read; the S3 gateway refuses to list a bucket without credentials;
 * the outsider also gets none of alice's files from her notebook server (contents and files APIs).
 
@@ -74,7 +75,14 @@ import json, os, socket, ssl, urllib.request, urllib.error
 
 def attack(cfg):
     out = {"readable": [], "walked": 0, "http": [], "tls": [], "sockets": [], "bob": [], "s3": None}
-    out["writes"], out["fids"] = [], []
+    out["writes"], out["fids"], out["proc"] = [], [], []
+    for pid in cfg["pids"]:  # what /proc shows of the lab's processes: command lines, environments
+        for name in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{pid}/{name}", "rb") as f:
+                    out["proc"].append([pid, name, f.read().decode("latin-1")])
+            except OSError:
+                pass
     for p in cfg["files"]:
         try:
             with open(p, "rb") as f:
@@ -326,10 +334,12 @@ def _target(lab: dict[str, Any], alice: dict[str, Any], *, servers: bool = False
     data: Path = lab["data"]
     own = data / "homes" / "alice"
     files = [str(p) for p in data.rglob("*") if p.is_file() and not p.is_symlink() and own not in p.parents]
-    ports, sockets = set(), set()
+    ports, sockets, pids = set(), set(), []
     for proc in _lab_tree(lab):  # the lab's own processes (alice's server and kernels are hers)
         try:
-            if proc.uids().real != os.geteuid():
+            if proc.uids().real == os.geteuid():
+                pids.append(proc.pid)
+            else:
                 if servers and any("jupyterhub-singleuser" in a for a in proc.cmdline()):
                     ports.update(c.laddr.port for c in proc.net_connections("inet") if c.status == "LISTEN")
                 continue
@@ -359,16 +369,33 @@ def _target(lab: dict[str, Any], alice: dict[str, Any], *, servers: bool = False
         ],
         "storage_ports": [s3 - 3, s3 - 2, s3 - 1, s3],  # master (redirects to volumes), volume, filer, S3
         "fids": fids,
+        "pids": pids,
     }
 
 
-def _assert_nothing(seen: dict[str, Any], target: dict[str, Any], secrets: dict[str, Any], who: str) -> None:
+def _secret_values(lab: dict[str, Any]) -> list[str]:
+    """Every secret of ``secrets.json`` (keys, the Hub service token, demo passwords) and the proxy's
+    API token (only in the environment of the Hub and its proxy, read here as root)."""
+    secrets = json.loads((lab["data"] / "secrets.json").read_text())
+    values = [secrets["s3_secret_key"], secrets["secret_key"], secrets["hub_service_token"]]
+    values += list(secrets["passwords"].values())
+    for proc in _lab_tree(lab):
+        try:
+            token = proc.environ().get("CONFIGPROXY_AUTH_TOKEN")
+        except psutil.NoSuchProcess:
+            continue
+        if token and token not in values:
+            values.append(token)
+    assert len(values) == 4 + len(secrets["passwords"])
+    return values
+
+
+def _assert_nothing(seen: dict[str, Any], target: dict[str, Any], secret_values: list[str], who: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)  # what the attacker saw, for review
     (ARTIFACTS / f"perimeter-{who}.json").write_text(json.dumps({"target": target, "seen": seen}, indent=1))
     assert len(target["files"]) > 20 and len(target["ports"]) >= 10  # the enumeration found the lab
     assert seen["readable"] == [], f"readable lab files: {seen['readable']}"
     assert seen["walked"] == 0
-    secret_values = [secrets["s3_secret_key"], secrets["secret_key"], secrets["hub_service_token"]]
     for port, path, status, body in seen["http"]:
         for marker in [*LEAK_MARKERS, *target["markers"], *secret_values]:
             assert marker not in body, f"{port}{path} answered {status} with {marker!r}: {body[:300]}"
@@ -377,6 +404,12 @@ def _assert_nothing(seen: dict[str, Any], target: dict[str, Any], secrets: dict[
     assert seen["bob"] == []
     status, body = seen["s3"]
     assert status == 403 and "ListBucketResult" not in body
+    environments = [pid for pid, name, _ in seen["proc"] if name == "environ"]
+    assert environments == [], f"another user read the environment of the lab's processes {environments}"
+    assert len(seen["proc"]) >= 5
+    for pid, name, text in seen["proc"]:
+        for value in secret_values:
+            assert value not in text, f"/proc/{pid}/{name} shows a secret: {text[:300]}"
     assert len(seen["writes"]) == len(target["ports"]) * len(target["writes"])
     accepted = [w for w in seen["writes"] if 200 <= w[3] < 300]
     assert accepted == [], f"writes or deletes accepted without credentials: {accepted}"
@@ -444,7 +477,7 @@ def test_a_hostile_notebook_kernel_finds_no_side_door(lab: dict[str, Any], alice
     stack = SimpleNamespace(public_url=lab["url"])
     raw = run_in_kernel(stack, "alice", alice["token"], code, timeout=240)  # type: ignore[arg-type]
     seen = json.loads(raw.strip().splitlines()[-1])
-    _assert_nothing(seen, target, json.loads((lab["data"] / "secrets.json").read_text()), "kernel")
+    _assert_nothing(seen, target, _secret_values(lab), "kernel")
     _unchanged(lab, target, objects)
     # and the kernel still does its job: its own home, and the lab API with its own token
     own = run_in_kernel(
@@ -480,7 +513,5 @@ def test_another_local_user_finds_no_side_door_either(lab: dict[str, Any], alice
         timeout=240,
     )
     assert r.returncode == 0, r.stderr
-    _assert_nothing(
-        json.loads(r.stdout), target, json.loads((lab["data"] / "secrets.json").read_text()), "outsider"
-    )
+    _assert_nothing(json.loads(r.stdout), target, _secret_values(lab), "outsider")
     _unchanged(lab, target, objects)
