@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
@@ -51,11 +52,13 @@ def test_a_hub_without_isolation_warns_on_its_login_page(monkeypatch: pytest.Mon
     assert process.isolation == "none"
     try:
         process.start()
+        proxy = psutil.Process(int((work / "jupyterhub-proxy.pid").read_text()))
         page = _login_page(process.public_url)
     finally:
         process.stop()
         shutil.rmtree(work, ignore_errors=True)
     assert NOT_ISOLATED in page, page[:3000]
+    assert not psutil.wait_procs([proxy], timeout=10)[1], "the Hub's proxy outlived it"
 
 
 def test_an_isolated_hub_shows_no_warning(hub: HubHandle) -> None:
