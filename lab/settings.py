@@ -198,6 +198,12 @@ class Settings(BaseSettings):
     api_prefix: str = Field(
         "/services/lab-api", description="path prefix under which the Hub proxy forwards requests"
     )
+    notebook_isolation: Literal["accounts", "sandbox", "none"] | None = Field(
+        None,
+        description="how the embedded lab keeps notebook servers from its files: `lab up` decides (accounts "
+        "as root, else a bubblewrap sandbox, else none) and tells the lab API; set, it forces that choice; "
+        "`none` puts a warning on every page",
+    )
     max_request_bytes: int = Field(64 * 1024 * 1024, description="largest request body accepted")
     s3: S3Settings = Field(default_factory=S3Settings)
     hub: HubSettings = Field(default_factory=HubSettings)

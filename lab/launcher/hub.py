@@ -121,4 +121,22 @@ class HubProcess:
         if self.process:  # the proxy stays behind when the Hub exits without stopping it: end its group
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
+            self._stop_orphan_proxy()
         self.process = None
+
+    def _stop_orphan_proxy(self) -> None:
+        """End the proxy a Hub left behind (by the pid file it writes in its working directory).
+
+        JupyterHub runs configurable-http-proxy in a session of its own and stops it only on a clean
+        shutdown; a Hub ended during its startup (its signal handlers come last) leaves it running.
+        """
+        pid_file = self.data_dir / "jupyterhub-proxy.pid"
+        try:
+            pid = int(pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"configurable-http-proxy" in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        pid_file.unlink(missing_ok=True)

@@ -29,6 +29,9 @@ ZH: dict[str, str] = {
     "app.name": "公共数据创新实验室",
     "app.console": "区数据局审核台",
     "app.footer": "所有审核与操作均记入防篡改账本，可随时核验。",
+    "app.not_isolated": "警告：笔记本未隔离。本实验室启动时既无 root 权限也无 bubblewrap，"
+    "笔记本服务器以实验室自身的用户运行，可以读取其数据目录和密钥。仅限单人试用；"
+    "请以 root 运行 `lab up`（为每位笔记本用户创建独立的无特权账户）或安装 bubblewrap。",
     "nav.label": "主导航",
     "nav.skip": "跳到主要内容",
     "nav.projects": "项目申请",
@@ -452,6 +455,10 @@ EN: dict[str, str] = {
     "app.name": "Public Data Innovation Lab",
     "app.console": "Bureau console",
     "app.footer": "Every review and operation is recorded in the tamper-evident ledger and can be verified.",
+    "app.not_isolated": "WARNING: notebooks are not isolated. The lab was started without root and without "
+    "bubblewrap, so notebook servers run as the lab's own user and can read its data directory and keys. "
+    "Use it only for a single-person trial; run `lab up` as root (one unprivileged account per notebook "
+    "user) or install bubblewrap.",
     "nav.label": "Main navigation",
     "nav.skip": "Skip to main content",
     "nav.projects": "Applications",

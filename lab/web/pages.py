@@ -107,6 +107,7 @@ class Page:
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> Response:
         context.setdefault("notice", "")
+        context.setdefault("not_isolated", self.runtime.settings.notebook_isolation == "none")
         return render(
             self.request,
             template,

@@ -14,6 +14,8 @@ the lab API as a managed Hub service, a real single-user JupyterLab server and C
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 import time
 import uuid
@@ -24,6 +26,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from lab.launcher.isolation import system_account
 from tests.e2e._stack import ARTIFACTS, LabStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.hub, pytest.mark.slow]
@@ -188,7 +191,7 @@ def test_code_in_the_server_reaches_the_lab_api_with_its_own_token(
         "cat = c.catalog.list()\n"
         "print(json.dumps({'me': me, 'datasets': sorted(cat['id']), 'url': os.environ['LAB_API_URL'],\n"
         "                  'project': os.environ.get('LAB_PROJECT'),\n"
-        "                  'token_is_own': os.environ['JUPYTERHUB_API_TOKEN'] != ''}))\n"
+        "                  'token_is_own': os.environ['JUPYTERHUB_API_TOKEN'] != '', 'uid': os.getuid()}))\n"
     )
     result = json.loads(
         run_in_kernel(lab_stack, "olivia", operator_server["token"], code).strip().splitlines()[-1]
@@ -198,6 +201,8 @@ def test_code_in_the_server_reaches_the_lab_api_with_its_own_token(
     assert result["url"] == lab_stack.lab_api_url
     assert result["project"] == operator_server["project"]
     assert "health_visits" in result["datasets"] and "enterprise_registry" in result["datasets"]
+    if os.geteuid() == 0:  # CI: the server and its kernels run as olivia's own notebook account
+        assert pwd.getpwuid(result["uid"]).pw_name == system_account("olivia")
 
 
 def test_the_server_token_is_narrow(lab_stack: LabStack, operator_server: dict[str, Any]) -> None:
