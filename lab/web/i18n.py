@@ -931,7 +931,7 @@ ZH.update(
         "risk.gaussian": "高斯",
         "anomalies.title": "异常监测",
         "anomalies.lead": (
-            "最近 {hours} 小时（{since} 至 {until}，UTC）的拒绝请求、配额触顶，以及预算与数据集额度预警。"
+            "最近 {hours} 小时（{since} 至 {until}）的拒绝请求、配额触顶，以及预算与数据集额度预警。"
         ),
         "anomalies.datasets": "数据集额度预警（50/80/100%）",
         "anomalies.budgets": "接近耗尽的项目预算",
@@ -1013,7 +1013,7 @@ EN.update(
         "risk.gaussian": "Gaussian",
         "anomalies.title": "Anomalies",
         "anomalies.lead": (
-            "The last {hours} hours ({since} to {until}, UTC): refused requests, "
+            "The last {hours} hours ({since} to {until}): refused requests, "
             "quota hits, and budget and dataset allowance alerts."
         ),
         "anomalies.datasets": "Dataset allowance alerts (50/80/100%)",
