@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from lab.budgets import Budget
 from lab.budgets.accounts import state
 from lab.budgets.models import DatasetAccountRow, DatasetChargeRow
+from lab.budgets.risk import dataset_risk
 from lab.catalog.service import CatalogReader
 from lab.errors import BudgetExhausted
 from lab.identity import Principal
@@ -181,6 +182,17 @@ def test_gaussian_releases_are_composed_by_the_library_rdp_accountant(runtime: R
     assert acct.spent.rule == "rdp" and acct.spent.budget.delta == policy.account.delta
     assert abs(float(acct.spent.budget.epsilon) - expected) < 1e-5
     assert acct.spent.budget.epsilon < Decimal("0.5") * k  # the saving over basic composition (ε = 6)
+    with runtime.transaction() as s:
+        risk = dataset_risk(s, "population")
+    assert risk is not None and len(risk.steps) == k
+    # the risk view's chart follows the account's own figure, not basic composition
+    assert risk.steps[-1].accounted == acct.spent.budget and risk.steps[-1].cumulative == Budget.of(
+        "6", "0.000012"
+    )
+    figures = [step.accounted.epsilon for step in risk.steps]
+    assert figures == sorted(figures)
+    # the year's δ is the RDP conversion δ, not δ consumed: ε ≈ 1.72 of 8 raises no alert
+    assert acct.period_spent.rule == "rdp" and risk.alert is None
     # a pure-ε release adds exactly (basic composition on top of the RDP part)
     spend(runtime, pids[0], "0.25")
     with runtime.transaction() as s:

@@ -84,3 +84,22 @@ def test_the_saving_table_in_docs_is_what_the_library_computes() -> None:
         assert float(rdp) == pytest.approx(library, abs=0.005), (k, library)
         ours = rdp_epsilon([GaussianGroup(Budget.of("0.5", "0.000001"), int(k))], Decimal("0.00005"))
         assert f"{ours:.2f}" == rdp and ours < Decimal(basic)  # what an account reports, and the saving
+
+
+def test_allowance_alerts_measure_rdp_accounts_by_epsilon_not_by_the_conversion_delta() -> None:
+    from lab.budgets.accounts import AccountState
+    from lab.budgets.risk import alert_level
+
+    lifetime, year = Budget.of("8", "0.00005"), Budget.of("5", "0.00003")
+
+    def fraction(pure: Budget, gaussian: list[GaussianGroup]) -> Decimal:
+        spent = compose(pure, gaussian, year.delta)
+        return AccountState("d", lifetime, "2026", year, spent, spent).period_fraction()
+
+    five = [GaussianGroup(Budget.of("0.5", "0.000001"), 5)]  # RDP: ε ≈ 1.06 at the year's whole δ
+    assert compose(Budget.zero(), five, year.delta).rule == "rdp"
+    assert fraction(Budget.zero(), five) < Decimal("0.25")
+    assert alert_level(fraction(Budget.zero(), five)) is None
+    # basic composition: δ consumed counts (20 of 30 millionths of δ is past 50 %)
+    assert fraction(Budget.of("0.5", "0.00002"), []) == Decimal("0.00002") / year.delta
+    assert alert_level(fraction(Budget.of("0.5", "0.00002"), [])) == 50
