@@ -26,6 +26,7 @@ to 6 decimal places.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Literal
@@ -54,8 +55,11 @@ class Spent:
     rule: Rule
 
 
+@functools.lru_cache(maxsize=256)
 def noise_multiplier(cost: Budget) -> float:
     """The smallest σ/Δ with which a Gaussian mechanism is (ε, δ)-DP (slightly shrunk, see above).
+
+    Cached: an account composes the same few per-release costs on every check.
 
     >>> round(noise_multiplier(Budget.of("0.5", "0.000001")), 4)
     8.0576

@@ -62,10 +62,15 @@ class AccountState:
         )
 
     def period_fraction(self) -> Decimal:
-        """The larger of ε and δ spent over the period's allowance (0 … ≥1)."""
-        parts = [self.period_spent.budget.epsilon / self.period_limit.epsilon]
-        if self.period_limit.delta > 0:
-            parts.append(self.period_spent.budget.delta / self.period_limit.delta)
+        """The larger of ε and δ spent over the period's allowance (0 … ≥1).
+
+        Under RDP the stated δ is the one the Gaussian releases were converted at (the whole room
+        under the allowance), not δ consumed: only ε measures how much of the allowance is used.
+        """
+        spent = self.period_spent
+        parts = [spent.budget.epsilon / self.period_limit.epsilon]
+        if self.period_limit.delta > 0 and spent.rule == "basic":
+            parts.append(spent.budget.delta / self.period_limit.delta)
         return max(parts)
 
     def as_dict(self) -> dict[str, object]:

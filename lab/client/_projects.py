@@ -141,9 +141,10 @@ class ProjectsAPI:
         return Project.from_api(r.json())
 
     def budget(self, project: str | None = None) -> pd.DataFrame:
-        """Per dataset: ε and δ total, spent and remaining (exact decimal strings), and spends; what
-        the dataset's own account (shared by every project) has left this period, and which limit
-        binds the next release (``project`` or ``dataset``)."""
+        """Per dataset: ε and δ total, spent and remaining (exact decimal strings), and spends; the
+        dataset's own account (shared by every project): its lifetime ε and this period's allowance,
+        what it has left (the smaller of the two), and which limit binds the next release
+        (``project`` or ``dataset``)."""
         report = self._t.get(f"{BASE}/{self._c.require_project(project)}/budget")
         cols = [
             "dataset",
@@ -155,6 +156,8 @@ class ProjectsAPI:
             "delta_remaining",
             "spends",
             "fraction_spent",
+            "dataset_epsilon_lifetime",
+            "dataset_epsilon_allowance",
             "dataset_epsilon_remaining",
             "dataset_delta_remaining",
             "dataset_period",

@@ -118,6 +118,13 @@ class BudgetOut(BaseModel):
     delta_remaining: str
     spends: int
     fraction_spent: str = Field(description="ε spent / ε total, 4 decimals")
+    dataset_epsilon_lifetime: str | None = Field(
+        None,
+        description="the dataset account's lifetime ε per person (shared by every project); None if open",
+    )
+    dataset_epsilon_allowance: str | None = Field(
+        None, description="the dataset account's ε allowance for the current period; None if open"
+    )
     dataset_epsilon_remaining: str | None = Field(
         None,
         description="ε left on the dataset's account (the smaller of lifetime and this period); None if open",

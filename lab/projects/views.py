@@ -8,6 +8,7 @@ confirmed).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import or_, select
@@ -97,13 +98,18 @@ def budgets_of(session: Session, project_id: str) -> list[BudgetOut]:
         left = remaining(r)
         total = Decimal(r.epsilon_total)
         frac = (Decimal(r.epsilon_spent) / total) if total else Decimal(0)
-        shared = _dataset_left(session, r.dataset_id)
-        binding = "dataset" if shared is not None and shared[1].epsilon < left.epsilon else "project"
+        shared = _dataset_account(session, r.dataset_id)
+        left_shared = shared.left if shared else None
+        binding = "dataset" if left_shared is not None and left_shared.epsilon < left.epsilon else "project"
         out.append(
             BudgetOut(
-                dataset_epsilon_remaining=shared[1].as_strings()["epsilon"] if shared else None,
-                dataset_delta_remaining=shared[1].as_strings()["delta"] if shared else None,
-                dataset_period=shared[0] if shared else None,
+                dataset_epsilon_lifetime=shared.state.limit.as_strings()["epsilon"] if shared else None,
+                dataset_epsilon_allowance=shared.state.period_limit.as_strings()["epsilon"]
+                if shared
+                else None,
+                dataset_epsilon_remaining=left_shared.as_strings()["epsilon"] if left_shared else None,
+                dataset_delta_remaining=left_shared.as_strings()["delta"] if left_shared else None,
+                dataset_period=shared.state.period if shared else None,
                 binding=binding,
                 dataset=r.dataset_id,
                 epsilon_total=r.epsilon_total,
@@ -119,14 +125,22 @@ def budgets_of(session: Session, project_id: str) -> list[BudgetOut]:
     return out
 
 
-def _dataset_left(session: Session, dataset: str) -> tuple[str, Budget] | None:
-    """The current period and what the dataset's account has left (lifetime and period, the smaller)."""
+@dataclass(frozen=True)
+class _Shared:
+    """A dataset account's state and what it has left (lifetime and period, the smaller)."""
+
+    state: accounts.AccountState
+    left: Budget
+
+
+def _dataset_account(session: Session, dataset: str) -> _Shared | None:
+    """The dataset's account as an operator sees it (None for open data)."""
     account = CatalogReader(session).get(dataset).policy.account
     if account is None:
         return None
     st = accounts.state(session, dataset, account)
     life, period = st.remaining, st.period_remaining
-    return st.period, Budget(min(life.epsilon, period.epsilon), min(life.delta, period.delta))
+    return _Shared(st, Budget(min(life.epsilon, period.epsilon), min(life.delta, period.delta)))
 
 
 def budget_report(session: Session, project: ProjectRow) -> BudgetReport:

@@ -924,8 +924,11 @@ ZH.update(
         "risk.remaining": "剩余",
         "risk.over_time": "累计支出",
         "risk.chart_title": "{dataset} 的累计 ε 支出",
-        "risk.chart_desc": "{n} 次发布，累计 ε {spent}（基本组合），虚线为上限。",
-        "risk.chart_caption": "每一步是一次发布（基本组合的累计 ε）；虚线为终身预算和年度额度。",
+        "risk.chart_desc": "{n} 次发布，累计 ε {spent}（{rule}），虚线为上限。",
+        "risk.chart_caption": (
+            "每一步是一次发布，纵轴为该发布后账户的累计 ε（按账户的组合规则：高斯发布可用 Rényi 差分隐私，"
+            "其余为基本组合）；虚线为终身预算和年度额度。"
+        ),
         "risk.step": "{record}（项目 {project}）：ε {epsilon}",
         "risk.by_project": "按项目",
         "risk.by_organization": "按运营单位",
@@ -946,7 +949,7 @@ ZH.update(
         "risk.gaussian": "高斯",
         "anomalies.title": "异常监测",
         "anomalies.lead": (
-            "最近 {hours} 小时（{since} 至 {until}，UTC）的拒绝请求、配额触顶，以及预算与数据集额度预警。"
+            "最近 {hours} 小时（{since} 至 {until}）的拒绝请求、配额触顶，以及预算与数据集额度预警。"
         ),
         "anomalies.datasets": "数据集额度预警（50/80/100%）",
         "anomalies.budgets": "接近耗尽的项目预算",
@@ -1001,12 +1004,11 @@ EN.update(
         "risk.remaining": "Remaining",
         "risk.over_time": "Spent over time",
         "risk.chart_title": "Cumulative ε spent on {dataset}",
-        "risk.chart_desc": (
-            "{n} releases, cumulative ε {spent} (basic composition); dashed lines are the limits."
-        ),
+        "risk.chart_desc": ("{n} releases, cumulative ε {spent} ({rule}); dashed lines are the limits."),
         "risk.chart_caption": (
-            "Each step is one release (cumulative ε, basic composition); dashed "
-            "lines: lifetime budget and yearly allowance."
+            "Each step is one release: the account's cumulative ε after it, under the account's "
+            "composition rule (Rényi DP for Gaussian releases where tighter, basic composition "
+            "otherwise); dashed lines: lifetime budget and yearly allowance."
         ),
         "risk.step": "{record} (project {project}): ε {epsilon}",
         "risk.by_project": "By project",
@@ -1028,7 +1030,7 @@ EN.update(
         "risk.gaussian": "Gaussian",
         "anomalies.title": "Anomalies",
         "anomalies.lead": (
-            "The last {hours} hours ({since} to {until}, UTC): refused requests, "
+            "The last {hours} hours ({since} to {until}): refused requests, "
             "quota hits, and budget and dataset allowance alerts."
         ),
         "anomalies.datasets": "Dataset allowance alerts (50/80/100%)",

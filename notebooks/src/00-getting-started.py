@@ -81,8 +81,10 @@ c.catalog.policy("health_visits")
 # budget is spent, further queries on that dataset are refused.
 #
 # Each non-open dataset also has one privacy-loss account shared by every project (a lifetime budget and a
-# yearly allowance set by its steward): every release is charged to both. `dataset_epsilon_remaining` is
-# what the dataset has left this year, and `binding` says which limit will refuse you first.
+# yearly allowance set by its steward): every release is charged to both. `epsilon_total` is your
+# project's limit; `dataset_epsilon_lifetime` and `dataset_epsilon_allowance` are the dataset's (for life and
+# for this year), `dataset_epsilon_remaining` is what the dataset has left, and `binding` says which limit
+# will refuse you first.
 
 # %%
 pd.DataFrame(
@@ -91,7 +93,8 @@ pd.DataFrame(
 
 # %%
 budget = c.projects.budget()
-budget[["dataset", "epsilon_remaining", "dataset_epsilon_remaining", "binding"]]
+limits = ["epsilon_total", "epsilon_remaining", "dataset_epsilon_lifetime", "dataset_epsilon_allowance"]
+budget[["dataset", *limits, "dataset_epsilon_remaining", "binding"]]
 
 # %%
 if len(budget):

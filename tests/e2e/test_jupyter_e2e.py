@@ -179,6 +179,9 @@ def test_the_getting_started_notebook_runs_in_the_browser_without_editing(
     assert all(c["execution_count"] for c in cells if c["cell_type"] == "code"), "a cell did not run"
     assert [o for o in outputs if o["output_type"] == "error"] == []
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # catalog and budget plots
+    # both limits, the project's and the dataset account's, and which one binds (issue 14 item 5)
+    tables = ["".join(o.get("data", {}).get("text/html", "")) for o in outputs]
+    assert any("dataset_epsilon_allowance" in t and "epsilon_total" in t and "binding" in t for t in tables)
 
 
 def test_code_in_the_server_reaches_the_lab_api_with_its_own_token(

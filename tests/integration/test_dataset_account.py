@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from lab.budgets import Budget
 from lab.budgets.accounts import state
 from lab.budgets.models import DatasetAccountRow, DatasetChargeRow
+from lab.budgets.risk import dataset_risk
 from lab.catalog.service import CatalogReader
 from lab.errors import BudgetExhausted
 from lab.identity import Principal
@@ -140,25 +141,39 @@ def test_a_refused_release_charges_nothing_anywhere(runtime: Runtime) -> None:
 @pytest.mark.slow
 def test_fifty_concurrent_spends_from_three_projects_never_overspend_either_account(runtime: Runtime) -> None:
     import_catalog(runtime, ["population"])
-    pids = [project(runtime, org) for org in ("Alpha Data Ltd.", "Beta Analytics Co.", "Gamma Insights")]
+    # Alpha's own budget is ε = 1, Beta's and Gamma's ε = 5: 11 in all, but the dataset's allowance
+    # for the year is ε = 8: a thread may be refused by either kind of limit, in any order
+    budgets = {project(runtime, "Alpha Data Ltd.", epsilon="1"): Decimal(1)}
+    budgets |= {project(runtime, org): Decimal(5) for org in ("Beta Analytics Co.", "Gamma Insights")}
+    pids = list(budgets)
 
-    def attempt(i: int) -> str:
+    def attempt(i: int) -> tuple[str, str]:
+        pid = pids[i % 3]
         try:
-            spend(runtime, pids[i % 3], "0.5")
-        except BudgetExhausted:
-            return "refused"
-        return "charged"
+            spend(runtime, pid, "0.5")
+        except BudgetExhausted as exc:
+            return pid, "dataset" if "account" in exc.extra else "project"
+        return pid, "charged"
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         outcomes = list(pool.map(attempt, range(50)))
-    # the year's allowance (ε = 8) binds before any project's own budget (ε = 5 each)
-    assert outcomes.count("charged") == 16
+    assert [o for _, o in outcomes].count("charged") == 16
     snap = snapshot(runtime)
     assert snap["account"] == ("8", 16) and snap["charges"] == snap["records"] == snap["entries"] == 16
-    spent = [Decimal(e) for _, e, _ in snap["budgets"]]  # type: ignore[attr-defined]
-    assert sum(spent) == 8 and all(e <= 5 for e in spent)
+    spent = {pid: Decimal(e) for pid, e, _ in snap["budgets"]}  # type: ignore[attr-defined]
+    assert sum(spent.values()) == 8 and all(spent[p] <= budgets[p] for p in pids)
+    # a refusal by the project's own budget only once that budget was full; the rest by the account
+    assert all(spent[pid] == budgets[pid] for pid, o in outcomes if o == "project")
+    assert any(o == "dataset" for _, o in outcomes)
     with runtime.transaction() as s:
+        per_project = dict(
+            s.execute(
+                select(DatasetChargeRow.project_id, func.count()).group_by(DatasetChargeRow.project_id)
+            ).all()
+        )
         assert runtime.ledger(s).verify().ok
+    # both accounts agree, project by project
+    assert {p: Decimal(n) / 2 for p, n in per_project.items()} == {p: e for p, e in spent.items() if e}
 
 
 def test_gaussian_releases_are_composed_by_the_library_rdp_accountant(runtime: Runtime) -> None:
@@ -181,6 +196,17 @@ def test_gaussian_releases_are_composed_by_the_library_rdp_accountant(runtime: R
     assert acct.spent.rule == "rdp" and acct.spent.budget.delta == policy.account.delta
     assert abs(float(acct.spent.budget.epsilon) - expected) < 1e-5
     assert acct.spent.budget.epsilon < Decimal("0.5") * k  # the saving over basic composition (ε = 6)
+    with runtime.transaction() as s:
+        risk = dataset_risk(s, "population")
+    assert risk is not None and len(risk.steps) == k
+    # the risk view's chart follows the account's own figure, not basic composition
+    assert risk.steps[-1].accounted == acct.spent.budget and risk.steps[-1].cumulative == Budget.of(
+        "6", "0.000012"
+    )
+    figures = [step.accounted.epsilon for step in risk.steps]
+    assert figures == sorted(figures)
+    # the year's δ is the RDP conversion δ, not δ consumed: ε ≈ 1.72 of 8 raises no alert
+    assert acct.period_spent.rule == "rdp" and risk.alert is None
     # a pure-ε release adds exactly (basic composition on top of the RDP part)
     spend(runtime, pids[0], "0.25")
     with runtime.transaction() as s:

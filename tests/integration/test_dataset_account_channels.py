@@ -92,3 +92,36 @@ def test_a_psi_cohort_size_is_charged_to_the_dataset_account(
     with runtime.transaction() as s:
         (charge,) = s.execute(select(DatasetChargeRow)).scalars().all()
     assert charge.record_id == co.record_id and charge.channel == "psi"
+
+
+@pytest.mark.hub
+def test_a_psi_cohort_is_refused_by_a_spent_dataset_account_before_any_computation(
+    api: Any, runtime: Runtime, hub: HubHandle
+) -> None:
+    import pyarrow.parquet as pq
+
+    from lab.client import BudgetExhausted
+    from psi_service.models import PsiSessionRow
+    from tests.integration._projects import spend
+
+    import_psi_sample(runtime, 1000, ("population",))
+    # two other operators spend the year's allowance of population (ε = 8) through DP queries
+    others = [active_project(runtime, {"population": {"dp": {"epsilon": e}}}) for e in ("5", "3")]
+    for pid, n in zip(others, (5, 3), strict=True):
+        for _ in range(n):
+            spend(runtime, "alice", pid, "population", "1")
+    pid = active_project(runtime, grants({"population": ["cohort"]}), members=["alice"])
+    c = lab_client(api, hub.token_for("alice", ["operator"])).use(pid)
+    table = pq.read_table(sample_dir(1000, SAMPLE_BASE) / "population.parquet").to_pandas()
+    items, _ = operator_list(table["resident_id"].tolist(), "resident_id", n=200, inside=120, invalid=0)
+    before = charges(runtime)
+    with pytest.raises(BudgetExhausted) as exc:
+        c.psi.intersect(items, dataset="population", column="resident_id", mode="cohort")
+    problem = exc.value.problem
+    assert problem["status"] == 409 and problem["code"] == "budget-exhausted"
+    assert problem["account"] == {"kind": "dataset", "dataset": "population", "scope": "period",
+                                  "period": problem["account"]["period"]}  # fmt: skip
+    with runtime.transaction() as s:  # refused at session creation: no session, no OPRF, no charge
+        assert s.execute(select(PsiSessionRow)).scalars().all() == []
+        own = s.execute(select(DerivedRecordRow).where(DerivedRecordRow.project_id == pid)).scalars().all()
+    assert own == [] and charges(runtime) == before and len(before) == 8

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -22,11 +23,12 @@ from sqlalchemy import func, select
 
 from lab.budgets.models import DatasetAccountRow, DatasetChargeRow
 from lab.db.migrate import upgrade
+from lab.projects.models import BudgetRow
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
 from lab.settings import Settings
 from lab.storage.seaweed import SeaweedServer, free_port_block
-from tests.conftest import PG_ADMIN_URL, HubHandle, _pg_database, make_settings
+from tests.conftest import PG_ADMIN_URL, HubHandle, _pg_database, _pg_unreachable, make_settings
 from tests.factories import active_project
 from tests.integration._projects import import_catalog
 
@@ -36,8 +38,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.hub, pytest.mark.slow]
 @pytest.fixture
 def pg_runtime(seaweed: SeaweedServer, hub: HubHandle, tmp_path: Path) -> Iterator[Runtime]:
     """A runtime on a fresh PostgreSQL database (replicas need a server database)."""
-    if not PG_ADMIN_URL:
-        pytest.skip("PostgreSQL tests need LAB_TEST_PG (always set in CI)")
+    reason = _pg_unreachable()
+    if reason:  # as the db_url fixture: CI never skips the PostgreSQL tests
+        message = f"no PostgreSQL at {PG_ADMIN_URL} ({reason}); start one there or set LAB_TEST_PG"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     for url in _pg_database():
         settings = make_settings(url, tmp_path / "data", seaweed, hub.settings)
         upgrade(settings.db_url)
@@ -144,4 +150,7 @@ def test_fifty_spends_across_two_replicas_never_overspend_the_dataset_account(
         assert account is not None and (account.epsilon_spent, account.spends) == ("8", 16)
         assert s.execute(select(func.count()).select_from(DatasetChargeRow)).scalar_one() == 16
         assert s.execute(select(func.count()).select_from(DerivedRecordRow)).scalar_one() == 16
+        # and no project's own budget (ε = 5) was overspent: the three add up to the account
+        spent = [Decimal(b.epsilon_spent) for b in s.execute(select(BudgetRow)).scalars()]
+        assert sum(spent) == 8 and all(e <= 5 for e in spent)
         assert runtime.ledger(s).verify().ok

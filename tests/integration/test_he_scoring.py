@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from lab.budgets.models import DatasetChargeRow
 from lab.ledger.models import LedgerEntryRow
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
@@ -36,6 +37,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.hub]
 N = 10_000
 
 
+def account_charges(runtime: Runtime) -> int:
+    """Charges to dataset accounts: HE scores models and reads tables released (and charged) before."""
+    with runtime.transaction() as s:
+        return int(s.execute(select(func.count()).select_from(DatasetChargeRow)).scalar_one())
+
+
 @pytest.fixture
 def setup(api: Any, runtime: Runtime, hub: HubHandle) -> dict[str, Any]:
     import_he_sample(runtime)
@@ -54,7 +61,7 @@ def test_linear_score_matches_plaintext_and_is_charged_once(
     pid = setup["project"]
     c = client(api, setup["token"], pid)
     df = features_frame(N)
-    before = charged(runtime, pid)
+    before, charges_before = charged(runtime, pid), account_charges(runtime)
     scores = c.he.score(df, model="credit_score_v1", progress=False)
     p = linear_params()
     expected = df[FEATURES].to_numpy() @ np.array(p["coef"]) + p["intercept"]
@@ -67,6 +74,7 @@ def test_linear_score_matches_plaintext_and_is_charged_once(
 
     used, records, entries = charged(runtime, pid)
     assert (used - before[0], records - before[1], entries - before[2]) == (N, 1, 1)
+    assert account_charges(runtime) == charges_before  # no ε: the model was charged when trained
     with runtime.transaction() as s:
         rec = s.get(DerivedRecordRow, a["record_id"])
         entry = s.execute(select(LedgerEntryRow).where(LedgerEntryRow.idx == rec.ledger_index)).scalar_one()
@@ -107,7 +115,9 @@ def test_lookup_matches_the_table(api: Any, runtime: Runtime, setup: dict[str, A
         index=pd.RangeIndex(100, 100 + N),
     )
     people.loc[105, "town"] = "不存在镇"  # outside the domain
+    charges_before = account_charges(runtime)
     got = c.he.lookup(people, table="income_by_town", progress=False)
+    assert account_charges(runtime) == charges_before  # no ε: the table was charged when released
     _, values = income_table()
     t = {town: i for i, town in enumerate(TOWNS)}
     e = {ed: i for i, ed in enumerate(EDUCATION)}

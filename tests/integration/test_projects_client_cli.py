@@ -67,6 +67,7 @@ def test_client_apply_review_budget_and_errors(api: Any, hub: HubHandle, people:
         "dataset": "population", "epsilon_total": "1", "epsilon_spent": "0", "epsilon_remaining": "1",
         "delta_total": "0", "delta_spent": "0", "delta_remaining": "0", "spends": 0, "fraction_spent": "0",
         # the dataset's own account (population: ε = 8 a year, δ = 0.00003), shared by every project
+        "dataset_epsilon_lifetime": "12", "dataset_epsilon_allowance": "8",
         "dataset_epsilon_remaining": "8", "dataset_delta_remaining": "0.00003",
         "dataset_period": str(utcnow().year), "binding": "project",
     }  # fmt: skip
@@ -134,7 +135,7 @@ def test_cli_apply_review_supervise_sweep(
     assert shown["grants"]["population"]["dp"]["epsilon"] == "0.5" and shown["hub_synced"]
     assert pid in run(app, ["projects", "list", "--status", "active"]).output
     printed = run(app, ["projects", "budget", pid]).output
-    assert "ε 0/0.5" in printed and "ε left 8, project binds" in printed
+    assert "ε 0/0.5" in printed and "ε 12 for life, 8 in " in printed and "left 8; project binds" in printed
     assert run(app, ["projects", "suspend", pid, "--as", "bureau1", "--reason", "x"]).exit_code == 0
     r = run(app, ["projects", "sync-hub"])
     assert r.exit_code == 0 and f"project-{pid}: (empty)" in r.output

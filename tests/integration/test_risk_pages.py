@@ -69,6 +69,11 @@ def test_risk_pages_show_the_account_to_the_bureau_only(api: Any, runtime: Runti
     assert anomalies.status_code == 200 and 'id="dataset-alerts"' in anomalies.text
     assert "6.5 / 8" in anomalies.text
 
+    login_as(api, runtime, hub, "auditor1", ["auditor"])  # auditors read them too
+    for page in ("/ui/risk", "/ui/risk/population", "/ui/anomalies", f"/ui/records/{records[0]}"):
+        assert api.get(f"{P}{page}").status_code == 200, page
+    assert 'href="/services/lab-api/ui/anomalies"' in api.get(f"{P}/ui/catalog").text
+
     login_as(api, runtime, hub, "alice", ["operator"])
     assert api.get(f"{P}/ui/risk").status_code == 403
     assert api.get(f"{P}/ui/anomalies").status_code == 403
@@ -90,5 +95,6 @@ def test_anomalies_api_and_budget_report_carry_the_dataset_account(
     # the project has ε = 2.5 of its own left, the dataset only 1.5 this year: the dataset binds
     assert row["epsilon_remaining"] == "2.5" and row["dataset_epsilon_remaining"] == "1.5"
     assert row["binding"] == "dataset" and row["dataset_period"].isdigit()
+    assert (row["dataset_epsilon_lifetime"], row["dataset_epsilon_allowance"]) == ("12", "8")
     (row_a,) = api.get(f"{P}/api/v1/projects/{a}/budget", headers=auth(alice)).json()["budgets"]
     assert row_a["epsilon_remaining"] == "1" and row_a["binding"] == "project"

@@ -65,3 +65,41 @@ def test_open_datasets_have_no_account_and_non_open_ones_must_declare_one() -> N
         parse_policy(data)
     with pytest.raises(ValueError, match="cannot exceed the lifetime"):
         AccountPolicy(epsilon=Decimal(1), period_epsilon=Decimal(2))
+
+
+def test_the_saving_table_in_docs_is_what_the_library_computes() -> None:
+    """docs/dp.md's table of RDP against basic composition: every row recomputed from dp-accounting."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "dp.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| ([\d.]+) \(.*?\) \| ([\d.]+) \|$", text, re.M)
+    assert [int(k) for k, _, _ in rows] == [5, 10, 20, 50, 100]
+    sigma = dp_accounting.get_sigma_gaussian(0.5, 1e-6)
+    for k, basic, rdp in rows:
+        accountant = RdpAccountant()
+        accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(sigma), int(k)))
+        library = accountant.get_epsilon(5e-5)
+        assert Decimal(basic) == Decimal("0.5") * int(k)  # basic composition: Σε
+        assert float(rdp) == pytest.approx(library, abs=0.005), (k, library)
+        ours = rdp_epsilon([GaussianGroup(Budget.of("0.5", "0.000001"), int(k))], Decimal("0.00005"))
+        assert f"{ours:.2f}" == rdp and ours < Decimal(basic)  # what an account reports, and the saving
+
+
+def test_allowance_alerts_measure_rdp_accounts_by_epsilon_not_by_the_conversion_delta() -> None:
+    from lab.budgets.accounts import AccountState
+    from lab.budgets.risk import alert_level
+
+    lifetime, year = Budget.of("8", "0.00005"), Budget.of("5", "0.00003")
+
+    def fraction(pure: Budget, gaussian: list[GaussianGroup]) -> Decimal:
+        spent = compose(pure, gaussian, year.delta)
+        return AccountState("d", lifetime, "2026", year, spent, spent).period_fraction()
+
+    five = [GaussianGroup(Budget.of("0.5", "0.000001"), 5)]  # RDP: ε ≈ 1.06 at the year's whole δ
+    assert compose(Budget.zero(), five, year.delta).rule == "rdp"
+    assert fraction(Budget.zero(), five) < Decimal("0.25")
+    assert alert_level(fraction(Budget.zero(), five)) is None
+    # basic composition: δ consumed counts (20 of 30 millionths of δ is past 50 %)
+    assert fraction(Budget.of("0.5", "0.00002"), []) == Decimal("0.00002") / year.delta
+    assert alert_level(fraction(Budget.of("0.5", "0.00002"), [])) == 50

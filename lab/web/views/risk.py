@@ -37,7 +37,7 @@ def risk_detail(session: Session, dataset: str, t: Translator, lang: str) -> dic
     acct = risk.account
     points = [
         SpendPoint(
-            s.cumulative.epsilon,
+            s.accounted.epsilon,
             t("risk.step", record=s.charge.record_id, project=s.charge.project_id, epsilon=s.charge.epsilon),
         )
         for s in risk.steps
@@ -52,7 +52,8 @@ def risk_detail(session: Session, dataset: str, t: Translator, lang: str) -> dic
         desc=t(
             "risk.chart_desc",
             n=len(points),
-            spent=fmt_decimal(risk.steps[-1].cumulative.epsilon if risk.steps else 0),
+            spent=fmt_decimal(risk.steps[-1].accounted.epsilon if risk.steps else 0),
+            rule=t.of("risk.rule", acct.spent.rule),
         ),
         first=fmt_time(risk.steps[0].charge.at) if risk.steps else "",
         last=fmt_time(risk.steps[-1].charge.at) if risk.steps else "",
