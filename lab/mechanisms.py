@@ -32,6 +32,8 @@ tests pass a seeded :class:`numpy.random.RandomState`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -41,6 +43,21 @@ import numpy as np
 from diffprivlib.mechanisms import Exponential, GaussianAnalytic, Geometric, Laplace
 
 Rng = Any  # numpy RandomState, secrets.SystemRandom or None
+
+
+def keyed_rng(key: bytes, label: str) -> np.random.RandomState:
+    """A generator seeded by ``HMAC-SHA256(key, label)``: the same draw for the same label, every time.
+
+    For a release that must repeat itself (a catalog size, a PSI padding count): asking again returns
+    the value already released, so the noise cannot be averaged away; without ``key`` nobody can
+    reproduce the draw.
+
+    >>> a, b = keyed_rng(b"k", "x"), keyed_rng(b"k", "x")
+    >>> a.randint(1 << 30) == b.randint(1 << 30), keyed_rng(b"k", "y").randint(1 << 30) == a.randint(1 << 30)
+    (True, False)
+    """
+    tag = hmac.new(key, label.encode(), hashlib.sha256).digest()
+    return np.random.RandomState(np.random.MT19937(np.random.SeedSequence(int.from_bytes(tag[:16], "big"))))
 
 
 def _ppf(confidence: float) -> float:
