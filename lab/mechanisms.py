@@ -165,8 +165,10 @@ class GaussianValue:
         mech = GaussianAnalytic(
             epsilon=self.epsilon, delta=self.delta, sensitivity=self.sensitivity, random_state=rng
         )
-        out = np.array([mech.randomise(float(v)) for v in values], dtype=np.float64)
-        return np.rint(out).astype(np.int64) if self.integer else out
+        if self.integer:  # noise drawn without the input and rounded, then added as an integer
+            noise = [int(np.rint(mech.randomise(0.0))) for _ in values]
+            return np.array([int(v) + z for v, z in zip(values, noise, strict=True)], dtype=np.int64)
+        return np.array([mech.randomise(float(v)) for v in values], dtype=np.float64)
 
     def info(self, quantity: str) -> NoiseInfo:
         return NoiseInfo(
