@@ -32,6 +32,8 @@ tests pass a seeded :class:`numpy.random.RandomState`.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -41,6 +43,21 @@ import numpy as np
 from diffprivlib.mechanisms import Exponential, GaussianAnalytic, Geometric, Laplace
 
 Rng = Any  # numpy RandomState, secrets.SystemRandom or None
+
+
+def keyed_rng(key: bytes, label: str) -> np.random.RandomState:
+    """A generator seeded by ``HMAC-SHA256(key, label)``: the same draw for the same label, every time.
+
+    For a release that must repeat itself (a catalog size, a PSI padding count): asking again returns
+    the value already released, so the noise cannot be averaged away; without ``key`` nobody can
+    reproduce the draw.
+
+    >>> a, b = keyed_rng(b"k", "x"), keyed_rng(b"k", "x")
+    >>> a.randint(1 << 30) == b.randint(1 << 30), keyed_rng(b"k", "y").randint(1 << 30) == a.randint(1 << 30)
+    (True, False)
+    """
+    tag = hmac.new(key, label.encode(), hashlib.sha256).digest()
+    return np.random.RandomState(np.random.MT19937(np.random.SeedSequence(int.from_bytes(tag[:16], "big"))))
 
 
 def _ppf(confidence: float) -> float:
@@ -148,8 +165,10 @@ class GaussianValue:
         mech = GaussianAnalytic(
             epsilon=self.epsilon, delta=self.delta, sensitivity=self.sensitivity, random_state=rng
         )
-        out = np.array([mech.randomise(float(v)) for v in values], dtype=np.float64)
-        return np.rint(out).astype(np.int64) if self.integer else out
+        if self.integer:  # noise drawn without the input and rounded, then added as an integer
+            noise = [int(np.rint(mech.randomise(0.0))) for _ in values]
+            return np.array([int(v) + z for v, z in zip(values, noise, strict=True)], dtype=np.int64)
+        return np.array([mech.randomise(float(v)) for v in values], dtype=np.float64)
 
     def info(self, quantity: str) -> NoiseInfo:
         return NoiseInfo(

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,7 @@ from lab.catalog.service import CatalogFetcher, DatasetVersion
 from lab.db.base import utcnow
 from lab.errors import BadRequest, Unavailable
 from lab.ledger.signing import seal, unseal
+from lab.mechanisms import GeometricCount, keyed_rng
 from lab.runtime import Runtime
 from lab.settings import PsiSettings
 from lab.storage import StoredObject
@@ -222,7 +224,7 @@ class SetupCache:
             t0 = time.perf_counter()
             norm, _ = self.column(version, column)
             scalar = derive_key(self.keys.master(epoch), "server", version.dataset, version.version, column)
-            items = norm.values + padding(version, len(norm.values))
+            items = norm.values + padding(self.rt.settings.encryption_key, version, column)
             elements = sorted(self._run(parallel.encrypt_server_chunk, items, scalar))
             blob = b"".join(elements)
             assert len(blob) == POINT_BYTES * len(elements)
@@ -272,7 +274,7 @@ class SetupCache:
             norm, _ = self.column(version, column)
             scalar = self.cohort_key(version, column, epoch)
             t0 = time.perf_counter()
-            items = norm.values + padding(version, len(norm.values))  # padding goes last
+            items = norm.values + padding(self.rt.settings.encryption_key, version, column)  # padding last
             elements = self._run(parallel.create_request_chunk, items, scalar, True)
             seconds = time.perf_counter() - t0
             stored = self._put("lab-request", version, column, epoch, build_request(elements, reveal=True))
@@ -291,14 +293,39 @@ class SetupCache:
         return derive_key(self.keys.master(epoch), "cohort-client", version.dataset, version.version, column)
 
 
-def padding(version: DatasetVersion, n: int) -> list[str]:
-    """Dummy items that hide the exact size of a non-open column (none for open data).
+#: Non-open columns are padded with ``PAD_OFFSET + Z`` dummies, ``Z`` two-sided geometric at
+#: ``PAD_EPSILON`` (sensitivity one identifier), as the catalog's size (:mod:`lab.catalog.visibility`).
+PAD_EPSILON = 0.1
+PAD_OFFSET = 1024  # P(Z < -PAD_OFFSET) = e^-102.4 / (1 + α): the clamp at 0 is a δ of about 1e-45
 
-    A uniformly random number in ``[0, max(1024, n/100)]``, drawn once per artifact (so repeated
-    requests cannot average it away). Each dummy carries 128 random bits, so no operator item can
-    match one.
+
+def padding_count(key: bytes, version: DatasetVersion, column: str) -> int:
+    """How many dummies hide the size of ``column`` of a non-open ``version`` (0 for open data).
+
+    ECDH-PSI shows the operator the number of elements the lab sends (the cohort request) or holds
+    (a setup), i.e. the column's distinct identifiers plus this padding: ``PAD_OFFSET + Z`` is a
+    ``PAD_EPSILON``-DP release of that count for one identifier added or removed. The draw is keyed
+    by the lab's secret and (dataset, version, column), so every artifact of that column — every key
+    epoch, the setup and the cohort request — repeats the same count and nothing can be averaged.
+    (A uniform count drawn per artifact, as before, was no DP release: a draw of 0 showed the exact
+    size, and the minimum over key epochs converged to it.)
+
+    >>> from types import SimpleNamespace as NS
+    >>> v = NS(dataset="population", version=3, policy=NS(is_open=False))
+    >>> a, b = padding_count(b"k", v, "phone"), padding_count(b"k", v, "resident_id")
+    >>> a == padding_count(b"k", v, "phone"), a != b
+    (True, True)
+    >>> padding_count(b"k", NS(dataset="x", version=1, policy=NS(is_open=True)), "uscc")
+    0
     """
     if version.policy.is_open:
-        return []
-    count = secrets.randbelow(max(1024, n // 100) + 1)
-    return ["\x00pad:" + secrets.token_hex(16) for _ in range(count)]
+        return 0
+    rng = keyed_rng(key, f"lab.psi.padding:{version.dataset}:{version.version}:{column}")
+    z = int(GeometricCount(PAD_EPSILON, 1).randomise(np.array([0]), rng)[0])
+    return max(0, PAD_OFFSET + z)
+
+
+def padding(key: bytes, version: DatasetVersion, column: str) -> list[str]:
+    """The dummy items of :func:`padding_count`; each carries 128 random bits, so no operator item
+    can match one."""
+    return ["\x00pad:" + secrets.token_hex(16) for _ in range(padding_count(key, version, column))]

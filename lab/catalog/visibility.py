@@ -29,15 +29,13 @@ True
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Any
 
 import numpy as np
 
 from lab.catalog.policy import OpenAttribute, Policy
 from lab.identity import Principal, Role
-from lab.mechanisms import GeometricCount
+from lab.mechanisms import GeometricCount, keyed_rng
 
 CATALOG_EPSILON = 0.1  # per dataset version: noise of scale 10 entities (sensitivity 1 entity)
 SENSITIVITY = 1  # one entity more or less changes the distinct-entity count by one
@@ -52,8 +50,7 @@ def exact_for(principal: Principal | None, policy: Policy) -> bool:
 
 
 def _noise(label: str, key: bytes, dataset: str, version: int) -> np.random.RandomState:
-    tag = hmac.new(key, f"{label}:{dataset}:{version}".encode(), hashlib.sha256).digest()
-    return np.random.RandomState(np.random.MT19937(np.random.SeedSequence(int.from_bytes(tag[:16], "big"))))
+    return keyed_rng(key, f"{label}:{dataset}:{version}")
 
 
 def noisy_entity_count(entities: int, key: bytes, dataset: str, version: int) -> int:

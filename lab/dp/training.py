@@ -17,9 +17,10 @@ built from the lab's own noisy sufficient statistics.
 * diffprivlib's ``PrivacyLeakWarning`` is an error (:class:`~lab.errors.PrivacyLeak`): nothing is
   stored, released or charged.
 * Bounds come from the policy (a spec may narrow them). Features are clamped to them and, for the
-  regressions, rescaled to ``[0, 1]`` (so ``data_norm = √d`` for logistic regression); coefficients
-  are converted back to raw feature units before they are stored, so a scorer computes
-  ``coef · clamp(x, bounds) + intercept`` on raw values.
+  regressions, rescaled to ``[0, 1]``; logistic regression's intercept is the weight of an appended
+  constant 1, regularized like the others as objective perturbation requires (``data_norm = √(d + 1)``,
+  see :class:`_LogisticRegression`); coefficients are converted back to raw feature units before
+  they are stored, so a scorer computes ``coef · clamp(x, bounds) + intercept`` on raw values.
 * Classes come from the policy (domain or integer bounds), never from the data. Regressions append
   data-independent anchor rows (one per class; linear: one) at the bounds' midpoints, so training
   never fails — and leaks nothing — because the selected rows miss a class or are empty.
@@ -71,7 +72,15 @@ MAX_TRAINING_ROWS = 2_000_000
 
 class _LogisticRegression(LogisticRegression):  # type: ignore[misc]
     """diffprivlib 0.6.6's ``LogisticRegression`` passes ``multi_class="ovr"`` to scikit-learn, which 1.8
-    removed; this shim builds the same estimator without it (diffprivlib's own ``fit`` is unchanged)."""
+    removed; this shim builds the same estimator without it (diffprivlib's own ``fit`` is unchanged).
+
+    It never fits a separate intercept: scikit-learn's loss leaves the intercept unregularized, while
+    objective perturbation (Chaudhuri, Monteleoni & Sarwate 2011, which diffprivlib's ``Vector``
+    implements) needs the regularizer strongly convex in *every* parameter. With a free intercept the
+    noisy objective is unbounded below whenever the noise term outweighs the loss's slope, and the
+    optimizer walks off to intercepts of -1e17 (seen at n ≈ 40, ε = 1). The caller appends a constant
+    column of ones instead (counted in ``data_norm``), so the intercept is an ordinary, regularized weight.
+    """
 
     def __init__(
         self,
@@ -86,7 +95,7 @@ class _LogisticRegression(LogisticRegression):  # type: ignore[misc]
             self,
             C=1.0,
             tol=1e-4,
-            fit_intercept=True,
+            fit_intercept=False,
             random_state=random_state,
             solver="lbfgs",
             max_iter=max_iter,
@@ -182,13 +191,14 @@ def _regression(
         xs, ys = _resize(scaled[keep], yi, size, anchors_x, anchors_y, rng)
         model = _LogisticRegression(
             epsilon=model_eps,
-            data_norm=math.sqrt(d),
+            data_norm=math.sqrt(d + 1),  # features in [0, 1] and the constant 1 of the intercept
             max_iter=200,
             random_state=rng,
             accountant=BudgetAccountant(),
         )
-        model.fit(np.vstack([xs, anchors_x]), np.append(ys, anchors_y))
-        w, b = np.ravel(model.coef_[0]), float(model.intercept_[0])
+        xa = np.vstack([xs, anchors_x])
+        model.fit(np.hstack([xa, np.ones((len(xa), 1))]), np.append(ys, anchors_y))
+        w, b = np.ravel(model.coef_[0])[:d], float(np.ravel(model.coef_[0])[d])
         extra = {"classes": list(plan.classes), "link": "logistic"}
     coef = w / width
     return {

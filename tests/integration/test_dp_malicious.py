@@ -309,3 +309,28 @@ def test_catalog_pages_show_operators_only_the_noisy_size(
     assert "entities (distinct entity keys, noisy)" in listing + entry  # what the figure counts
     assert ">37 <small>records<" in pages["bureau1"][0] and "<dd>37 records</dd>" in pages["bureau1"][1]
     assert "≈" not in pages["bureau1"][0] + pages["bureau1"][1]
+
+
+def test_admission_weighs_an_operators_request_by_the_size_it_may_see(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """Admission refuses a request whose estimated cost pushes the in-flight total past a limit; an
+    operator timing two of its own requests against each other learns whether ``size × F`` passed
+    it, for any F it likes. The estimate must use the noisy size the operator is shown."""
+    from lab.api.routes.dp import _cost
+    from lab.catalog.visibility import shown_size
+    from lab.dp.plan import estimated_cost, plan_query
+    from lab.dp.spec import QuerySpec
+    from lab.identity import Principal, Role
+    from tests.integration.test_catalog_import import POLICY, write_health_csv
+
+    with runtime.transaction() as s:  # 150 residents, 5 visits each: the shown size is near 150
+        v = CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(
+            write_health_csv(tmp_path / "multi.csv", 750, per_entity=5), POLICY, "steward1"
+        )
+    noisy = shown_size(v.row_count, v.entity_count, runtime.settings.encryption_key, v.dataset, v.version)
+    spec = QuerySpec.model_validate({"dataset": v.dataset, "select": [{"agg": "count"}], "epsilon": "0.1"})
+    plan = plan_query(spec, v.policy)
+    alice, bureau = Principal("alice", frozenset({Role.operator})), Principal("b", frozenset({Role.bureau}))
+    assert _cost(runtime, alice, spec) == estimated_cost(plan, noisy)
+    assert _cost(runtime, bureau, spec) == estimated_cost(plan, 750) != estimated_cost(plan, noisy)

@@ -10,6 +10,8 @@ store no cohort, or yield nothing beyond the DP value the lab releases:
 * cohort: the lab's request is fresh (key, order) per session, so two sessions are unlinkable;
 * cardinality on non-open data (per-item blinding turns it into membership; a 1-item probe padded
   with random curve points passes a declared-size check): refused by policy and grant;
+* the same two attacks on open data, where cardinality is allowed, recover exactly the memberships:
+  the attacks are real, so their refusal on non-open data is not vacuous;
 * a 3-id cohort probe: refused before any work with a 400 naming the policy's minimum.
 """
 
@@ -133,8 +135,8 @@ def test_a_tampered_cohort_answer_is_refused_and_charges_nothing(
 def _session(api: Any, env: dict[str, Any], size: int, mode: str = "cohort") -> Any:
     body = {
         "project": env["pid"],
-        "dataset": "population",
-        "column": "resident_id",
+        "dataset": env.get("dataset", "population"),
+        "column": env.get("column", "resident_id"),
         "mode": mode,
         "size": size,
     }
@@ -194,6 +196,27 @@ def test_cardinality_on_non_open_data_is_refused_per_item_blinding_and_padded_pr
     assert charges(runtime, pid)["records"] == 0
 
 
+def test_on_open_data_the_same_attacks_recover_membership_through_cardinality(
+    api: Any, runtime: Any, hub: HubHandle
+) -> None:
+    """Why cardinality counts as intersection, and the proof that the refusal above is not vacuous:
+    where cardinality is allowed (open data), the same modified client reads every membership out of
+    one "count" session, and a 1-item probe padded with 99 random points answers for its one item."""
+    import_psi_sample(runtime, SCALE, ("enterprise_registry",))
+    ids, _ = column(SCALE, "enterprise_registry", "uscc", "enterprise_id")
+    held = {NORMALIZERS["uscc"](v) for v in ids if v}
+    inside, rng = sorted(held)[:50], random.Random(3)
+    outside = sorted({NORMALIZERS["uscc"](_outside("uscc", rng)) for _ in range(60)} - held)[:50]
+    pid = active_project(
+        runtime, grants({"enterprise_registry": ["cardinality"]}, dp=False), members=["alice"]
+    )
+    token = hub.token_for("alice", ["operator"])
+    env = {"pid": pid, "token": token, "dataset": "enterprise_registry", "column": "uscc"}
+    assert _per_item_blinding_attack(api, env, inside + outside) == len(inside)
+    assert _padded_probe(api, env, inside[0], padding=99) == 1
+    assert _padded_probe(api, env, outside[0], padding=99) == 0
+
+
 def _per_item_blinding_attack(api: Any, env: dict[str, Any], items: list[str]) -> int:
     """Each item under its own key; each response element unblinded by each key: memberships."""
     import private_set_intersection.python as psi
@@ -240,8 +263,8 @@ def _send(
         session=info["id"],
         nonce=base64.urlsafe_b64decode(info["nonce"]),
         project=env["pid"],
-        dataset="population",
-        column="resident_id",
+        dataset=env.get("dataset", "population"),
+        column=env.get("column", "resident_id"),
         mode=info["mode"],
         declared_size=len(elements),
         parts=1,

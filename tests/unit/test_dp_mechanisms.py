@@ -88,3 +88,20 @@ def test_float_shares_never_exceed_their_decimal() -> None:
 
     for text in ("0.1", "0.333333333333333", "0.2", "1"):
         assert Decimal(down(Decimal(text))) <= Decimal(text)
+
+
+@pytest.mark.parametrize("delta", [0.0, 1e-6], ids=["geometric", "gaussian"])
+def test_fixed_point_sums_carry_no_input_dependent_low_order_bits(delta: float) -> None:
+    """Floating-point safety (Mironov 2012): a released sum is an exact integer number of quanta, and
+    the noise is drawn without the input, so the released value minus the exact one has the same
+    law — bit for bit — whatever the exact value is; nothing in the low-order bits tells two inputs apart."""
+    from lab.mechanisms import sum_noise
+
+    m = sum_noise(1.0, delta, 2, 12345.678)
+    assert m.name == ("FixedPointGaussian" if delta else "FixedPointGeometric")
+    q = m.quantum
+    assert q == 2.0**-6 and 12345.678 / q < 2**20  # a power of two: units × q is exact
+    a = m.randomise(np.array([0, 987_654_321], dtype=object), np.random.RandomState(5))
+    b = m.randomise(np.array([1, 987_654_320], dtype=object), np.random.RandomState(5))
+    assert all(float(v / q).is_integer() for v in [*a, *b])
+    assert (a[0] - b[0], a[1] - b[1]) == (-q, q)  # the same noise, shifted by exactly the input's step

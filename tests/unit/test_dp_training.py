@@ -81,3 +81,31 @@ def test_naive_bayes_priors_come_from_noisy_counts_not_the_row_count() -> None:
         totals.append(sum(counts))
     assert len(set(totals)) > 1 and totals != [400] * 8
     assert np.array(params["theta"]).shape == (2, 2) and np.all(np.array(params["var"]) > 0)
+
+
+def test_logistic_regression_regularizes_its_intercept_so_the_noisy_objective_stays_bounded() -> None:
+    """Objective perturbation needs a regularizer strongly convex in every weight. scikit-learn leaves
+    a fitted intercept unregularized, so with noise larger than the loss's slope the noisy objective
+    had no minimum and the optimizer returned intercepts of about -1e17 on small data.
+    The intercept is now the weight of a constant feature, regularized like the others."""
+    rng = np.random.RandomState(0)
+    x = rng.randint(18, 80, 41).astype(float).reshape(-1, 1)
+    y = np.arange(41, dtype=np.int64) % 2
+    spec = TrainSpec.model_validate(
+        {
+            "dataset": "population",
+            "model": "logistic",
+            "features": ["age"],
+            "target": "employed",
+            "epsilon": "1",
+        }
+    )
+    p = plan_training(spec, POPULATION)
+    fitted = [training.fit(p, x, y, np.random.RandomState(s)) for s in range(30)]
+    assert all(abs(f["intercept"]) < 1e3 and abs(f["coef"][0]) < 1e3 for f in fitted), [
+        f["intercept"] for f in fitted
+    ]
+    model = training._LogisticRegression(
+        epsilon=1.0, data_norm=1.0, max_iter=10, random_state=None, accountant=training.BudgetAccountant()
+    )
+    assert model.fit_intercept is False  # the intercept is an appended constant column instead

@@ -67,3 +67,28 @@ def test_cohort_noise_respects_its_stated_95_percent_bound(epsilon: str) -> None
     assert outside <= 0.05 + 3 * (0.05 * 0.95 / 4000) ** 0.5  # within sampling error of 5%
     assert outside >= 0.005  # and the bound is not absurdly loose: the mechanism adds noise
     assert noisy_count(0, eps) >= 0  # clamped at zero
+
+
+def test_the_padding_of_a_non_open_column_is_a_keyed_geometric_release() -> None:
+    """The element count an operator sees is distinct identifiers + padding; the padding must be a
+    DP release of that count (geometric at ε = 0.1 around an offset, never clamped in practice) and
+    the same for every artifact of one (dataset, version, column), so key rotations cannot average it."""
+    import math
+    from types import SimpleNamespace as NS
+
+    from psi_service.setups import PAD_EPSILON, PAD_OFFSET, padding, padding_count
+
+    closed = NS(dataset="population", version=1, policy=NS(is_open=False))
+    key = b"\x07" * 32
+    assert padding_count(key, closed, "phone") == padding_count(key, closed, "phone")
+    assert len(padding(key, closed, "phone")) == padding_count(key, closed, "phone")
+    assert padding(key, NS(dataset="e", version=1, policy=NS(is_open=True)), "uscc") == []
+    z = np.array(
+        [padding_count(bytes([i % 256, i // 256]) * 16, closed, "phone") - PAD_OFFSET for i in range(6000)]
+    )
+    alpha = math.exp(-PAD_EPSILON)
+    assert abs(z.mean()) < 1.0 and z.min() > -PAD_OFFSET  # centred, never clamped at zero
+    # the two-sided geometric law: P(|Z| >= t) = 2 α^t / (1 + α); E|Z| = 2α / (1 - α²) ≈ 10
+    assert abs(np.abs(z).mean() - 2 * alpha / (1 - alpha**2)) < 0.6
+    for t in (5, 10, 20):
+        assert abs(np.mean(np.abs(z) >= t) - 2 * alpha**t / (1 + alpha)) < 0.03

@@ -17,6 +17,7 @@ from lab.api.admission import Admission
 from lab.api.deps import PrincipalDep, RuntimeDep
 from lab.api.problems import responses
 from lab.catalog.service import CatalogReader
+from lab.catalog.visibility import exact_for, shown_size
 from lab.dp import service, training
 from lab.dp.plan import estimated_cost, plan_query
 from lab.dp.schemas import ModelOut, PreviewOut, QueryOut, TableOut
@@ -62,13 +63,23 @@ def admission(request: Request) -> Admission:
     return adm
 
 
-def _cost(runtime: Runtime, spec: QuerySpec | TrainSpec) -> float:
-    """Estimated engine work of ``spec`` on the dataset's current version (a bad spec raises its 4xx)."""
+def _cost(runtime: Runtime, principal: Principal, spec: QuerySpec | TrainSpec) -> float:
+    """Estimated engine work of ``spec`` on the dataset's current version (a bad spec raises its 4xx).
+
+    The size is the one ``principal`` may see (:mod:`lab.catalog.visibility`): admission refuses a
+    request whose cost pushes the in-flight total past a limit, so an operator who times two of its
+    own requests against each other would otherwise read the exact size of a non-open dataset off
+    the ``busy`` answers, to about 1/F for F features.
+    """
     with runtime.reading() as session:
         version = CatalogReader(session).get(spec.dataset)
+    rows = version.row_count
+    if not exact_for(principal, version.policy):
+        key = runtime.settings.encryption_key
+        rows = shown_size(rows, version.entity_count, key, version.dataset, version.version)
     if isinstance(spec, TrainSpec):
-        return float(version.row_count * (len(spec.features) + 1))
-    return estimated_cost(plan_query(spec, version.policy), version.row_count)
+        return float(rows * (len(spec.features) + 1))
+    return estimated_cost(plan_query(spec, version.policy), rows)
 
 
 async def _heavy(
@@ -82,7 +93,7 @@ async def _heavy(
     """Admit, then run ``fn(offload)`` in the heavy pool; its compute goes to the worker processes."""
     adm = admission(request)
     target = spec.as_query() if isinstance(spec, TableSpec) else spec
-    cost = await run_in_threadpool(_cost, runtime, target)  # light: a catalog read and a plan
+    cost = await run_in_threadpool(_cost, runtime, principal, target)  # light: a catalog read and a plan
     with adm.admit(principal.name, project, cost):
         return await adm.run(lambda: fn(adm.workers))
 
