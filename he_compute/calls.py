@@ -67,14 +67,17 @@ def _prefix(project_id: str, call_id: str) -> str:
     return f"{contexts.he_prefix(project_id)}/calls/{call_id}"
 
 
-def _load(session: Session, principal: Principal, call_id: str, *, lock: bool = False) -> HeCallRow:
-    """The caller's open, unexpired call (another operator's call is not found)."""
+def _load(
+    session: Session, principal: Principal, project_id: str, call_id: str, *, lock: bool = False
+) -> HeCallRow:
+    """The caller's open, unexpired call in ``project_id`` (another operator's or another project's
+    call is reported exactly as one that does not exist)."""
     q = select(HeCallRow).where(HeCallRow.id == call_id)
     if lock:
         q = q.with_for_update().execution_options(populate_existing=True)
     row = session.execute(q).scalar_one_or_none()
-    if row is None or row.owner != principal.name:
-        raise NotFound(f"no HE call {call_id!r} of yours")
+    if row is None or row.owner != principal.name or row.project_id != project_id:
+        raise NotFound(f"no HE call {call_id!r} of yours in project {project_id}")
     if row.status != "open":
         raise Conflict(f"the HE call {call_id} is {row.status}")
     if row.expires_at < utcnow():
@@ -82,9 +85,9 @@ def _load(session: Session, principal: Principal, call_id: str, *, lock: bool = 
     return row
 
 
-def _spec(row: HeCallRow) -> tuple[service.Op, service.CallSpec]:
+def _spec(row: HeCallRow) -> tuple[service.Op, service.ScopedCall]:
     op: service.Op = "score" if row.operation == "score" else "lookup"
-    return op, service.CallSpec.model_validate(row.spec)
+    return op, service.ScopedCall.model_validate({**row.spec, "project": row.project_id})
 
 
 def _prepare(runtime: Runtime, principal: Principal, row: HeCallRow, *, context: bool) -> tuple[Any, bytes]:
@@ -99,7 +102,7 @@ def _prepare(runtime: Runtime, principal: Principal, row: HeCallRow, *, context:
 
 
 def open_call(
-    runtime: Runtime, principal: Principal, op: service.Op, spec: service.CallSpec, *, limits: HeSettings
+    runtime: Runtime, principal: Principal, op: service.Op, spec: service.ScopedCall, *, limits: HeSettings
 ) -> dict[str, Any]:
     """Check a call like a plan and store it; returns the plan with ``call``, ``parts``, ``part_batches``.
 
@@ -154,8 +157,9 @@ def _admit(session: Session, owner: str, project_id: str, limits: HeSettings) ->
         if len(expiries) >= cap:
             wait = max(1, math.ceil((min(expiries) - now).total_seconds()))
             raise TooManyOpenCalls(
-                f"{who} {len(expiries)} open HE calls, the most allowed ({cap}); commit or "
-                f"abandon one (DELETE /api/v1/he/calls/{{id}}), or retry in {wait} s when the oldest expires",
+                f"{who} {len(expiries)} open HE calls, the most allowed ({cap}); commit or abandon one "
+                f"(DELETE /api/v1/projects/{{project}}/he/calls/{{id}}), or retry in {wait} s when the "
+                "oldest expires",
                 retry_after=wait,
                 open_calls=len(expiries),
                 limit=cap,
@@ -166,21 +170,19 @@ async def run_part(
     runtime: Runtime,
     pool: WorkerPool,
     principal: Principal,
+    project_id: str,
     call_id: str,
     part: int,
     body: AsyncIterator[bytes],
-    *,
-    on_project: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate part ``part`` of a call and keep its results server-side; charges nothing."""
+    """Evaluate part ``part`` of a call of ``project_id`` and keep its results server-side; charges
+    nothing."""
     reader = frames.StreamReader(body, max_total=1 << 62, max_blob_bytes=0)
     parts = 0
     try:
         with runtime.transaction() as s:
-            row = _load(s, principal, call_id)
+            row = _load(s, principal, project_id, call_id)
             s.expunge(row)
-        if on_project is not None:
-            on_project(row.project_id)
         parts = -(-row.batches // row.part_batches)
         if not 0 <= part < parts:
             raise BadRequest(f"the call has parts 0..{parts - 1}")
@@ -216,15 +218,23 @@ async def run_part(
         f"{_prefix(row.project_id, call_id)}/{part}",
         data,
     )
-    received = await asyncio.to_thread(_record_part, runtime, principal, call_id, part, stored, input_sha)
+    received = await asyncio.to_thread(
+        _record_part, runtime, principal, project_id, call_id, part, stored, input_sha
+    )
     return {"call": call_id, "part": part, "batches": len(batches), "received": received, "parts": parts}
 
 
 def _record_part(
-    runtime: Runtime, principal: Principal, call_id: str, part: int, stored: StoredObject, input_sha: str
+    runtime: Runtime,
+    principal: Principal,
+    project_id: str,
+    call_id: str,
+    part: int,
+    stored: StoredObject,
+    input_sha: str,
 ) -> list[int]:
     with runtime.transaction() as s:
-        row = _load(s, principal, call_id, lock=True)
+        row = _load(s, principal, project_id, call_id, lock=True)
         parts = dict(row.parts)
         old = parts.get(str(part))
         parts[str(part)] = {
@@ -238,10 +248,12 @@ def _record_part(
     return sorted(int(k) for k in parts)
 
 
-def commit_call(runtime: Runtime, principal: Principal, call_id: str) -> tuple[dict[str, Any], list[bytes]]:
+def commit_call(
+    runtime: Runtime, principal: Principal, project_id: str, call_id: str
+) -> tuple[dict[str, Any], list[bytes]]:
     """Charge the whole call once and return every part's result ciphertexts (in order)."""
     with runtime.transaction() as s:
-        row = _load(s, principal, call_id)
+        row = _load(s, principal, project_id, call_id)
         s.expunge(row)
     parts = -(-row.batches // row.part_batches)
     missing = [k for k in range(parts) if str(k) not in row.parts]
@@ -262,7 +274,9 @@ def commit_call(runtime: Runtime, principal: Principal, call_id: str) -> tuple[d
     result_sha = frames.BlobDigest.of(blobs)
 
     def claim(session: Session) -> Callable[[str], None]:
-        claimed = _load(session, principal, call_id, lock=True)  # a second commit finds it committed
+        claimed = _load(
+            session, principal, project_id, call_id, lock=True
+        )  # a second commit finds it committed
         if claimed.parts != row.parts:
             raise Conflict(f"a part of the HE call {call_id} was resent during the commit; commit again")
 
@@ -278,12 +292,11 @@ def commit_call(runtime: Runtime, principal: Principal, call_id: str) -> tuple[d
     return {**summary, **info, "call": call_id, "result_sha256": result_sha}, blobs
 
 
-def abandon_call(runtime: Runtime, principal: Principal, call_id: str) -> None:
-    """Drop an open call and its stored parts (nothing was charged)."""
+def abandon_call(runtime: Runtime, principal: Principal, project_id: str, call_id: str) -> None:
+    """Drop an open call of ``project_id`` and its stored parts (nothing was charged)."""
     with runtime.transaction() as s:
-        row = _load(s, principal, call_id, lock=True)
+        row = _load(s, principal, project_id, call_id, lock=True)
         row.status = "abandoned"
-        project_id = row.project_id
     runtime.store.delete_prefix(runtime.store.cfg.bucket_work, _prefix(project_id, call_id) + "/")
 
 

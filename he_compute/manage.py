@@ -37,7 +37,10 @@ def _reader(session: Any, principal: Principal, project_id: str | None) -> bool:
             readable_project(session, principal, project_id)
         return True
     if project_id is None:
-        raise Forbidden("pass project=...: operators see the material of their projects")
+        raise Forbidden(
+            "all HE material is listed to the bureau and auditors; operators list their project's "
+            "(GET /api/v1/projects/{project}/he/models or /tables)"
+        )
     readable_project(session, principal, project_id)
     return False
 

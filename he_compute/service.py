@@ -17,6 +17,10 @@ see :mod:`he_compute.ops`). The service
 Any failure before step 3 charges nothing. Nothing of the operator's input is stored.
 A call whose ciphertexts exceed one request body is sent in parts (:mod:`he_compute.calls`):
 same checks and evaluation per part, one charge and one derived record at its commit.
+
+A call belongs to the project of its route (``/api/v1/projects/{project}/he/…``): the header's
+``project`` is optional and, if given, must name that one (:func:`scoped`; else
+:class:`~lab.errors.ProjectMismatch`). Past the route, the service works on a :class:`ScopedCall`.
 """
 
 from __future__ import annotations
@@ -37,7 +41,14 @@ from he_compute.access import check_params
 from he_compute.worker import WorkerPool
 from lab.errors import BadRequest, Conflict, PayloadTooLarge
 from lab.identity import Principal
-from lab.projects.access import authorize, commit_result, quota_limit, quota_period, visible_project
+from lab.projects.access import (
+    authorize,
+    commit_result,
+    quota_limit,
+    quota_period,
+    same_project,
+    visible_project,
+)
 from lab.projects.models import UsageRow
 from lab.runtime import Runtime
 
@@ -49,11 +60,14 @@ FRAME_OVERHEAD = 64 << 10
 
 
 class CallSpec(BaseModel):
-    """The header of a ``score`` / ``lookup`` frame (and the body of a plan request)."""
+    """The header of a ``score`` / ``lookup`` frame (and the body of a plan or open request).
+
+    ``project`` may be left out: the route's path names it (if given, it must be the same).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    project: str = Field(min_length=1, max_length=32)
+    project: str | None = Field(None, min_length=1, max_length=32, description="the path's, if given")
     context: str = Field(min_length=1, max_length=40, description="id of the caller's registered context")
     records: int = Field(ge=1, description="records encrypted in the ciphertexts (quota units)")
     model: str | None = Field(None, max_length=128, description="score: model id or name")
@@ -62,12 +76,24 @@ class CallSpec(BaseModel):
     output: Literal["probability", "logit"] = "probability"
 
 
+class ScopedCall(CallSpec):
+    """A :class:`CallSpec` bound to its route's project (what the service works on)."""
+
+    project: str = Field(min_length=1, max_length=32)
+
+
+def scoped(spec: CallSpec, project: str) -> ScopedCall:
+    """``spec`` under the route's ``project``; a ``project`` the spec names must be that one."""
+    same_project(project, spec.project, "the HE call")
+    return ScopedCall.model_validate({**spec.model_dump(), "project": project})
+
+
 @dataclass
 class Prepared:
     """Everything a call needs after its (pre-)authorization."""
 
     op: Op
-    spec: CallSpec
+    spec: ScopedCall
     kind: material.Kind
     ref: str  # the identifier the grant lists
     dataset: str
@@ -124,14 +150,14 @@ class Prepared:
         }
 
 
-def _kind_ref(op: Op, spec: CallSpec) -> tuple[material.Kind, str]:
+def _kind_ref(op: Op, spec: ScopedCall) -> tuple[material.Kind, str]:
     ref = spec.model if op == "score" else spec.table
     if not ref:
         raise BadRequest(f"{op} needs a {'model' if op == 'score' else 'table'}")
     return ("model" if op == "score" else "table"), ref
 
 
-def _authorize(session: Any, principal: Principal, op: Op, spec: CallSpec) -> tuple[Any, Any, str]:
+def _authorize(session: Any, principal: Principal, op: Op, spec: ScopedCall) -> tuple[Any, Any, str]:
     kind, ref = _kind_ref(op, spec)
     visible_project(session, principal, spec.project)  # a non-member learns nothing of the material
     row = material.resolve(session, kind, spec.project, ref)
@@ -151,7 +177,7 @@ def _authorize(session: Any, principal: Principal, op: Op, spec: CallSpec) -> tu
 
 
 def prepare(
-    runtime: Runtime, principal: Principal, op: Op, spec: CallSpec, *, context: bool = True
+    runtime: Runtime, principal: Principal, op: Op, spec: ScopedCall, *, context: bool = True
 ) -> tuple[Prepared, bytes]:
     """Authorize (pre-check), find the context, plan the circuit; returns the plan and the context
     bytes (empty without ``context``)."""
@@ -245,7 +271,7 @@ def commit(
         return info
 
 
-def plan_call(runtime: Runtime, principal: Principal, op: Op, spec: CallSpec) -> dict[str, Any]:
+def plan_call(runtime: Runtime, principal: Principal, op: Op, spec: ScopedCall) -> dict[str, Any]:
     """A dry run: everything :func:`run` would check before reading ciphertexts, and the layout."""
     prep, _ = prepare(runtime, principal, op, spec, context=False)
     return prep.summary(runtime.settings.max_request_bytes)
@@ -265,22 +291,17 @@ async def run(
     runtime: Runtime,
     pool: WorkerPool,
     principal: Principal,
+    project: str,
     op: Op,
     body: AsyncIterator[bytes],
     *,
     max_records: int,
-    on_spec: Callable[[CallSpec], None] | None = None,
 ) -> tuple[dict[str, Any], list[bytes]]:
-    """Evaluate one streamed call; returns the response header and the result ciphertexts.
-
-    ``on_spec`` sees the parsed call header first (the API notes the project for its audit log).
-    """
+    """Evaluate one streamed call in ``project``; returns the response header and the result ciphertexts."""
     reader = frames.StreamReader(body, max_total=1 << 62, max_blob_bytes=0)
     try:
         header, count = await reader.start()
-        spec = parse_spec(header)
-        if on_spec is not None:
-            on_spec(spec)
+        spec = scoped(parse_spec(header), project)
         if spec.records > max_records:
             raise BadRequest(f"one call carries at most {max_records} records")
         prep, ctx_bytes = await asyncio.to_thread(prepare, runtime, principal, op, spec)

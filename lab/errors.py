@@ -3,7 +3,7 @@
 ::
 
     LabError (500)
-    ├── BadRequest (400) ── InvalidPolicy, InvalidDataset, InvalidProof, InvalidQuery
+    ├── BadRequest (400) ── InvalidPolicy, InvalidDataset, InvalidProof, InvalidQuery, ProjectMismatch
     ├── Unauthenticated (401)
     ├── Forbidden (403) ── NotInGrant, ProjectInactive
     ├── NotFound (404) ── DatasetNotFound, ProjectNotFound, EntryNotFound
@@ -73,6 +73,12 @@ class InvalidProof(BadRequest):
 
 class InvalidQuery(BadRequest):
     code, title = "invalid-query", "Invalid query"
+
+
+class ProjectMismatch(BadRequest):
+    """A body or a message names another project than the route's path (the path decides)."""
+
+    code, title = "project-mismatch", "Project differs from the path"
 
 
 class Unauthenticated(LabError):

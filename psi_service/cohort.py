@@ -196,11 +196,14 @@ def verify_answer(
             )
 
 
-def finish_cohort(service: PsiService, principal: Principal, session_id: str, body: bytes) -> CohortResult:
-    """Intersect the operator's setup and response with the lab's request and store the cohort."""
+def finish_cohort(
+    service: PsiService, principal: Principal, project: str, session_id: str, body: bytes
+) -> CohortResult:
+    """Intersect the operator's setup and response with the lab's request and store the cohort
+    (session ``session_id`` of ``project``)."""
     frame = decode(body, max_bytes=service.rt.settings.max_request_bytes)
     with service.rt.transaction() as s:
-        row = service._session(s, principal, session_id, lock=True)
+        row = service._session(s, principal, project, session_id, lock=True)
         service.check_frame(row, frame)
         if row.mode != "cohort":
             raise ProtocolError(f"a {row.mode} session takes a request, not a cohort upload")
@@ -257,7 +260,7 @@ def finish_cohort(service: PsiService, principal: Principal, session_id: str, bo
         service._fail(row.id, "internal error")
         raise
     try:
-        result = _commit_cohort(service, principal, row.id, entity_keys)
+        result = _commit_cohort(service, principal, project, row.id, entity_keys)
     except LabError as exc:
         service._fail(row.id, exc.detail)
         raise
@@ -266,10 +269,10 @@ def finish_cohort(service: PsiService, principal: Principal, session_id: str, bo
 
 
 def _commit_cohort(
-    service: PsiService, principal: Principal, session_id: str, entity_keys: list[str]
+    service: PsiService, principal: Principal, project: str, session_id: str, entity_keys: list[str]
 ) -> CohortResult:
     with service.rt.transaction() as s:
-        row = service._session(s, principal, session_id, lock=True)
+        row = service._session(s, principal, project, session_id, lock=True)
         access = service._authorize(
             s, principal, row.project_id, row.dataset_id, "cohort", row.column, row.declared_size
         )

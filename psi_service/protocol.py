@@ -7,7 +7,7 @@ protobuf (``Content-Type: application/x-protobuf; messageType=lab.psi.v1.Envelop
     package lab.psi.v1;
     message Envelope {
       uint32 version = 1;        // protocol version, 1
-      string session = 2;        // session id issued by POST /api/v1/psi/sessions
+      string session = 2;        // session id issued by POST /api/v1/projects/{project}/psi/sessions
       bytes  nonce = 3;          // the session's single-use nonce (client → lab)
       string project = 4;
       string dataset = 5;

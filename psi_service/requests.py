@@ -25,11 +25,14 @@ from psi_service.server import Outcome, PsiService, digest_hex
 from psi_service.setups import Artifact
 
 
-def submit_request(service: PsiService, principal: Principal, session_id: str, body: bytes) -> Outcome:
-    """Accept one part of the client's request; answer when the last part is in."""
+def submit_request(
+    service: PsiService, principal: Principal, project: str, session_id: str, body: bytes
+) -> Outcome:
+    """Accept one part of the client's request for session ``session_id`` of ``project``; answer
+    when the last part is in."""
     frame = decode(body, max_bytes=service.max_body_bytes)
     with service.rt.transaction() as s:
-        row = service._session(s, principal, session_id, lock=True)
+        row = service._session(s, principal, project, session_id, lock=True)
         service.check_frame(row, frame)
         if row.mode == "cohort":
             raise ProtocolError("a cohort session takes the operator's setup and response, not a request")
@@ -68,7 +71,7 @@ def submit_request(service: PsiService, principal: Principal, session_id: str, b
         service._fail(row.id, "internal error")
         raise
     try:
-        record_id = _commit(service, principal, row.id, response, art)
+        record_id = _commit(service, principal, project, row.id, response, art)
     except LabError as exc:
         service._fail(row.id, exc.detail)
         raise
@@ -122,10 +125,10 @@ def _respond(
 
 
 def _commit(
-    service: PsiService, principal: Principal, session_id: str, response: bytes, art: Artifact
+    service: PsiService, principal: Principal, project: str, session_id: str, response: bytes, art: Artifact
 ) -> str:
     with service.rt.transaction() as s:
-        row = service._session(s, principal, session_id, lock=True)
+        row = service._session(s, principal, project, session_id, lock=True)
         access = service._authorize(
             s, principal, row.project_id, row.dataset_id, row.mode, row.column, row.declared_size
         )

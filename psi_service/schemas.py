@@ -11,9 +11,13 @@ Mode = Literal["intersection", "cardinality", "cohort"]
 
 
 class SessionCreate(BaseModel):
-    """Start a PSI run: which project, dataset column and mode, and how many items the caller holds."""
+    """Start a PSI run: which dataset column and mode, and how many items the caller holds.
 
-    project: str = Field(min_length=1, max_length=32)
+    The project is the route's (``/api/v1/projects/{project}/psi/sessions``); ``project`` here is
+    optional and, if given, must name the same one (else ``project-mismatch``).
+    """
+
+    project: str | None = Field(None, min_length=1, max_length=32, description="the path's, if given")
     dataset: str = Field(min_length=1, max_length=64)
     column: str = Field(min_length=1, max_length=64)
     mode: Mode

@@ -15,7 +15,11 @@ The EC work runs **outside** any database transaction (on SQLite a transaction h
 the session is claimed (``open`` → ``processing``) in a short transaction, computed, then access
 is authorized again and the result committed in a second one. A failure in between marks the
 session ``failed`` and charges nothing. Replays (a part or a final request sent twice, a body
-with another session's nonce, a session of another project) are refused with 4xx problems.
+with another session's nonce) are refused with 4xx problems.
+
+Every session is addressed under its project (the API's ``/api/v1/projects/{project}/psi/…``):
+a session of another project answers exactly as one that does not exist, and an envelope naming
+another project than its session's is refused (:class:`~lab.errors.ProjectMismatch`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from lab.catalog.service import CatalogReader, DatasetVersion
 from lab.db.base import utcnow
-from lab.errors import BadRequest, Conflict, Forbidden, NotFound
+from lab.errors import BadRequest, Conflict, NotFound, ProjectMismatch
 from lab.identity import Principal
 from lab.projects.access import Access, authorize
 from lab.runtime import Runtime
@@ -216,13 +220,13 @@ class PsiService:
         )
 
     def _session(
-        self, s: Session, principal: Principal, session_id: str, *, lock: bool = False
+        self, s: Session, principal: Principal, project: str, session_id: str, *, lock: bool = False
     ) -> PsiSessionRow:
+        """The caller's session ``session_id`` of ``project``: another project's or another caller's
+        is reported exactly as one that does not exist."""
         row = s.get(PsiSessionRow, session_id, with_for_update=lock)
-        if row is None:
-            raise NotFound(f"no PSI session {session_id}")
-        if row.principal != principal.name:
-            raise Forbidden(f"PSI session {session_id} belongs to another caller")
+        if row is None or row.project_id != project or row.principal != principal.name:
+            raise NotFound(f"no PSI session {session_id} of yours in project {project}")
         return row
 
     def _artifact(self, s: Session, artifact_id: str) -> Artifact:
@@ -231,16 +235,16 @@ class PsiService:
             raise Conflict("the setup of this session was rotated away; start a new session")
         return Artifact.of(art)
 
-    def session(self, principal: Principal, session_id: str) -> SessionInfo:
+    def session(self, principal: Principal, project: str, session_id: str) -> SessionInfo:
         """A session's state (its nonce is not shown again)."""
         with self.rt.transaction() as s:
-            row = self._session(s, principal, session_id)
+            row = self._session(s, principal, project, session_id)
             return self._info(row, self._artifact(s, row.artifact_id))
 
-    def artifact(self, principal: Principal, session_id: str) -> bytes:
+    def artifact(self, principal: Principal, project: str, session_id: str) -> bytes:
         """The envelope carrying the session's setup (or the lab's request, in cohort mode)."""
         with self.rt.transaction() as s:
-            row = self._session(s, principal, session_id)
+            row = self._session(s, principal, project, session_id)
             self._usable(row)
             self._authorize(
                 s, principal, row.project_id, row.dataset_id, row.mode, row.column, row.declared_size
@@ -277,8 +281,9 @@ class PsiService:
         if frame.session != row.id:
             raise ProtocolError("the message names another PSI session")
         if frame.project != row.project_id:
-            raise Forbidden(
-                f"PSI session {row.id} belongs to another project; requests cannot cross projects"
+            raise ProjectMismatch(
+                f"the message names project {frame.project!r}, PSI session {row.id} is of "
+                f"{row.project_id!r}; requests cannot cross projects"
             )
         if not hmac.compare_digest(digest_hex(frame.nonce), row.nonce_sha256):
             raise ProtocolError(

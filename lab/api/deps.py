@@ -1,5 +1,5 @@
-"""Dependency aliases for routes: the runtime, a transactional session, the principal; and the one
-bounded reader of raw request bodies (:func:`read_body`)."""
+"""Dependency aliases for routes: the runtime, a transactional session, the principal, the path's
+project; and the one bounded reader of raw request bodies (:func:`read_body`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from lab.errors import PayloadTooLarge, Unauthenticated
 from lab.identity import Principal
 from lab.identity.oidc import looks_like_jwt, verifier_for
 from lab.ledger import Ledger
+from lab.projects.access import visible_project
 from lab.runtime import Runtime
 
 
@@ -70,6 +71,22 @@ def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_project(project: str, principal: PrincipalDep, runtime: RuntimeDep) -> str:
+    """The ``{project}`` of a channel route's path, if the caller may know of it.
+
+    Whoever may not (:func:`~lab.projects.access.visible_project`) gets
+    :class:`~lab.errors.ProjectNotFound` whether the project exists or not — before any body is read,
+    as a DP route answers a non-member — so a project id in a path is no existence oracle. What the
+    caller may do in the project (operate, read) is the channel service's decision.
+    """
+    with runtime.reading() as session:
+        visible_project(session, principal, project)
+    return project
+
+
+ProjectDep = Annotated[str, Depends(get_project)]
 
 
 def get_ledger(runtime: RuntimeDep, session: SessionDep) -> Ledger:

@@ -41,6 +41,7 @@ ROUTERS = (
     dp.router,
     psi.router,
     he.router,
+    he.lab_router,
     products.router,
     web.router,
     problem_pages.router,

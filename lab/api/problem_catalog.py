@@ -258,6 +258,17 @@ CATALOG: dict[str, Entry] = {
         ("来源记录被拒绝", "derived_from 中的衍生记录不存在、属于其他项目或与账本条目不符。",
          "只引用本项目的记录（c.records.list()）。"),
     ),
+    "project-mismatch": _e(
+        400,
+        ("Project differs from the path", "A channel route is scoped by the project in its path "
+         "(/api/v1/projects/{project}/psi/..., /he/...); the JSON body, the HE frame header or the PSI "
+         "envelope named another project.", "Send the request under the path of its session's or "
+         "call's project; leave project out of JSON bodies and HE headers (lab.client does both)."),
+        ("项目与路径不符", "通道接口以路径中的项目为准（/api/v1/projects/{project}/psi/…、/he/…）；"
+         "JSON 请求体、HE 帧头或 PSI 消息却写了另一个项目。",
+         "把请求发到其会话或调用所属项目的路径下；JSON 请求体和 HE 帧头中不写项目"
+         "（lab.client 会自动处理）。"),
+    ),
     "psi-protocol": _e(
         400,
         ("Malformed PSI message", "A PSI envelope is malformed, replayed, for another session, or its "
@@ -310,11 +321,11 @@ CATALOG: dict[str, Entry] = {
         429,
         ("Too many open HE calls", "You, or your project, already hold the most multi-part HE calls "
          "allowed open at once (LAB_HE__MAX_OPEN_CALLS_PER_CALLER / _PER_PROJECT); nothing of this call "
-         "was stored.", "Commit or abandon an open call (DELETE /api/v1/he/calls/{id}), or wait the "
-         "seconds in Retry-After, when the oldest open call expires."),
+         "was stored.", "Commit or abandon an open call (DELETE /api/v1/projects/{project}/he/calls/{id}), "
+         "or wait the seconds in Retry-After, when the oldest open call expires."),
         ("未完成的同态调用过多", "您本人或所在项目同时未完成的分段同态调用已达上限"
          "（LAB_HE__MAX_OPEN_CALLS_PER_CALLER / _PER_PROJECT）；本次调用未存储任何内容。",
-         "提交或放弃一个未完成的调用（DELETE /api/v1/he/calls/{id}），"
+         "提交或放弃一个未完成的调用（DELETE /api/v1/projects/{project}/he/calls/{id}），"
          "或按 Retry-After 所示秒数等待最早的调用过期。"),
     ),
     "psi-invalid-proof": _e(

@@ -140,6 +140,11 @@ def make_context(
     return HeContext(param_set, ctx)
 
 
+def _path(project: str, tail: str) -> str:
+    """A project's HE route (parameter sets and bureau publication are under ``/api/v1/he``)."""
+    return f"/api/v1/projects/{project}/he/{tail}"
+
+
 def _unframe(data: bytes, sent: int) -> tuple[dict[str, Any], list[bytes]]:
     """The lab's answer: at most as many ciphertexts as were sent, each of bounded size."""
     try:
@@ -212,8 +217,8 @@ class HeAPI:
     def _register(self, ctx: HeContext, project: str) -> str:
         if project not in ctx.registered:
             info = self._t.post(
-                "/api/v1/he/contexts",
-                params={"project": project, "param_set": ctx.param_set},
+                _path(project, "contexts"),
+                params={"param_set": ctx.param_set},
                 content=ctx.public,
                 headers={"content-type": "application/octet-stream"},
             )
@@ -222,21 +227,25 @@ class HeAPI:
 
     def contexts(self, project: str | None = None) -> pd.DataFrame:
         """Your registered contexts in a project (public parts; the lab holds nothing else)."""
-        rows = self._t.get("/api/v1/he/contexts", params={"project": self._c.require_project(project)})
+        rows = self._t.get(_path(self._c.require_project(project), "contexts"))
         return pd.DataFrame(rows)
 
+    def _listing(self, kind: str, project: str | None) -> pd.DataFrame:
+        chosen = project or self._c.project
+        return pd.DataFrame(self._t.get(_path(chosen, kind) if chosen else f"/api/v1/he/{kind}"))
+
     def models(self, project: str | None = None) -> pd.DataFrame:
-        """Models the project may score with (names, features, bounds; weights of those it may use)."""
-        params = {"project": project or self._c.project} if (project or self._c.project) else {}
-        return pd.DataFrame(self._t.get("/api/v1/he/models", params=params))
+        """Models the project may score with (names, features, bounds; weights of those it may use);
+        without a project (the bureau, auditors), every model."""
+        return self._listing("models", project)
 
     def tables(self, project: str | None = None) -> pd.DataFrame:
-        """Statistics tables the project may look up in (dimensions; values of those it may use)."""
-        params = {"project": project or self._c.project} if (project or self._c.project) else {}
-        return pd.DataFrame(self._t.get("/api/v1/he/tables", params=params))
+        """Statistics tables the project may look up in (dimensions; values of those it may use);
+        without a project (the bureau, auditors), every table."""
+        return self._listing("tables", project)
 
     def _material(self, kind: str, ref: str, project: str) -> dict[str, Any]:
-        rows = self._t.get(f"/api/v1/he/{kind}s", params={"project": project})
+        rows = self._t.get(_path(project, f"{kind}s"))
         by_id = [r for r in rows if r["id"] == ref]
         named = [r for r in rows if r["name"] == ref]
         own = [r for r in named if r["project"] == project]
@@ -286,10 +295,11 @@ class HeAPI:
                     f"{clipped} records had features outside the model's bounds; clipped", stacklevel=2
                 )
             x = np.clip(x, lo, hi)
-        spec = {"project": project, "model": info["id"], "records": len(x), "output": output}
+        spec = {"model": info["id"], "records": len(x), "output": output}
         if degree is not None:
             spec["degree"] = degree
-        header, values = self._call("score", spec, context, [x[:, j] for j in range(x.shape[1])], progress)
+        columns = [x[:, j] for j in range(x.shape[1])]
+        header, values = self._call("score", project, spec, context, columns, progress)
         if header.get("output") == "probability":
             values = np.clip(values, 0.0, 1.0)
         out = pd.Series(values, index=df.index, name=info["name"])
@@ -329,8 +339,8 @@ class HeAPI:
             known &= codes >= 0
             cell = cell * len(d["domain"]) + np.maximum(codes, 0)
             columns += [(codes == k).astype(float) for k in range(len(d["domain"]))]
-        spec = {"project": project, "table": info["id"], "records": len(frame)}
-        header, values = self._call("lookup", spec, context, columns, progress)
+        spec = {"table": info["id"], "records": len(frame)}
+        header, values = self._call("lookup", project, spec, context, columns, progress)
         values = values * float(header.get("scale", 1.0))
         values[~known] = np.nan
         values[np.isin(cell, header.get("missing_cells") or [])] = np.nan
@@ -339,12 +349,18 @@ class HeAPI:
         return out
 
     def _call(
-        self, op: str, spec: dict[str, Any], context: HeContext, columns: list[np.ndarray], progress: bool
+        self,
+        op: str,
+        project: str,
+        spec: dict[str, Any],
+        context: HeContext,
+        columns: list[np.ndarray],
+        progress: bool,
     ) -> tuple[dict[str, Any], np.ndarray]:
-        """One call: a single request if its ciphertexts fit one body, else a multi-part call."""
-        project = spec["project"]
+        """One call in ``project`` (the path names it; ``spec`` does not): a single request if its
+        ciphertexts fit one body, else a multi-part call."""
         spec = {**spec, "context": self._register(context, project)}
-        plan = self._t.post(f"/api/v1/he/plan/{op}", json=spec)  # refusals before any encryption
+        plan = self._t.post(_path(project, f"plan/{op}"), json=spec)  # refusals before any encryption
         n, slots, width = spec["records"], context.slots, len(columns)
         batches = math.ceil(n / slots)
         if plan["batches"] != batches or plan["ciphertexts_per_batch"] != width:
@@ -361,23 +377,28 @@ class HeAPI:
             if part_batches >= batches:
                 r = self._t.request(
                     "POST",
-                    f"/api/v1/he/{op}",
+                    _path(project, op),
                     content=frames.stream(spec, batches * width, blobs(range(batches))),
                     headers={"content-type": FRAME},
                 )
                 header, results = _unframe(r.content, batches * width)
             else:
-                header, results = self._parts(op, spec, batches * width, blobs)
+                header, results = self._parts(_path(project, "calls"), op, spec, batches * width, blobs)
         values = np.concatenate([context.decrypt(b) for b in results]) if results else np.empty(0)
         return header, values[:n]
 
     def _parts(
-        self, op: str, spec: dict[str, Any], count: int, blobs: Callable[[range], Iterator[bytes]]
+        self,
+        calls: str,
+        op: str,
+        spec: dict[str, Any],
+        count: int,
+        blobs: Callable[[range], Iterator[bytes]],
     ) -> tuple[dict[str, Any], list[bytes]]:
-        """A multi-part call: open, send the parts (two in flight: one encrypts while the lab finishes
-        the other), commit once. A failing part raises its problem (with ``part``) and abandons the
-        call: nothing is charged."""
-        call = self._t.post(f"/api/v1/he/calls/{op}", json=spec)
+        """A multi-part call under ``calls`` (the project's): open, send the parts (two in flight: one
+        encrypts while the lab finishes the other), commit once. A failing part raises its problem
+        (with ``part``) and abandons the call: nothing is charged."""
+        call = self._t.post(f"{calls}/{op}", json=spec)
         cid, parts, per = call["call"], int(call["parts"]), int(call["part_batches"])
         width, batches = count // call["batches"], int(call["batches"])
         encrypting = threading.Lock()  # parts are encrypted one after the other, in order
@@ -390,7 +411,7 @@ class HeAPI:
             which = range(k * per, min((k + 1) * per, batches))
             self._t.request(
                 "PUT",
-                f"/api/v1/he/calls/{cid}/parts/{k}",
+                f"{calls}/{cid}/parts/{k}",
                 content=frames.stream({"call": cid, "part": k}, len(which) * width, ordered(which)),
                 headers={"content-type": FRAME},
             )
@@ -402,10 +423,10 @@ class HeAPI:
                     future.result()
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
-            r = self._t.request("POST", f"/api/v1/he/calls/{cid}/commit")
+            r = self._t.request("POST", f"{calls}/{cid}/commit")
         except BaseException:
             with contextlib.suppress(Exception):
-                self._t.request("DELETE", f"/api/v1/he/calls/{cid}")
+                self._t.request("DELETE", f"{calls}/{cid}")
             raise
         return _unframe(r.content, count)
 

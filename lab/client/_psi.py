@@ -97,6 +97,16 @@ def _server_fault(detail: str) -> ServerError:
     return ServerError({"status": 502, "code": "psi-protocol", "detail": detail})
 
 
+def _sessions(project: str) -> str:
+    """Where ``project``'s PSI sessions are (the path names the project; the body does not)."""
+    return f"/api/v1/projects/{project}/psi/sessions"
+
+
+def _session_url(info: dict[str, Any], tail: str) -> str:
+    """``tail`` of the session ``info`` describes, under its project."""
+    return f"{_sessions(info['project'])}/{info['id']}/{tail}"
+
+
 class PsiAPI:
     """Private set intersection against a dataset's identifier column."""
 
@@ -157,8 +167,8 @@ class PsiAPI:
             raise ValueError(f"no valid items to match ({prepared.invalid.count} invalid)")
         show = progress if progress is not None else len(values) >= PROGRESS_FROM
         info = self._t.post(
-            "/api/v1/psi/sessions",
-            json={"project": pid, "dataset": dataset, "column": column, "mode": mode, "size": len(values)},
+            _sessions(pid),
+            json={"dataset": dataset, "column": column, "mode": mode, "size": len(values)},
         )
         frame = Frame(
             session=info["id"],
@@ -208,7 +218,7 @@ class PsiAPI:
         if digest in self._setups:
             self._setups.move_to_end(digest)
             return self._setups[digest]
-        raw = self._t.request("GET", f"/api/v1/psi/sessions/{info['id']}/setup").content
+        raw = self._t.request("GET", _session_url(info, "setup")).content
         try:
             frame = decode(raw, max_bytes=len(raw))
         except ProtocolFault as exc:
@@ -236,7 +246,7 @@ class PsiAPI:
                 frame.part, frame.request = i, build_request(chunk, reveal=reveal)
                 r = self._t.request(
                     "POST",
-                    f"/api/v1/psi/sessions/{info['id']}/request",
+                    _session_url(info, "request"),
                     content=encode(frame),
                     headers={"Content-Type": MEDIA_TYPE},
                 )
@@ -273,7 +283,7 @@ class PsiAPI:
             )
         frame.parts, frame.setup, frame.response, frame.proof = 1, setup, response, proof
         out = self._t.post(
-            f"/api/v1/psi/sessions/{info['id']}/cohort",
+            _session_url(info, "cohort"),
             content=encode(frame),
             headers={"Content-Type": MEDIA_TYPE},
         )

@@ -36,6 +36,7 @@ from lab.errors import (
     Forbidden,
     NotInGrant,
     ProjectInactive,
+    ProjectMismatch,
     ProjectNotFound,
     QuotaExceeded,
 )
@@ -99,6 +100,22 @@ def visible_project(
     ):
         return project
     raise ProjectNotFound(f"no project {project_id}")
+
+
+def same_project(path: str, named: str | None, where: str) -> str:
+    """The route's project ``path``, refusing a ``named`` other one (what a body, envelope or frame
+    header ``where`` says) with :class:`ProjectMismatch`: a channel's path is authoritative.
+
+    >>> same_project("p1", None, "the body")
+    'p1'
+    >>> same_project("p1", "p2", "the body")
+    Traceback (most recent call last):
+    ...
+    lab.errors.ProjectMismatch: the body names project 'p2', the path 'p1'
+    """
+    if named is not None and named != path:
+        raise ProjectMismatch(f"{where} names project {named!r}, the path {path!r}")
+    return path
 
 
 def load_project_or_none(session: Session, project_id: str, *, lock: bool = False) -> ProjectRow | None:

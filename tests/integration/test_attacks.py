@@ -150,6 +150,8 @@ def _bodies(w: World) -> dict[tuple[str, str], Any]:
     table = {"dataset": "population", "statistic": {"agg": "count"}, "dims": ["town"], "epsilon": "0.1"}
     train = {"dataset": "population", "model": "linear", "features": ["age"], "target": "monthly_income"}
     members = {"users": ["bob"], "reason": "let me in"}
+    psi = {"dataset": "population", "column": "resident_id", "mode": "cardinality", "size": 150}
+    he_call = {"context": PATH_VALUES["{context_id}"], "records": 10, "model": "credit_score_v1"}
     return {
         ("GET", "/api/v1/projects/{project_id}"): None,
         ("GET", "/api/v1/projects/{project_id}/budget"): None,
@@ -171,7 +173,34 @@ def _bodies(w: World) -> dict[tuple[str, str], Any]:
         ("GET", "/api/v1/projects/{project}/dp/tables"): None,
         ("POST", "/api/v1/projects/{project}/dp/train"): {**train, "epsilon": "0.1"},
         ("GET", "/api/v1/projects/{project}/dp/models"): None,
+        ("POST", "/api/v1/projects/{project}/psi/sessions"): psi,
+        ("GET", "/api/v1/projects/{project}/psi/sessions/{session_id}"): None,
+        ("GET", "/api/v1/projects/{project}/psi/sessions/{session_id}/setup"): None,
+        ("POST", "/api/v1/projects/{project}/psi/sessions/{session_id}/request"): None,
+        ("POST", "/api/v1/projects/{project}/psi/sessions/{session_id}/cohort"): None,
+        ("POST", "/api/v1/projects/{project}/he/contexts"): None,
+        ("GET", "/api/v1/projects/{project}/he/contexts"): None,
+        ("DELETE", "/api/v1/projects/{project}/he/contexts/{context_id}"): None,
+        ("GET", "/api/v1/projects/{project}/he/models"): None,
+        ("GET", "/api/v1/projects/{project}/he/tables"): None,
+        ("POST", "/api/v1/projects/{project}/he/plan/{op}"): he_call,
+        ("POST", "/api/v1/projects/{project}/he/score"): None,
+        ("POST", "/api/v1/projects/{project}/he/lookup"): None,
+        ("POST", "/api/v1/projects/{project}/he/calls/{op}"): he_call,
+        ("PUT", "/api/v1/projects/{project}/he/calls/{call_id}/parts/{part}"): None,
+        ("POST", "/api/v1/projects/{project}/he/calls/{call_id}/commit"): None,
+        ("DELETE", "/api/v1/projects/{project}/he/calls/{call_id}"): None,
     }
+
+
+#: values for the path parameters other than the project (a channel's session, context or call)
+PATH_VALUES = {
+    "{session_id}": "psis_" + "0" * 32,
+    "{context_id}": "hc_" + "0" * 32,
+    "{call_id}": "hx_" + "0" * 32,
+    "{op}": "score",
+    "{part}": "0",
+}
 
 
 def test_a_non_member_gets_nothing_from_another_project(
@@ -188,9 +217,13 @@ def test_a_non_member_gets_nothing_from_another_project(
     secrets = [world.record, "epsilon_total", "epsilon_remaining", "remaining", "乡镇人口报告", world.product]
     for (method, path), body in sorted(bodies.items()):
         url = path.replace("{project_id}", world.a).replace("{project}", world.a)
+        for name, value in PATH_VALUES.items():
+            url = url.replace(name, value)
         r = api.request(method, url, json=body, headers=world.bob)
         doc = problem(r, 403, 404)
         assert not any(s in r.text for s in secrets), (method, path, doc)
+        if "{project}" in path:  # the three channels answer a non-member alike: no such project
+            assert (r.status_code, doc["code"]) == (404, "project-not-found"), (method, path, doc)
 
     # records and products of project a, through the routes that are not scoped by path
     problem(api.get("/api/v1/records", params={"project": world.a}, headers=world.bob), 403, 404)

@@ -1,8 +1,9 @@
 """A project id is no existence oracle: a non-member gets the same answer for another project's id as
-for an id that does not exist, on every route that takes a project id (in the path, the body or the
-query), through the API and the pages.
+for an id that does not exist, on every route that takes a project id (in the path or the query),
+through the API and the pages.
 
-The check enumerates the app's routes with a project id in the path, so a new route cannot slip by.
+The check enumerates the app's routes with a project id in the path — the three channels' included
+(``/api/v1/projects/{project}/{dp,psi,he}/…``) — so a new route cannot slip by.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.hub]
 P = "/services/lab-api"
 
 SELECT = {"dataset": "population", "select": [{"agg": "count"}], "epsilon": "0.1"}
-#: a plausible request for each (method, path) with a project id in the path; ``{p}`` is the id
+PSI_SESSION = {"dataset": "population", "column": "resident_id", "mode": "cardinality", "size": 150}
+HE_CALL = {"context": "hc_" + "0" * 32, "records": 10, "model": "credit_score_v1"}
+FRAME = {"content-type": "application/vnd.lab.he-frame"}
+PROTOBUF = {"content-type": "application/x-protobuf; messageType=lab.psi.v1.Envelope"}
+S, C, X = "psis_" + "0" * 32, "hc_" + "0" * 32, "hx_" + "0" * 32  # a session, context and call id
+#: a plausible request for each (method, path) with a project id in the path; ``{p}`` is the id and
+#: ``url`` the path to request when the template holds other parameters
 PATH_CASES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/projects/{p}"): {},
     ("GET", "/api/v1/projects/{p}/budget"): {},
@@ -51,39 +58,56 @@ PATH_CASES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("GET", "/api/v1/projects/{p}/dp/models"): {},
     ("GET", "/api/v1/projects/{p}/dp/tables"): {},
+    ("POST", "/api/v1/projects/{p}/psi/sessions"): {"json": PSI_SESSION},
+    ("GET", "/api/v1/projects/{p}/psi/sessions/{session_id}"): {
+        "url": f"/api/v1/projects/{{p}}/psi/sessions/{S}"
+    },
+    ("GET", "/api/v1/projects/{p}/psi/sessions/{session_id}/setup"): {
+        "url": f"/api/v1/projects/{{p}}/psi/sessions/{S}/setup"
+    },
+    ("POST", "/api/v1/projects/{p}/psi/sessions/{session_id}/request"): {
+        "url": f"/api/v1/projects/{{p}}/psi/sessions/{S}/request",
+        "content": b"\x08\x01",
+        "headers": PROTOBUF,
+    },
+    ("POST", "/api/v1/projects/{p}/psi/sessions/{session_id}/cohort"): {
+        "url": f"/api/v1/projects/{{p}}/psi/sessions/{S}/cohort",
+        "content": b"\x08\x01",
+        "headers": PROTOBUF,
+    },
+    ("POST", "/api/v1/projects/{p}/he/contexts"): {
+        "params": {"param_set": "ckks-8192"},
+        "content": b"not a context",
+        "headers": {"content-type": "application/octet-stream"},
+    },
+    ("GET", "/api/v1/projects/{p}/he/contexts"): {},
+    ("DELETE", "/api/v1/projects/{p}/he/contexts/{context_id}"): {
+        "url": f"/api/v1/projects/{{p}}/he/contexts/{C}"
+    },
+    ("GET", "/api/v1/projects/{p}/he/models"): {},
+    ("GET", "/api/v1/projects/{p}/he/tables"): {},
+    ("POST", "/api/v1/projects/{p}/he/plan/{op}"): {
+        "url": "/api/v1/projects/{p}/he/plan/score",
+        "json": HE_CALL,
+    },
+    ("POST", "/api/v1/projects/{p}/he/score"): {"content": b"LHE1", "headers": FRAME},
+    ("POST", "/api/v1/projects/{p}/he/lookup"): {"content": b"LHE1", "headers": FRAME},
+    ("POST", "/api/v1/projects/{p}/he/calls/{op}"): {
+        "url": "/api/v1/projects/{p}/he/calls/score",
+        "json": HE_CALL,
+    },
+    ("PUT", "/api/v1/projects/{p}/he/calls/{call_id}/parts/{part}"): {
+        "url": f"/api/v1/projects/{{p}}/he/calls/{X}/parts/0",
+        "content": b"LHE1",
+        "headers": FRAME,
+    },
+    ("POST", "/api/v1/projects/{p}/he/calls/{call_id}/commit"): {
+        "url": f"/api/v1/projects/{{p}}/he/calls/{X}/commit"
+    },
+    ("DELETE", "/api/v1/projects/{p}/he/calls/{call_id}"): {"url": f"/api/v1/projects/{{p}}/he/calls/{X}"},
 }
-#: routes that take the project id in the body or the query
+#: routes that take the project id in a body or the query
 OTHER_CASES: list[tuple[str, str, dict[str, Any]]] = [
-    (
-        "POST",
-        "/api/v1/psi/sessions",
-        {
-            "json": {
-                "project": "{p}",
-                "dataset": "population",
-                "column": "resident_id",
-                "mode": "cardinality",
-                "size": 150,
-            }
-        },
-    ),
-    ("GET", "/api/v1/he/contexts", {"params": {"project": "{p}"}}),
-    ("GET", "/api/v1/he/models", {"params": {"project": "{p}"}}),
-    ("GET", "/api/v1/he/tables", {"params": {"project": "{p}"}}),
-    (
-        "POST",
-        "/api/v1/he/contexts",
-        {
-            "params": {"project": "{p}", "param_set": "ckks-8192"},
-            "content": b"not a context",
-            "headers": {"content-type": "application/octet-stream"},
-        },
-    ),
-    (
-        "POST",
-        "/api/v1/he/plan/score",
-        {"json": {"project": "{p}", "context": "ctx_x", "records": 10, "model": "credit_score_v1"}},
-    ),
     (
         "POST",
         "/api/v1/products",
@@ -112,7 +136,8 @@ def _fill(value: Any, pid: str) -> Any:
 def _answer(api: Any, token: str, method: str, path: str, kw: dict[str, Any], pid: str) -> tuple[int, Any]:
     kw = _fill(kw, pid)
     headers = {**kw.pop("headers", {}), "Authorization": f"token {token}"}
-    r = api.request(method, path.replace("{p}", pid), headers=headers, **kw)
+    url = kw.pop("url", path)
+    r = api.request(method, url.replace("{p}", pid), headers=headers, **kw)
     body = r.json() if r.headers.get("content-type", "").endswith("json") else r.text
     if isinstance(body, dict):  # the id itself may be echoed; everything else must match
         body = {k: v.replace(pid, "<id>") if isinstance(v, str) else v for k, v in body.items()}

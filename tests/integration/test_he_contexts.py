@@ -54,8 +54,8 @@ def test_no_stored_context_can_decrypt(api: Any, runtime: Runtime, hub: HubHandl
             secrets[ctx.sha256] = ctx
         with pytest.raises(lc.BadRequest, match="secret key"):
             c.transport.post(
-                "/api/v1/he/contexts",
-                params={"project": project, "param_set": "ckks-8192"},
+                f"/api/v1/projects/{project}/he/contexts",
+                params={"param_set": "ckks-8192"},
                 content=c.he.context("ckks-8192").ctx.serialize(save_secret_key=True),
             )
     assert len(alice.he.contexts()) == 3 and len(bob.he.contexts()) == 1
@@ -81,9 +81,9 @@ def test_no_stored_context_can_decrypt(api: Any, runtime: Runtime, hub: HubHandl
     assert len(bureau.he.contexts(project)) == 4  # the bureau sees everyone's (public parts)
     doomed = alice.he.contexts()["id"].iloc[0]
     bearer = {"Authorization": f"token {hub.token_for('bob', ['operator'])}"}
-    gone = api.delete(f"/api/v1/he/contexts/{doomed}", params={"project": project}, headers=bearer)
+    gone = api.delete(f"/api/v1/projects/{project}/he/contexts/{doomed}", headers=bearer)
     assert gone.status_code == 404  # bob cannot delete alice's context
-    alice.transport.request("DELETE", f"/api/v1/he/contexts/{doomed}", params={"project": project})
+    alice.transport.request("DELETE", f"/api/v1/projects/{project}/he/contexts/{doomed}")
     assert doomed not in set(alice.he.contexts()["id"])
     assert len(runtime.store.list_keys(bucket, f"projects/{project}/he/")) == 3
 

@@ -153,9 +153,9 @@ def test_listings_show_bureau_material_alike(api: Any, runtime: Runtime, hub: Hu
         out: dict[str, Any] = {}
         for route, kind, field in (
             (f"/api/v1/projects/{project}/dp/tables", "table", "values"),
-            (f"/api/v1/he/tables?project={project}", "table", "values"),
+            (f"/api/v1/projects/{project}/he/tables", "table", "values"),
             (f"/api/v1/projects/{project}/dp/models", "model", "coef"),
-            (f"/api/v1/he/models?project={project}", "model", "coef"),
+            (f"/api/v1/projects/{project}/he/models", "model", "coef"),
         ):
             r = http.get(route)
             assert r.status_code == 200, r.text
@@ -176,3 +176,10 @@ def test_listings_show_bureau_material_alike(api: Any, runtime: Runtime, hub: Hu
     bureau = client(api, hub.token_for("bureau1", ["bureau"]))
     rows = bureau.transport.http.get(f"/api/v1/projects/{other}/dp/tables").json()
     assert all(r["values"] is not None for r in rows)  # the bureau sees everything
+    # every table of the lab (no project's): the bureau's view; operators list a project's
+    everything = bureau.transport.http.get("/api/v1/he/tables")
+    assert everything.status_code == 200, everything.text
+    assert {r["name"] for r in everything.json()} == {"income_by_town", "legacy_table"}
+    assert http.get("/api/v1/he/tables").status_code == 403
+    moved = bureau.transport.http.get("/api/v1/he/tables", params={"project": granted})  # the old query
+    assert moved.status_code == 400 and "/api/v1/projects/{project}/he/tables" in moved.json()["detail"]

@@ -55,8 +55,8 @@ def make_ctx(n: int = 8192, bits: tuple[int, ...] = (60, 40, 40, 60), scale: flo
 
 def upload(api: Any, token: str, project: str, data: bytes, param_set: str = "ckks-8192") -> Any:
     return api.post(
-        "/api/v1/he/contexts",
-        params={"project": project, "param_set": param_set},
+        f"/api/v1/projects/{project}/he/contexts",
+        params={"param_set": param_set},
         content=data,
         headers={**auth(token), "content-type": "application/octet-stream"},
     )
@@ -121,10 +121,10 @@ def test_call_refusals_charge_nothing(api: Any, runtime: Runtime, env: dict[str,
     cid = ctx.registered[pid]
     bob_ctx = client(api, env["bob"]).he.context("ckks-8192")
     good = [ctx.encrypt(np.full(100, 0.5)) for _ in FEATURES]
-    spec = {"project": pid, "context": cid, "model": "credit_score_v1", "records": 100}
+    spec = {"context": cid, "model": "credit_score_v1", "records": 100}  # the path names the project
 
     def call(body: bytes, token: str = alice) -> Any:
-        return api.post("/api/v1/he/score", content=body, headers={**auth(token), **FRAME})
+        return api.post(f"/api/v1/projects/{pid}/he/score", content=body, headers={**auth(token), **FRAME})
 
     before = charged(runtime, pid)
     refusals = [
@@ -134,6 +134,7 @@ def test_call_refusals_charge_nothing(api: Any, runtime: Runtime, env: dict[str,
         (_frame({**spec, "records": 9001}, good * 3), 429, "quota-exceeded"),
         (_frame({**spec, "records": 0}, good), 400, "bad-request"),
         (_frame({**spec, "extra": 1}, good), 400, "bad-request"),
+        (_frame({**spec, "project": "p_elsewhere"}, good), 400, "project-mismatch"),  # the path decides
         (_frame(spec, good[:-1]), 400, "bad-request"),  # one ciphertext short
         (_frame(spec, good, count=len(good) + 5), 400, "bad-request"),  # announced more than sent
         (_frame(spec, [b"\x07garbage" * 50] * len(FEATURES)), 400, "he-input-rejected"),
@@ -151,11 +152,14 @@ def test_call_refusals_charge_nothing(api: Any, runtime: Runtime, env: dict[str,
         assert (r.status_code, r.json().get("code")) == (status, code), (code, r.json())
     r = call(_frame({**spec, "context": bob_ctx.registered.get(pid, "hc_x")}, good))
     assert r.status_code in (403, 404)  # bob is not even a member; his contexts are his anyway
-    r = api.post("/api/v1/he/plan/score", json={**spec, "records": 9001}, headers=auth(alice))
+    plan = f"/api/v1/projects/{pid}/he/plan/score"
+    r = api.post(plan, json={**spec, "records": 9001}, headers=auth(alice))
     assert r.status_code == 429 and r.json()["code"] == "quota-exceeded"
+    r = api.post(plan, json={**spec, "project": "p_elsewhere"}, headers=auth(alice))
+    assert r.status_code == 400 and r.json()["code"] == "project-mismatch"
     assert charged(runtime, pid) == before
 
-    ok = call(_frame(spec, good))  # and the channel still works
+    ok = call(_frame({**spec, "project": pid}, good))  # and the channel still works (naming its project)
     assert ok.status_code == 200 and ok.headers["content-type"] == "application/vnd.lab.he-frame"
     header, blobs = frames.decode(ok.content, max_blobs=10, max_blob_bytes=1 << 20)
     assert header["records"] == 100 and len(blobs) == 1

@@ -76,8 +76,8 @@ def test_a_call_over_the_body_limit_succeeds_with_one_record_and_one_charge(
     pid = alice.project or ""
     df = features_frame(N)
     plan = alice.transport.post(
-        "/api/v1/he/plan/score",
-        json={"project": pid, "context": alice.he._register(alice.he.context("ckks-8192"), pid),
+        f"/api/v1/projects/{pid}/he/plan/score",
+        json={"context": alice.he._register(alice.he.context("ckks-8192"), pid),
               "model": "credit_score_v1", "records": N},
     )  # fmt: skip
     assert (plan["batches"], plan["part_batches"], plan["parts"]) == (3, 1, 3)
@@ -127,39 +127,52 @@ def test_parts_return_nothing_and_a_call_commits_once(
     alice: lc.Client, runtime: Runtime, hub: HubHandle, small_api: Any
 ) -> None:
     """A modified client: parts answer no ciphertext, an incomplete call cannot commit, a call
-    commits once, and another operator can neither feed nor commit it."""
+    commits once, another operator can neither feed nor commit it, and under another project's path
+    (alice's own other project) it answers exactly as a call that does not exist."""
     pid = alice.project or ""
     ctx = alice.he.context("ckks-8192")
-    spec = {"project": pid, "context": alice.he._register(ctx, pid), "model": "credit_score_v1", "records": N}
+    spec = {"context": alice.he._register(ctx, pid), "model": "credit_score_v1", "records": N}
     http = alice.transport.http
-    call = http.post("/api/v1/he/calls/score", json=spec).json()
+    base = f"/api/v1/projects/{pid}/he/calls"
+    call = http.post(f"{base}/score", json=spec).json()
     cid, x = call["call"], features_frame(N)[FEATURES].to_numpy()
     columns = [x[:, j] for j in range(x.shape[1])]
     before = charged(runtime, pid)
 
-    def send(k: int, who: Any = http) -> Any:
+    def send(k: int, who: Any = http, under: str = base, call_id: str = cid) -> Any:
         which = range(k, k + 1) if k < 3 else range(1)
         blobs = [b for batch in ctx.encrypt_batches(columns, N, which) for b in batch]
-        body = frames.encode({"call": cid, "part": k}, blobs)
-        return who.put(f"/api/v1/he/calls/{cid}/parts/{k}", content=body, headers={"content-type": FRAME})
+        body = frames.encode({"call": call_id, "part": k}, blobs)
+        return who.put(f"{under}/{call_id}/parts/{k}", content=body, headers={"content-type": FRAME})
 
     first = send(0)
     assert first.status_code == 200 and first.headers["content-type"] == "application/json"
     assert first.json()["received"] == [0] and len(first.content) < 1000  # no ciphertext before the charge
-    missing = http.post(f"/api/v1/he/calls/{cid}/commit")
+    missing = http.post(f"{base}/{cid}/commit")
     assert missing.status_code == 409 and missing.json()["missing"] == [1, 2]
     bob = client(small_api, hub.token_for("bob", ["operator"]), pid).transport.http
     assert send(1, bob).status_code == 404  # not his call
     assert send(7).status_code == 400  # no such part
     assert send(1).status_code == 200 and send(2).status_code == 200
-    assert bob.post(f"/api/v1/he/calls/{cid}/commit").status_code == 404
+    assert bob.post(f"{base}/{cid}/commit").status_code == 404
+    other = f"/api/v1/projects/{he_project(runtime)}/he/calls"  # alice's too
+    unknown = "hx_" + "0" * 32
+    for attempt in (
+        lambda call_id: send(1, under=other, call_id=call_id),
+        lambda call_id: http.post(f"{other}/{call_id}/commit"),
+        lambda call_id: http.delete(f"{other}/{call_id}"),
+    ):
+        theirs, none = attempt(cid), attempt(unknown)
+        assert theirs.status_code == none.status_code == 404
+        assert theirs.json()["code"] == "not-found"
+        assert theirs.json()["detail"] == none.json()["detail"].replace(unknown, cid)
     assert charged(runtime, pid) == before  # all parts in, still nothing charged
 
-    done = http.post(f"/api/v1/he/calls/{cid}/commit")
+    done = http.post(f"{base}/{cid}/commit")
     assert done.status_code == 200 and done.headers["content-type"] == FRAME
     header, results = frames.decode(done.content, max_blobs=10, max_blob_bytes=1 << 24)
     assert len(results) == 3 and header["records"] == N
-    again = http.post(f"/api/v1/he/calls/{cid}/commit")
+    again = http.post(f"{base}/{cid}/commit")
     assert again.status_code == 409 and send(0).status_code == 409
     used, records, _ = charged(runtime, pid)
     assert (used - before[0], records - before[1]) == (N, 1)
@@ -189,24 +202,20 @@ def test_open_calls_are_capped_per_caller_and_per_project_before_anything_is_sto
     assert (limits.max_open_calls_per_caller, limits.max_open_calls_per_project) == (4, 8)  # defaults
     alice = client(small_api, hub.token_for("alice", ["operator"]), pid)
     ctx = alice.he.context("ckks-8192")
-    spec = {
-        "project": pid,
-        "context": alice.he._register(ctx, pid),
-        "model": "credit_score_v1",
-        "records": 10,
-    }
+    spec = {"context": alice.he._register(ctx, pid), "model": "credit_score_v1", "records": 10}
     http = alice.transport.http
+    base = f"/api/v1/projects/{pid}/he/calls"
     x = features_frame(10)[FEATURES].to_numpy()
     blobs = [
         b for batch in ctx.encrypt_batches([x[:, j] for j in range(x.shape[1])], 10, range(1)) for b in batch
     ]
 
     def open_call(who: Any = http, body: dict[str, Any] = spec) -> Any:
-        return who.post("/api/v1/he/calls/score", json=body)
+        return who.post(f"{base}/score", json=body)
 
     ids = [open_call().json()["call"] for _ in range(4)]
     sent = http.put(
-        f"/api/v1/he/calls/{ids[0]}/parts/0",
+        f"{base}/{ids[0]}/parts/0",
         content=frames.encode({"call": ids[0], "part": 0}, blobs),
         headers={"content-type": FRAME},
     )
@@ -223,10 +232,10 @@ def test_open_calls_are_capped_per_caller_and_per_project_before_anything_is_sto
     assert sorted(c.id for c in calls(runtime, pid)) == sorted(ids)  # the refused call was not stored
     assert part_objects(runtime, pid) == stored  # nothing written to the work bucket for it
 
-    assert http.delete(f"/api/v1/he/calls/{ids[1]}").status_code == 204  # abandoning frees a slot
+    assert http.delete(f"{base}/{ids[1]}").status_code == 204  # abandoning frees a slot
     ids.append(open_call().json()["call"])
     assert open_call().status_code == 429
-    assert http.post(f"/api/v1/he/calls/{ids[0]}/commit").status_code == 200  # so does committing
+    assert http.post(f"{base}/{ids[0]}/commit").status_code == 200  # so does committing
     ids.append(open_call().json()["call"])
     assert open_call().status_code == 429
     with runtime.transaction() as s:  # and expiring

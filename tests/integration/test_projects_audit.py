@@ -37,7 +37,9 @@ def test_requests_are_recorded_with_route_template_and_project_but_no_secrets(
     pid = r.json()["id"]
     api.get(f"/services/lab-api{P}/{pid}", headers=auth(people.alice))
     api.get(f"{P}/{pid}", headers=auth("not-a-token"))
-    api.post(P, json={"project": pid, "secret": "s3cr3t"}, headers=auth(people.bob))  # refused, body read
+    api.post(
+        P, json={"project": pid, "secret": "s3cr3t"}, headers=auth(people.bob)
+    )  # a body names no project
     api.get("/api/v1/nowhere", headers=auth(people.bob))
     api.get(P, params={"project": pid, "token": people.bob}, headers=auth(people.bob))
     rows = _rows(api, runtime)
@@ -46,7 +48,7 @@ def test_requests_are_recorded_with_route_template_and_project_but_no_secrets(
         ("alice", None, "POST", P, 201, "ok"),
         ("alice", pid, "GET", f"{P}/{{project_id}}", 200, "ok"),
         (None, pid, "GET", f"{P}/{{project_id}}", 401, "unauthenticated"),
-        ("bob", pid, "POST", P, 422, "validation"),
+        ("bob", None, "POST", P, 422, "validation"),
         (None, None, "GET", "(no route)", 404, "http-404"),
         ("bob", pid, "GET", P, 200, "ok"),
     ]
@@ -54,6 +56,54 @@ def test_requests_are_recorded_with_route_template_and_project_but_no_secrets(
     dump = repr([[getattr(r, c.name) for c in AuditRequestRow.__table__.columns] for r in rows])
     for secret in (people.alice, people.bob, "not-a-token", "s3cr3t", body["purpose"]):
         assert secret not in dump
+
+
+def test_every_channel_request_is_attributed_to_its_paths_project(
+    api: Any, runtime: Runtime, people: People
+) -> None:
+    """DP, PSI and HE alike: the project is the path's, answered or refused, whether or not the route
+    read its body, and whatever project a body or frame header names; what is no project's has none."""
+    pid = apply_and_approve(api, people)["id"]
+    base = f"{P}/{pid}"
+    frame = {"content-type": "application/vnd.lab.he-frame"}
+    pb = {"content-type": "application/x-protobuf; messageType=lab.psi.v1.Envelope"}
+    psi = {"dataset": "enterprise_registry", "column": "uscc", "mode": "intersection", "size": 150}
+    he = {"context": "hc_" + "0" * 32, "records": 10, "model": "credit_score_v1"}
+    sent = [  # (who, method, url, keyword arguments, expected status)
+        (people.alice, "POST", f"{base}/dp/query", {"json": {}}, 422),
+        (people.eve, "POST", f"{base}/dp/query", {"json": {"dataset": "population"}}, 422),
+        (people.alice, "GET", f"{base}/dp/models", {}, 200),
+        (people.alice, "POST", f"{base}/psi/sessions", {"json": {**psi, "project": "p_other"}}, 400),
+        (people.eve, "POST", f"{base}/psi/sessions", {"json": psi}, 404),
+        (people.alice, "GET", f"{base}/psi/sessions/psis_x/setup", {}, 404),
+        (people.alice, "POST", f"{base}/psi/sessions/psis_x/request", {"content": b"x", "headers": pb}, 400),
+        (people.alice, "GET", f"{base}/he/contexts", {}, 200),
+        (people.alice, "POST", f"{base}/he/plan/score", {"json": {**he, "project": "p_other"}}, 400),
+        (people.eve, "POST", f"{base}/he/score", {"content": b"LHE1", "headers": frame}, 404),
+        (people.alice, "POST", f"{base}/he/lookup", {"content": b"not a frame", "headers": frame}, 400),
+        (people.alice, "PUT", f"{base}/he/calls/hx_x/parts/0", {"content": b"LHE1", "headers": frame}, 404),
+        (people.alice, "GET", "/api/v1/he/params", {}, 200),
+    ]
+    for token, method, url, kw, status in sent:
+        headers = {**kw.pop("headers", {}), **auth(token)}
+        r = api.request(method, url, headers=headers, **kw)
+        assert r.status_code == status, (method, url, r.text)
+    rows = [r for r in _rows(api, runtime) if "/dp/" in r.route or "/psi/" in r.route or "/he/" in r.route]
+    assert [(r.method, r.route.removeprefix(P), r.status, r.project_id) for r in rows] == [
+        ("POST", "/{project}/dp/query", 422, pid),
+        ("POST", "/{project}/dp/query", 422, pid),
+        ("GET", "/{project}/dp/models", 200, pid),
+        ("POST", "/{project}/psi/sessions", 400, pid),
+        ("POST", "/{project}/psi/sessions", 404, pid),
+        ("GET", "/{project}/psi/sessions/{session_id}/setup", 404, pid),
+        ("POST", "/{project}/psi/sessions/{session_id}/request", 400, pid),
+        ("GET", "/{project}/he/contexts", 200, pid),
+        ("POST", "/{project}/he/plan/{op}", 400, pid),
+        ("POST", "/{project}/he/score", 404, pid),
+        ("POST", "/{project}/he/lookup", 400, pid),
+        ("PUT", "/{project}/he/calls/{call_id}/parts/{part}", 404, pid),
+        ("GET", "/api/v1/he/params", 200, None),
+    ]
 
 
 def test_anomalies_show_refused_requests_near_exhausted_budgets_and_quota_hits(

@@ -3,7 +3,8 @@
 They run on ``tax_credit`` (open): cardinality, whose request flow they attack, is open-data only.
 
 The requests are built by hand (``psi_service.operator`` + ``psi_service.protocol``) so that they can be
-replayed, truncated, re-framed and sent across projects.
+replayed, truncated, re-framed and sent across projects (the path's project decides: another project's
+session is not found, a body or envelope naming another project is refused).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from tests.integration._psi import charges, column, grants, import_psi_sample, l
 
 pytestmark = [pytest.mark.integration, pytest.mark.hub]
 SCALE = 3000
-PSI = "/api/v1/psi/sessions"
+
+
+def sessions(project: str) -> str:
+    return f"/api/v1/projects/{project}/psi/sessions"
 
 
 def auth(token: str) -> dict[str, str]:
@@ -55,9 +59,14 @@ def env(api: Any, runtime: Any, hub: HubHandle) -> dict[str, Any]:
     }
 
 
-def start(api: Any, token: str, project: str, size: int, mode: str = "cardinality") -> Any:
-    body = {"project": project, "dataset": "tax_credit", "column": "uscc", "mode": mode, "size": size}
-    return api.post(PSI, json=body, headers=auth(token))
+def start(
+    api: Any, token: str, project: str, size: int, mode: str = "cardinality", named: str | None = None
+) -> Any:
+    """Open a session under ``project``'s path; ``named``: the project the body names (none by default)."""
+    body = {"dataset": "tax_credit", "column": "uscc", "mode": mode, "size": size}
+    if named is not None:
+        body["project"] = named
+    return api.post(sessions(project), json=body, headers=auth(token))
 
 
 def request_body(info: dict[str, Any], values: list[str], **override: Any) -> bytes:
@@ -78,10 +87,11 @@ def request_body(info: dict[str, Any], values: list[str], **override: Any) -> by
     return encode(frame)
 
 
-def post(api: Any, token: str, info: dict[str, Any], body: bytes, what: str = "request") -> Any:
-    return api.post(
-        f"{PSI}/{info['id']}/{what}", content=body, headers={**auth(token), "Content-Type": MEDIA_TYPE}
-    )
+def post(
+    api: Any, token: str, info: dict[str, Any], body: bytes, what: str = "request", project: str | None = None
+) -> Any:
+    url = f"{sessions(project or info['project'])}/{info['id']}/{what}"
+    return api.post(url, content=body, headers={**auth(token), "Content-Type": MEDIA_TYPE})
 
 
 def test_single_item_probes_and_oversized_sets_are_refused_before_any_work(
@@ -131,20 +141,39 @@ def test_truncated_or_reframed_requests_are_refused_and_the_session_stays_usable
     limit = info["max_body_bytes"]
     too_large = problem(post(api, env["alice"], info, b"\x00" * (limit + 1)), 413, "payload-too-large")
     assert too_large["max_bytes"] == limit  # the catalog's promise, as for HE contexts
-    wrong_type = api.post(f"{PSI}/{info['id']}/request", content=body, headers=auth(env["alice"]))
+    wrong_type = api.post(
+        f"{sessions(env['a'])}/{info['id']}/request", content=body, headers=auth(env["alice"])
+    )
     problem(wrong_type, 400, "psi-protocol")
     assert charges(api.app.state.runtime, env["a"])["records"] == 0
     assert post(api, env["alice"], info, body).status_code == 200  # still answering, same session
 
 
 def test_requests_against_another_projects_session_are_refused(api: Any, env: dict[str, Any]) -> None:
-    info = start(api, env["alice"], env["a"], len(env["values"])).json()
-    across = request_body(info, env["values"], project=env["b"])
-    assert "another project" in problem(post(api, env["alice"], info, across), 403, "forbidden")["detail"]
-    # bob (member of project b only) can neither download project a's setup nor answer its session
-    problem(api.get(f"{PSI}/{info['id']}/setup", headers=auth(env["bob"])), 403)
-    problem(post(api, env["bob"], info, request_body(info, env["values"])), 403)
-    problem(api.get(f"{PSI}/psis_nope/setup", headers=auth(env["alice"])), 404)
+    a, b = env["a"], env["b"]
+    info = start(api, env["alice"], a, len(env["values"])).json()
+    across = request_body(info, env["values"], project=b)
+    assert repr(b) in problem(post(api, env["alice"], info, across), 400, "project-mismatch")["detail"]
+    # a session request naming another project than its path's
+    assert repr(b) in problem(start(api, env["alice"], a, 150, named=b), 400, "project-mismatch")["detail"]
+    assert start(api, env["alice"], a, 150, named=a).status_code == 201  # naming the path's is fine
+    # bob (member of project b only) can neither download project a's setup nor answer its session:
+    # under a's path he is told no such project, as on DP routes ...
+    setup_a = f"{sessions(a)}/{info['id']}/setup"
+    problem(api.get(setup_a, headers=auth(env["bob"])), 404, "project-not-found")
+    problem(post(api, env["bob"], info, request_body(info, env["values"])), 404, "project-not-found")
+    # ... and under his own project's path a's session answers exactly as one that does not exist
+    # (alice, a member of both, too: the path's project decides)
+    unknown = "psis_" + "0" * 32
+    for token in (env["bob"], env["alice"]):
+        for tail in ("", "/setup"):
+            theirs = api.get(f"{sessions(b)}/{info['id']}{tail}", headers=auth(token))
+            none = api.get(f"{sessions(b)}/{unknown}{tail}", headers=auth(token))
+            assert problem(theirs, 404, "not-found")["detail"] == problem(none, 404)["detail"].replace(
+                unknown, info["id"]
+            )
+        r = post(api, token, info, request_body(info, env["values"]), project=b)
+        assert problem(r, 404, "not-found")["detail"].startswith(f"no PSI session {info['id']}")
     runtime = api.app.state.runtime
     assert charges(runtime, env["a"])["records"] == 0 and charges(runtime, env["b"])["records"] == 0
     assert post(api, env["alice"], info, request_body(info, env["values"])).status_code == 200
@@ -168,7 +197,7 @@ def test_malformed_cohort_uploads_are_refused_without_harm(
     values = env["values"]
     info = start(api, env["alice"], pid, len(values), "cohort").json()
     lab_request = decode(
-        api.get(f"{PSI}/{info['id']}/setup", headers=auth(env["alice"])).content, max_bytes=1 << 26
+        api.get(f"{sessions(pid)}/{info['id']}/setup", headers=auth(env["alice"])).content, max_bytes=1 << 26
     )
     from psi_service.protocol import parse_request
 

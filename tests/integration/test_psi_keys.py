@@ -69,18 +69,13 @@ def test_rotation_starts_a_new_epoch_and_purge_destroys_the_old_one(
 ) -> None:
     assert run(env).size == len(env["expected"])
     size = len(env["items"]) - 3  # distinct items
-    body = {
-        "project": env["project"],
-        "dataset": "enterprise_registry",
-        "column": "uscc",
-        "mode": "cardinality",
-        "size": size,
-    }
+    body = {"dataset": "enterprise_registry", "column": "uscc", "mode": "cardinality", "size": size}
     headers = {"Authorization": f"token {env['token']}"}
-    pending = api.post("/api/v1/psi/sessions", json=body, headers=headers).json()  # opened under epoch 1
+    sessions = f"/api/v1/projects/{env['project']}/psi/sessions"
+    pending = api.post(sessions, json=body, headers=headers).json()  # opened under epoch 1
     ring = KeyRing(runtime)
     assert ring.rotate("bureau1") == (1, 2)
-    after = api.post("/api/v1/psi/sessions", json=body, headers=headers).json()
+    after = api.post(sessions, json=body, headers=headers).json()
     assert pending["epoch"] == 1 and after["epoch"] == 2
     assert pending["artifact_sha256"] != after["artifact_sha256"]
     assert run(env).size == len(env["expected"])  # works under the new epoch
@@ -108,7 +103,7 @@ def test_rotation_starts_a_new_epoch_and_purge_destroys_the_old_one(
         request=build_request(elements, reveal=False),
     )  # fmt: skip
     r = api.post(
-        f"/api/v1/psi/sessions/{pending['id']}/request",
+        f"{sessions}/{pending['id']}/request",
         content=encode(frame),
         headers={**headers, "Content-Type": MEDIA_TYPE},
     )
@@ -153,14 +148,9 @@ def test_disposal_deletes_psi_sessions_and_stored_parts(env: dict[str, Any], run
     # an abandoned chunked upload: one part stored, the rest never sent
     size = len(env["items"]) - 3
     headers = {"Authorization": f"token {env['token']}"}
-    body = {
-        "project": env["project"],
-        "dataset": "enterprise_registry",
-        "column": "uscc",
-        "mode": "cardinality",
-        "size": size,
-    }
-    info = api.post("/api/v1/psi/sessions", json=body, headers=headers).json()
+    body = {"dataset": "enterprise_registry", "column": "uscc", "mode": "cardinality", "size": size}
+    sessions = f"/api/v1/projects/{env['project']}/psi/sessions"
+    info = api.post(sessions, json=body, headers=headers).json()
     from psi_service import operator
 
     elements = operator.encrypt_items(
@@ -172,7 +162,7 @@ def test_disposal_deletes_psi_sessions_and_stored_parts(env: dict[str, Any], run
         request=build_request(elements, reveal=False),
     )  # fmt: skip
     r = api.post(
-        f"/api/v1/psi/sessions/{info['id']}/request",
+        f"{sessions}/{info['id']}/request",
         content=encode(frame),
         headers={**headers, "Content-Type": MEDIA_TYPE},
     )

@@ -47,7 +47,12 @@ from tests.integration._psi import _outside, charges, column, grants, import_psi
 
 pytestmark = [pytest.mark.integration, pytest.mark.hub]
 SCALE = 1200
-PSI = "/api/v1/psi/sessions"
+
+
+def sessions(project: str) -> str:
+    return f"/api/v1/projects/{project}/psi/sessions"
+
+
 Tamper = Callable[[list[bytes], list[bytes]], list[bytes]]
 
 
@@ -134,17 +139,18 @@ def test_a_tampered_cohort_answer_is_refused_and_charges_nothing(
 
 def _session(api: Any, env: dict[str, Any], size: int, mode: str = "cohort") -> Any:
     body = {
-        "project": env["pid"],
         "dataset": env.get("dataset", "population"),
         "column": env.get("column", "resident_id"),
         "mode": mode,
         "size": size,
     }
-    return api.post(PSI, json=body, headers={"Authorization": f"token {env['token']}"})
+    return api.post(sessions(env["pid"]), json=body, headers={"Authorization": f"token {env['token']}"})
 
 
 def _lab_request(api: Any, env: dict[str, Any], info: dict[str, Any]) -> list[bytes]:
-    r = api.get(f"{PSI}/{info['id']}/setup", headers={"Authorization": f"token {env['token']}"})
+    r = api.get(
+        f"{sessions(info['project'])}/{info['id']}/setup", headers={"Authorization": f"token {env['token']}"}
+    )
     return parse_request(decode(r.content, max_bytes=1 << 26).request, reveal=True)
 
 
@@ -252,7 +258,9 @@ def _padded_probe(api: Any, env: dict[str, Any], target: str, padding: int) -> i
 
 
 def _setup(api: Any, env: dict[str, Any], info: dict[str, Any]) -> bytes:
-    r = api.get(f"{PSI}/{info['id']}/setup", headers={"Authorization": f"token {env['token']}"})
+    r = api.get(
+        f"{sessions(info['project'])}/{info['id']}/setup", headers={"Authorization": f"token {env['token']}"}
+    )
     return decode(r.content, max_bytes=1 << 26).setup
 
 
@@ -271,7 +279,7 @@ def _send(
         request=build_request(elements, reveal=reveal),
     )
     r = api.post(
-        f"{PSI}/{info['id']}/request",
+        f"{sessions(info['project'])}/{info['id']}/request",
         content=encode(frame),
         headers={"Authorization": f"token {env['token']}", "Content-Type": MEDIA_TYPE},
     )

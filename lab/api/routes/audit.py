@@ -1,18 +1,19 @@
 """Request audit (articles 29, 32): the middleware that records every API request, and the bureau's views.
 
 :class:`AuditMiddleware` (pure ASGI, installed by ``lab.api.main``) measures each HTTP request and,
-once it is answered, queues who (the principal resolved by ``get_principal``), which project (path
-parameter ``project_id``, query parameter ``project``, a top-level ``"project"`` field of a small JSON
-body, or ``request.state.audit_project`` set by a route), the method, the route *template*, the
-status, the outcome code (``ok`` or the problem code) and the latency. Never a token, a query
-string or a payload. Entries are written by a background thread (:class:`lab.audit.service.AuditWriter`);
-a failed write is logged and never fails the request. Requests refused before routing because their
-body is too large are not recorded.
+once it is answered, queues who (the principal resolved by ``get_principal``), which project, the
+method, the route *template*, the status, the outcome code (``ok`` or the problem code) and the
+latency. Never a token, a query string or a payload. The project is the route's path parameter
+(``project_id`` of the project routes, ``project`` of the three channels' routes
+``/api/v1/projects/{project}/{dp,psi,he}/…``), else the ``project`` query parameter (the record and
+product listings). A body is never read for it, so every channel's requests are attributed alike,
+refused or not, whether or not the route read its body. Entries are written by a background thread
+(:class:`lab.audit.service.AuditWriter`); a failed write is logged and never fails the request.
+Requests refused before routing because their body is too large are not recorded.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +34,6 @@ from lab.errors import Forbidden, Unauthenticated
 from lab.identity import Role
 
 log = logging.getLogger("lab.audit")
-PEEK_BYTES = 64 * 1024  # JSON bodies up to this size are scanned for a top-level "project" field
 
 
 def writer_for(app: Any) -> AuditWriter:
@@ -45,19 +45,20 @@ def writer_for(app: Any) -> AuditWriter:
     return writer
 
 
-def _project_of(scope: Scope, state: dict[str, Any], body: bytes | None) -> str | None:
-    candidates: list[Any] = [state.get("audit_project")]
+def _project_of(scope: Scope) -> str | None:
+    """The request's project: the routed path's, else the ``project`` query parameter (or None).
+
+    >>> _project_of({"path_params": {"project": "p1"}, "query_string": b"project=p2"})
+    'p1'
+    >>> _project_of({"path_params": {}, "query_string": b"project=p2&x=1"})
+    'p2'
+    >>> _project_of({"path_params": {"project": "p" * 40}}) is None  # no id of the lab is longer
+    True
+    """
     params = scope.get("path_params") or {}
-    candidates += [params.get("project_id"), params.get("project")]
+    candidates: list[Any] = [params.get("project_id"), params.get("project")]
     if scope.get("query_string"):
         candidates += parse_qs(scope["query_string"].decode("latin-1")).get("project", [])[:1]
-    if body:
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict):
-            candidates.append(doc.get("project"))
     for c in candidates:
         if isinstance(c, str) and 0 < len(c) <= 32 and c.isprintable():  # never a NUL the DB refuses
             return c
@@ -77,20 +78,6 @@ class AuditMiddleware:
         start = time.perf_counter()
         state: dict[str, Any] = scope.setdefault("state", {})
         status = 500
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length", b"")
-        peek = (
-            headers.get(b"content-type", b"").startswith(b"application/json")
-            and length.isdigit()
-            and int(length) <= PEEK_BYTES
-        )
-        body = bytearray()
-
-        async def receive_peeking() -> Message:
-            message = await receive()
-            if message["type"] == "http.request" and len(body) <= PEEK_BYTES:
-                body.extend(message.get("body", b""))
-            return message
 
         async def send_noting_status(message: Message) -> None:
             nonlocal status
@@ -99,23 +86,23 @@ class AuditMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive_peeking if peek else receive, send_noting_status)
+            await self.app(scope, receive, send_noting_status)
         except BaseException:
             status = 500
             state.setdefault("outcome", "internal")
             raise
         finally:
-            self._record(scope, state, status, bytes(body) if peek else None, start)
+            self._record(scope, state, status, start)
 
     @staticmethod
-    def _record(scope: Scope, state: dict[str, Any], status: int, body: bytes | None, start: float) -> None:
+    def _record(scope: Scope, state: dict[str, Any], status: int, start: float) -> None:
         try:
             route = scope.get("route")
             principal = state.get("principal")
             entry = AuditEntry(
                 at=utcnow(),
                 principal=getattr(principal, "name", None),
-                project_id=_project_of(scope, state, body),
+                project_id=_project_of(scope),
                 method=str(scope.get("method", ""))[:10],
                 route=str(getattr(route, "path", "(no route)"))[:200],
                 status=status,

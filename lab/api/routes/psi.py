@@ -1,5 +1,9 @@
 """Private set intersection: sessions, setup download, request upload, cohort upload.
 
+Every route is under its project, ``/api/v1/projects/{project}/psi/…``; the path decides
+(:data:`~lab.api.deps.ProjectDep`: a caller who may not know of the project gets
+``project-not-found``, as on DP routes), a session of another project is not found, and a
+``project`` in the session request or an envelope must name the path's (``project-mismatch``).
 Protocol bodies are ``lab.psi.v1.Envelope`` protobufs (``application/x-protobuf``; see
 ``psi_service.protocol``); everything else is JSON. The service does the work: see
 ``psi_service.server`` and ``psi_service.cohort``.
@@ -13,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from lab.api.deps import PrincipalDep, RuntimeDep, read_body
+from lab.api.deps import PrincipalDep, ProjectDep, RuntimeDep, read_body
 from lab.api.problems import responses
 from lab.errors import (
     BadRequest,
@@ -24,18 +28,32 @@ from lab.errors import (
     NotInGrant,
     PayloadTooLarge,
     ProjectInactive,
+    ProjectMismatch,
+    ProjectNotFound,
     QuotaExceeded,
     Unauthenticated,
 )
+from lab.projects.access import same_project
 from psi_service.cohort import finish_cohort
 from psi_service.protocol import CONTENT_TYPE, MEDIA_TYPE, ProtocolError
 from psi_service.requests import submit_request
 from psi_service.schemas import CohortOut, PartAccepted, SessionCreate, SessionOut
 from psi_service.server import PsiService
 
-router = APIRouter(prefix="/api/v1/psi", tags=["psi"])
-ACCESS_ERRORS = (Unauthenticated, Forbidden, NotInGrant, ProjectInactive, NotFound, BadRequest, QuotaExceeded)
-UPLOAD_ERRORS = responses(*ACCESS_ERRORS, ProtocolError, Conflict, PayloadTooLarge, BudgetExhausted)
+router = APIRouter(prefix="/api/v1/projects/{project}/psi", tags=["psi"])
+ACCESS_ERRORS = (
+    Unauthenticated,
+    Forbidden,
+    NotInGrant,
+    ProjectInactive,
+    ProjectNotFound,
+    NotFound,
+    BadRequest,
+    QuotaExceeded,
+)
+UPLOAD_ERRORS = responses(
+    *ACCESS_ERRORS, ProtocolError, ProjectMismatch, Conflict, PayloadTooLarge, BudgetExhausted
+)
 PROTOBUF = {"content": {MEDIA_TYPE: {}}, "description": "a lab.psi.v1.Envelope"}
 
 
@@ -50,19 +68,24 @@ async def _envelope(request: Request, limit: int) -> bytes:
     "/sessions",
     response_model=SessionOut,
     status_code=201,
-    responses=responses(*ACCESS_ERRORS, BudgetExhausted),
+    responses=responses(*ACCESS_ERRORS, ProjectMismatch, BudgetExhausted),
     summary="Start a PSI run (authorizes, builds or reuses the setup)",
 )
-def create_session(body: SessionCreate, principal: PrincipalDep, runtime: RuntimeDep) -> SessionOut:
+def create_session(
+    project: ProjectDep, body: SessionCreate, principal: PrincipalDep, runtime: RuntimeDep
+) -> SessionOut:
+    same_project(project, body.project, "the session request")
     info = PsiService(runtime).create_session(
-        principal, body.project, body.dataset, body.column, body.mode, body.size
+        principal, project, body.dataset, body.column, body.mode, body.size
     )
     return SessionOut(**asdict(info))
 
 
 @router.get("/sessions/{session_id}", response_model=SessionOut, responses=responses(*ACCESS_ERRORS))
-def get_session(session_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> SessionOut:
-    return SessionOut(**asdict(PsiService(runtime).session(principal, session_id)))
+def get_session(
+    project: ProjectDep, session_id: str, principal: PrincipalDep, runtime: RuntimeDep
+) -> SessionOut:
+    return SessionOut(**asdict(PsiService(runtime).session(principal, project, session_id)))
 
 
 @router.get(
@@ -71,8 +94,8 @@ def get_session(session_id: str, principal: PrincipalDep, runtime: RuntimeDep) -
     responses={200: PROTOBUF, **responses(*ACCESS_ERRORS, Conflict)},
     summary="The session's ServerSetup (intersection, cardinality) or the lab's Request (cohort)",
 )
-def get_setup(session_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
-    return Response(PsiService(runtime).artifact(principal, session_id), media_type=MEDIA_TYPE)
+def get_setup(project: ProjectDep, session_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    return Response(PsiService(runtime).artifact(principal, project, session_id), media_type=MEDIA_TYPE)
 
 
 @router.post(
@@ -82,11 +105,11 @@ def get_setup(session_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> 
     summary="Upload (a part of) the encrypted client set; the last part returns the response",
 )
 async def post_request(
-    session_id: str, request: Request, principal: PrincipalDep, runtime: RuntimeDep
+    project: ProjectDep, session_id: str, request: Request, principal: PrincipalDep, runtime: RuntimeDep
 ) -> Response:
     service = PsiService(runtime)
     body = await _envelope(request, service.max_body_bytes)
-    outcome = await run_in_threadpool(submit_request, service, principal, session_id, body)
+    outcome = await run_in_threadpool(submit_request, service, principal, project, session_id, body)
     if outcome.body is None:
         accepted = PartAccepted(session=session_id, received=outcome.received, parts=outcome.parts)
         return JSONResponse(accepted.model_dump(), status_code=202)
@@ -100,8 +123,8 @@ async def post_request(
     summary="Cohort mode: upload the operator's setup, response and DLEQ proof; the lab stores the cohort",
 )
 async def post_cohort(
-    session_id: str, request: Request, principal: PrincipalDep, runtime: RuntimeDep
+    project: ProjectDep, session_id: str, request: Request, principal: PrincipalDep, runtime: RuntimeDep
 ) -> CohortOut:
     body = await _envelope(request, runtime.settings.max_request_bytes)
-    result = await run_in_threadpool(finish_cohort, PsiService(runtime), principal, session_id, body)
+    result = await run_in_threadpool(finish_cohort, PsiService(runtime), principal, project, session_id, body)
     return CohortOut(**asdict(result))
