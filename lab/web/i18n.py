@@ -895,6 +895,7 @@ ZH.update(
         "risk.period_spent": "本年已用",
         "risk.period_short": "年度",
         "risk.composition": "组合规则",
+        "risk.rho": "Σρ（zCDP，转换前）",
         "risk.catalog_size": "目录规模（固定成本，未计入上面的已用额度）",
         "risk.catalog_size_value": "每个版本 ε {per}（不同主体数的含噪发布）× {n} 个版本 = ε {total}",
         "risk.rule.basic": "基本组合（精确小数）",
@@ -970,6 +971,7 @@ EN.update(
         "risk.period_spent": "Spent this year",
         "risk.period_short": "Year",
         "risk.composition": "Composition",
+        "risk.rho": "Σρ (zCDP, before conversion)",
         "risk.catalog_size": "Catalog size (fixed cost, not in the spent figure above)",
         "risk.catalog_size_value": (
             "ε {per} per version (noisy count of distinct entities) × {n} versions = ε {total}"

@@ -26,6 +26,7 @@ from lab.identity import Principal
 from lab.ledger.models import LedgerEntryRow
 from lab.projects.access import authorize, commit_result, no_channel_params
 from lab.projects.models import BudgetRow, ProjectRow
+from lab.projects.views import budgets_of
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
 from tests.factories import active_project
@@ -256,6 +257,14 @@ def test_a_zcdp_account_reports_and_refuses_by_zcdp_even_where_basic_composition
         "composition": "zcdp",
     }
     assert snapshot_of(runtime, hv) == before
+    # the operators' report asks the account: ε ≈ 0.53 is left, yet a release of ε = 0.5 would not fit
+    small = project(runtime, "Gamma", "0.5", dataset=hv)
+    with runtime.transaction() as s:
+        (row,) = budgets_of(s, small)
+    assert (row.dataset_composition, row.epsilon_remaining, row.binding) == ("zcdp", "0.5", "dataset")
+    assert row.dataset_epsilon_remaining is not None and Decimal(row.dataset_epsilon_remaining) > Decimal(
+        "0.5"
+    )
     # a small Gaussian release still fits Σρ (ε ≈ 4.51): the account refuses by ρ, not by Σε
     spend(runtime, second, "0.5", "0.000001", gaussian=True, dataset=hv)
     after = account_state(runtime, hv)
