@@ -7,7 +7,7 @@
     ├── Unauthenticated (401)
     ├── Forbidden (403) ── NotInGrant, ProjectInactive
     ├── NotFound (404) ── DatasetNotFound, ProjectNotFound, EntryNotFound
-    ├── Conflict (409) ── BudgetExhausted, InvalidTransition
+    ├── Conflict (409) ── BudgetExhausted, InvalidTransition, AccountRuleFixed
     ├── PayloadTooLarge (413)
     ├── TooManyRequests (429) ── QuotaExceeded, Busy
     ├── IntegrityError (500) ── CorruptObject, LedgerTampered, PrivacyLeak
@@ -123,6 +123,12 @@ class BudgetExhausted(Conflict):
 
 class InvalidTransition(Conflict):
     code, title = "invalid-transition", "Transition not allowed"
+
+
+class AccountRuleFixed(Conflict):
+    """A new policy version would change the composition rule of an existing dataset account."""
+
+    code, title = "account-rule-fixed", "Account composition rule is fixed"
 
 
 class PayloadTooLarge(LabError):

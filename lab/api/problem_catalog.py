@@ -188,6 +188,16 @@ CATALOG: dict[str, Entry] = {
         ("状态不允许此操作", "项目或产品当前状态不允许此步骤（如审核已批准的版本）。",
          "查看其状态及 docs/projects.md、docs/products.md 中的生命周期。"),
     ),
+    "account-rule-fixed": _e(
+        409,
+        ("Account composition rule is fixed", "The new policy version declares a different composition "
+         "rule (account.composition: basic or zcdp) than the dataset's existing privacy-loss account; an "
+         "account keeps one rule for its whole life, since switching rules is not a proven privacy filter.",
+         "Import the version with the account's current composition (see the problem's 'composition')."),
+        ("账户组合规则不可更改", "新版本策略声明的组合规则（account.composition：basic 或 zcdp）"
+         "与该数据集已有的隐私损失账户不同；账户终身只用一种规则，切换规则不是经证明的隐私过滤器。",
+         "按账户现有的组合规则（见问题中的 composition）导入新版本。"),
+    ),
     "payload-too-large": _e(
         413,
         ("Payload too large", "The request body exceeds the lab's limit (max_bytes in the problem).",

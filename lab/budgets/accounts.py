@@ -8,7 +8,9 @@ writes the derived record and its ledger entry: concurrent releases, from any nu
 processes, can never overspend the account, and a refused release charges nothing.
 :func:`check` is the same test without the lock, run by ``authorize()`` before any computation.
 
-Composition: :mod:`lab.budgets.accounting` (exact basic composition; RDP for Gaussian releases).
+Composition: :mod:`lab.budgets.accounting` — each account has one rule for its life, declared in
+its policy (``account.composition``): ``basic`` (exact Σε, Σδ) or ``zcdp`` (Σρ, converted to ε at
+the account's δ). The lifetime account and the period allowance are each a filter under that rule.
 
 >>> period_of(dt.datetime(2026, 12, 31, 23, 59, tzinfo=dt.UTC))
 '2026'
@@ -23,7 +25,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lab.budgets.accounting import GaussianGroup, Spent, compose
+from lab.budgets.accounting import Charge, Rule, Spent, compose
 from lab.budgets.models import DatasetAccountRow, DatasetChargeRow
 from lab.budgets.value import Budget
 from lab.catalog.policy import AccountPolicy
@@ -48,6 +50,10 @@ class AccountState:
     period_spent: Spent
 
     @property
+    def rule(self) -> Rule:
+        return self.spent.rule
+
+    @property
     def remaining(self) -> Budget:
         return _floor(self.limit - self.spent.budget)
 
@@ -64,8 +70,8 @@ class AccountState:
     def period_fraction(self) -> Decimal:
         """The larger of ε and δ spent over the period's allowance (0 … ≥1).
 
-        Under RDP the stated δ is the one the Gaussian releases were converted at (the whole room
-        under the allowance), not δ consumed: only ε measures how much of the allowance is used.
+        Under ``zcdp`` the stated δ is the allowance's δ the ρ is converted at, not δ consumed: only
+        ε measures how much of the allowance is used.
         """
         spent = self.period_spent
         parts = [spent.budget.epsilon / self.period_limit.epsilon]
@@ -96,29 +102,20 @@ def _floor(b: Budget) -> Budget:
     return Budget(max(b.epsilon, Decimal(0)), max(b.delta, Decimal(0)))
 
 
-def _spent(
-    session: Session,
-    dataset: str,
-    period: str | None,
-    extra: tuple[Budget, bool] | None,
-    delta_limit: Decimal,
-) -> Spent:
+def charges(
+    session: Session, dataset: str, period: str | None = None, extra: tuple[Budget, bool] | None = None
+) -> list[Charge]:
+    """The account's charges (of one ``period``, or all), grouped by cost; ``extra``: one more."""
     q = select(
         DatasetChargeRow.epsilon, DatasetChargeRow.delta, DatasetChargeRow.gaussian, func.count()
     ).where(DatasetChargeRow.dataset_id == dataset)
     if period is not None:
         q = q.where(DatasetChargeRow.period == period)
     q = q.group_by(DatasetChargeRow.epsilon, DatasetChargeRow.delta, DatasetChargeRow.gaussian)
-    pure, groups = Budget.zero(), []
-    rows = [(Budget.of(e, d), bool(g), int(n)) for e, d, g, n in session.execute(q).all()]
+    out = [Charge(Budget.of(e, d), bool(g) and Decimal(d) > 0, int(n)) for e, d, g, n in session.execute(q)]
     if extra is not None:
-        rows.append((extra[0], extra[1], 1))
-    for cost, gaussian, n in rows:
-        if gaussian and cost.delta > 0:
-            groups.append(GaussianGroup(cost, n))
-        else:
-            pure = pure + Budget(cost.epsilon * n, cost.delta * n)
-    return compose(pure, groups, delta_limit)
+        out.append(Charge(extra[0], extra[1] and extra[0].delta > 0))
+    return out
 
 
 def state(
@@ -129,17 +126,21 @@ def state(
     extra: tuple[Budget, bool] | None = None,
     now: dt.datetime | None = None,
 ) -> AccountState:
-    """The account of ``dataset`` now (or as it would be after one more release ``extra``)."""
+    """The account of ``dataset`` now (or as it would be after one more release ``extra``).
+
+    Both figures are composed under the account's own rule, whatever the other rule would give.
+    """
     period = period_of(now or utcnow())
     limit = Budget(account.epsilon, account.delta)
     period_limit = Budget(account.period_epsilon, account.period_delta)
+    rule = account.composition
     return AccountState(
         dataset=dataset,
         limit=limit,
         period=period,
         period_limit=period_limit,
-        spent=_spent(session, dataset, None, extra, limit.delta),
-        period_spent=_spent(session, dataset, period, extra, period_limit.delta),
+        spent=compose(rule, charges(session, dataset, None, extra), limit.delta),
+        period_spent=compose(rule, charges(session, dataset, period, extra), period_limit.delta),
     )
 
 
@@ -160,7 +161,13 @@ def check(
     raise BudgetExhausted(
         f"{cost} does not fit the privacy-loss account of dataset {dataset}: {where} has {left} left "
         "(shared by every project)",
-        account={"kind": "dataset", "dataset": dataset, "scope": scope, "period": current.period},
+        account={
+            "kind": "dataset",
+            "dataset": dataset,
+            "scope": scope,
+            "period": current.period,
+            "composition": current.rule,
+        },
         remaining=left.as_strings(),
     )
 

@@ -2,9 +2,9 @@
 
 Read-only. :func:`dataset_risk` gathers one dataset's account (lifetime and period), the spending per
 project and per operator organization, and every release behind it in order with the running total
-(basic composition, exact, and under the account's own rule); :func:`account_alerts` lists the
-datasets past 50 / 80 / 100 % of their period allowance, for the risk page and the request audit's
-anomalies.
+(basic composition, exact, and under the account's one rule, ``basic`` or ``zcdp``);
+:func:`account_alerts` lists the datasets past 50 / 80 / 100 % of their period allowance, for the
+risk page and the request audit's anomalies.
 
 >>> alert_level(Decimal("0.79")), alert_level(Decimal("0.8")), alert_level(Decimal("1"))
 (50, 80, 100)
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lab.budgets.accounting import GaussianGroup, compose
+from lab.budgets.accounting import rho, spent_of
 from lab.budgets.accounts import AccountState, state
 from lab.budgets.models import DatasetChargeRow
 from lab.budgets.value import Budget
@@ -64,9 +65,10 @@ class Share:
 class Step:
     """One release; the running basic-composition total and the account's lifetime spent after it.
 
-    ``accounted`` is composed under the account's rule (:func:`lab.budgets.accounting.compose` at
-    the lifetime δ), so it is what the account said it had spent right after this release: with
-    Gaussian releases under RDP it is below ``cumulative``.
+    ``accounted`` is composed under the account's one rule (at the lifetime δ), so it is what the
+    account said it had spent right after this release: under ``basic`` it is ``cumulative``; under
+    ``zcdp`` it is ε of the running Σρ (below ``cumulative`` for many Gaussian releases, above it for
+    a few large pure ones).
     """
 
     charge: DatasetChargeRow
@@ -139,21 +141,16 @@ def dataset_risk(session: Session, dataset: str) -> DatasetRisk | None:
         .scalars()
         .all()
     )
-    running = pure = Budget.zero()
-    gaussian: dict[Budget, int] = {}
+    running, rho_total = Budget.zero(), Fraction(0)
     steps = []
     projects: dict[str, tuple[str, Budget, int]] = {}
     orgs: dict[str, tuple[str, Budget, int]] = {}
     for c in charges:
         cost = Budget.of(c.epsilon, c.delta)
         running = running + cost
-        if c.gaussian and cost.delta > 0:
-            gaussian[cost] = gaussian.get(cost, 0) + 1
-        else:
-            pure = pure + cost
-        groups = [GaussianGroup(b, n) for b, n in gaussian.items()]
-        accounted = compose(pure, groups, acct.limit.delta).budget if groups else running
-        steps.append(Step(c, running, accounted))
+        if acct.rule == "zcdp":
+            rho_total += rho(cost, c.gaussian and cost.delta > 0)
+        steps.append(Step(c, running, spent_of(acct.rule, running, rho_total, acct.limit.delta).budget))
         for bucket, key in ((projects, c.project_id), (orgs, c.organization)):
             label, total, n = bucket.get(key, (key, Budget.zero(), 0))
             bucket[key] = (label, total + cost, n + 1)

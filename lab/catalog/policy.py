@@ -112,6 +112,8 @@ class Column(_Strict):
 
 Epsilon = Annotated[Decimal, Field(gt=0, le=100)]
 Delta = Annotated[Decimal, Field(ge=0, lt=1)]
+#: A dataset account's composition rule (:mod:`lab.budgets.accounting`).
+Composition = Literal["basic", "zcdp"]
 
 
 class DpPolicy(_Strict):
@@ -167,7 +169,17 @@ class AccountPolicy(_Strict):
     """The dataset's privacy-loss account per person, across every project and channel (set by the steward).
 
     ``epsilon``/``delta`` bound everything ever released about one person; ``period_epsilon``/
-    ``period_delta`` bound what may be released per calendar ``period`` (UTC).
+    ``period_delta`` bound what may be released per calendar ``period`` (UTC). ``composition`` is the
+    account's one rule for its whole life (:mod:`lab.budgets.accounting`): ``basic`` (Σε, Σδ) or
+    ``zcdp`` (Σρ, converted to ε at the account's δ; needs both δ > 0). Default: ``zcdp`` when both
+    δ are > 0, else ``basic``. A later version of the policy cannot change it
+    (:class:`~lab.errors.AccountRuleFixed`).
+
+    >>> AccountPolicy(epsilon=Decimal(8), delta=Decimal("0.00005"), period_epsilon=Decimal(5),
+    ...               period_delta=Decimal("0.00003")).composition
+    'zcdp'
+    >>> AccountPolicy(epsilon=Decimal(8), period_epsilon=Decimal(5)).composition
+    'basic'
     """
 
     epsilon: Epsilon
@@ -175,11 +187,27 @@ class AccountPolicy(_Strict):
     period: Literal["year"] = "year"
     period_epsilon: Epsilon
     period_delta: Delta = Decimal(0)
+    composition: Composition = "basic"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_rule(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("composition") is None:
+            try:
+                deltas = [Decimal(str(data.get(k) or 0)) for k in ("delta", "period_delta")]
+            except ArithmeticError:  # an invalid δ: its own field reports it
+                return data
+            data = {**data, "composition": "zcdp" if all(d > 0 for d in deltas) else "basic"}
+        return data
 
     @model_validator(mode="after")
     def _within(self) -> AccountPolicy:
         if self.period_epsilon > self.epsilon or self.period_delta > self.delta:
             raise ValueError("the per-period allowance cannot exceed the lifetime account")
+        if self.composition == "zcdp" and (self.delta == 0 or self.period_delta == 0):
+            raise ValueError(
+                "composition zcdp is converted to ε at the account's δ: delta and period_delta must be > 0"
+            )
         return self
 
 

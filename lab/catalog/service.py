@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lab.catalog.models import DatasetRow, DatasetVersionRow
-from lab.catalog.policy import OpenAttribute, Policy, parse_policy, require_account
+from lab.catalog.policy import AccountPolicy, OpenAttribute, Policy, parse_policy, require_account
 from lab.catalog.validate import count_entities, to_parquet
 from lab.db.base import utcnow
-from lab.errors import DatasetNotFound
+from lab.errors import AccountRuleFixed, DatasetNotFound
 from lab.ledger import Ledger
 from lab.ledger.entries import canonical_json
 from lab.storage import ObjectStore, StoredObject
@@ -149,6 +149,7 @@ class CatalogImporter:
     def import_file(self, path: Path, policy: Policy, actor: str) -> DatasetVersion:
         """Validate and import ``path`` as the next version of ``policy.dataset``."""
         require_account(policy, policy.dataset)
+        self.keep_account_rule(policy)  # early, before the upload; again under the lock below
         with tempfile.TemporaryDirectory(prefix="lab-import-") as tmp:
             parquet = Path(tmp) / "data.parquet"
             rows = to_parquet(path, policy, parquet)
@@ -163,6 +164,7 @@ class CatalogImporter:
         ds = self.session.execute(
             select(DatasetRow).where(DatasetRow.id == policy.dataset).with_for_update()
         ).scalar_one_or_none()
+        self.keep_account_rule(policy)
         version = (ds.current_version + 1) if ds else 1
         if ds is None:
             ds = DatasetRow(id=policy.dataset, current_version=version, created_at=now, updated_at=now)
@@ -203,6 +205,35 @@ class CatalogImporter:
         self.session.add(row)
         self.session.flush()
         return _to_version(row)
+
+    def keep_account_rule(self, policy: Policy) -> None:
+        """Refuse a version that would change the composition rule of the dataset's account.
+
+        An account keeps one rule (``account.composition``) for its life: switching between basic
+        composition and zCDP is not a proven privacy filter (:mod:`lab.budgets.accounting`). The
+        account's rule is the one its stored versions declare; versions stored before accounts had a
+        declared rule (no ``composition`` key) fix none, and the first version that declares one
+        fixes it (ADR 0014: accounts from before the decision).
+        """
+        if policy.account is None:
+            return
+        stored = self.session.execute(
+            select(DatasetVersionRow.version, DatasetVersionRow.policy)
+            .where(DatasetVersionRow.dataset_id == policy.dataset)
+            .order_by(DatasetVersionRow.version.desc())
+        ).all()
+        for version, data in stored:
+            if "composition" in (data.get("account") or {}):
+                rule = AccountPolicy.model_validate(data["account"]).composition
+                if rule != policy.account.composition:
+                    raise AccountRuleFixed(
+                        f"{policy.dataset}: account.composition is {rule} (version {version}); an account "
+                        f"keeps one composition rule for its life, {policy.account.composition} is refused",
+                        dataset=policy.dataset,
+                        composition=rule,
+                        field="account.composition",
+                    )
+                return
 
 
 class CatalogFetcher:

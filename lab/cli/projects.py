@@ -78,7 +78,8 @@ def budget(project_id: str) -> None:
             f"{b.dataset:24} ε {b.epsilon_spent}/{b.epsilon_total} (left {b.epsilon_remaining})  "
             f"δ {b.delta_spent}/{b.delta_total}  {b.spends} spends"
             + (
-                f"  dataset account: ε {b.dataset_epsilon_lifetime} for life, {b.dataset_epsilon_allowance} "
+                f"  dataset account ({b.dataset_composition}): ε {b.dataset_epsilon_lifetime} for life, "
+                f"{b.dataset_epsilon_allowance} "
                 f"in {b.dataset_period}, left {b.dataset_epsilon_remaining}; {b.binding} binds"
                 if b.dataset_epsilon_remaining is not None
                 else ""

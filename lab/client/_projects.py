@@ -143,8 +143,9 @@ class ProjectsAPI:
     def budget(self, project: str | None = None) -> pd.DataFrame:
         """Per dataset: ε and δ total, spent and remaining (exact decimal strings), and spends; the
         dataset's own account (shared by every project): its lifetime ε and this period's allowance,
-        what it has left (the smaller of the two), and which limit binds the next release
-        (``project`` or ``dataset``)."""
+        what it has left (the smaller of the two), its composition rule (``basic``: Σε; ``zcdp``: Σρ,
+        so ε left is not additive) and which limit binds the next release (``project`` or
+        ``dataset``: whether a release of the project's remaining ε would still fit the account)."""
         report = self._t.get(f"{BASE}/{self._c.require_project(project)}/budget")
         cols = [
             "dataset",
@@ -161,6 +162,7 @@ class ProjectsAPI:
             "dataset_epsilon_remaining",
             "dataset_delta_remaining",
             "dataset_period",
+            "dataset_composition",
             "binding",
         ]
         return pd.DataFrame(report["budgets"], columns=cols)

@@ -338,7 +338,7 @@ def authorize(
 
     The checks every channel shares live here: membership, the project's state, the grant, the
     policy, and the generic ``params`` — ``epsilon``/``delta`` (a DP spend; ``gaussian`` when the
-    whole release is one Gaussian mechanism, accounted by RDP on the dataset account) and ``units``
+    whole release is one Gaussian mechanism: its ρ on a zCDP dataset account) and ``units``
     (quota units this call will consume). The channel's own parameters (PSI's mode, column and set
     size; HE's model or table) are checked by the channel's ``check`` (required: a caller cannot
     forget it), given the :class:`Access` under construction. Raises a :class:`~lab.errors.LabError`

@@ -131,6 +131,9 @@ class BudgetOut(BaseModel):
     )
     dataset_delta_remaining: str | None = None
     dataset_period: str | None = Field(None, description="the account's current period, e.g. 2026")
+    dataset_composition: str | None = Field(
+        None, description="the account's composition rule for its life: basic or zcdp; None if open"
+    )
     binding: str = Field("project", description="which limit binds the next release: project or dataset")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lab.budgets import Budget, accounts
+from lab.catalog.policy import AccountPolicy
 from lab.catalog.service import CatalogReader
 from lab.db.base import utcnow
 from lab.decimals import plain
@@ -100,7 +101,7 @@ def budgets_of(session: Session, project_id: str) -> list[BudgetOut]:
         frac = (Decimal(r.epsilon_spent) / total) if total else Decimal(0)
         shared = _dataset_account(session, r.dataset_id)
         left_shared = shared.left if shared else None
-        binding = "dataset" if left_shared is not None and left_shared.epsilon < left.epsilon else "project"
+        binding = "dataset" if shared is not None and not shared.fits(session, left.epsilon) else "project"
         out.append(
             BudgetOut(
                 dataset_epsilon_lifetime=shared.state.limit.as_strings()["epsilon"] if shared else None,
@@ -110,6 +111,7 @@ def budgets_of(session: Session, project_id: str) -> list[BudgetOut]:
                 dataset_epsilon_remaining=left_shared.as_strings()["epsilon"] if left_shared else None,
                 dataset_delta_remaining=left_shared.as_strings()["delta"] if left_shared else None,
                 dataset_period=shared.state.period if shared else None,
+                dataset_composition=shared.state.rule if shared else None,
                 binding=binding,
                 dataset=r.dataset_id,
                 epsilon_total=r.epsilon_total,
@@ -131,6 +133,18 @@ class _Shared:
 
     state: accounts.AccountState
     left: Budget
+    account: AccountPolicy
+
+    def fits(self, session: Session, epsilon: Decimal) -> bool:
+        """Would a pure release of ``epsilon`` fit the account (under its own rule)?
+
+        Under ``basic`` this is ``epsilon ≤ left.epsilon``; under ``zcdp`` the release's ρ = ε²/2 is
+        added to Σρ, so what is left in ε is not additive and only this test says which limit binds.
+        """
+        if epsilon == 0:
+            return True
+        after = accounts.state(session, self.state.dataset, self.account, extra=(Budget(epsilon), False))
+        return after.fits
 
 
 def _dataset_account(session: Session, dataset: str) -> _Shared | None:
@@ -140,7 +154,7 @@ def _dataset_account(session: Session, dataset: str) -> _Shared | None:
         return None
     st = accounts.state(session, dataset, account)
     life, period = st.remaining, st.period_remaining
-    return _Shared(st, Budget(min(life.epsilon, period.epsilon), min(life.delta, period.delta)))
+    return _Shared(st, Budget(min(life.epsilon, period.epsilon), min(life.delta, period.delta)), account)
 
 
 def budget_report(session: Session, project: ProjectRow) -> BudgetReport:

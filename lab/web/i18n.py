@@ -910,10 +910,11 @@ ZH.update(
         "risk.period_spent": "本年已用",
         "risk.period_short": "年度",
         "risk.composition": "组合规则",
+        "risk.rho": "Σρ（zCDP，转换前）",
         "risk.catalog_size": "目录规模（固定成本，未计入上面的已用额度）",
         "risk.catalog_size_value": "每个版本 ε {per}（不同主体数的含噪发布）× {n} 个版本 = ε {total}",
         "risk.rule.basic": "基本组合（精确小数）",
-        "risk.rule.rdp": "Rényi 差分隐私（高斯发布）",
+        "risk.rule.zcdp": "零集中差分隐私 zCDP（Σρ，按账户的 δ 换算为 ε）",
         "risk.dataset_title": "隐私风险：{dataset}",
         "risk.dataset_lead": "该数据集中每个人的隐私损失上限，所有项目和通道共享。",
         "risk.back": "← 全部账户",
@@ -926,8 +927,8 @@ ZH.update(
         "risk.chart_title": "{dataset} 的累计 ε 支出",
         "risk.chart_desc": "{n} 次发布，累计 ε {spent}（{rule}），虚线为上限。",
         "risk.chart_caption": (
-            "每一步是一次发布，纵轴为该发布后账户的累计 ε（按账户的组合规则：高斯发布可用 Rényi 差分隐私，"
-            "其余为基本组合）；虚线为终身预算和年度额度。"
+            "每一步是一次发布，纵轴为该发布后账户的累计 ε（按账户唯一且终身不变的组合规则："
+            "基本组合或 zCDP）；虚线为终身预算和年度额度。"
         ),
         "risk.step": "{record}（项目 {project}）：ε {epsilon}",
         "risk.by_project": "按项目",
@@ -985,12 +986,13 @@ EN.update(
         "risk.period_spent": "Spent this year",
         "risk.period_short": "Year",
         "risk.composition": "Composition",
+        "risk.rho": "Σρ (zCDP, before conversion)",
         "risk.catalog_size": "Catalog size (fixed cost, not in the spent figure above)",
         "risk.catalog_size_value": (
             "ε {per} per version (noisy count of distinct entities) × {n} versions = ε {total}"
         ),
         "risk.rule.basic": "basic composition (exact decimals)",
-        "risk.rule.rdp": "Rényi DP (Gaussian releases)",
+        "risk.rule.zcdp": "zero-concentrated DP (Σρ, converted to ε at the account's δ)",
         "risk.dataset_title": "Privacy risk: {dataset}",
         "risk.dataset_lead": (
             "The bound on what is released about each person in this dataset, "
@@ -1007,8 +1009,8 @@ EN.update(
         "risk.chart_desc": ("{n} releases, cumulative ε {spent} ({rule}); dashed lines are the limits."),
         "risk.chart_caption": (
             "Each step is one release: the account's cumulative ε after it, under the account's "
-            "composition rule (Rényi DP for Gaussian releases where tighter, basic composition "
-            "otherwise); dashed lines: lifetime budget and yearly allowance."
+            "one composition rule, fixed for its life (basic composition or zCDP); dashed lines: "
+            "lifetime budget and yearly allowance."
         ),
         "risk.step": "{record} (project {project}): ε {epsilon}",
         "risk.by_project": "By project",

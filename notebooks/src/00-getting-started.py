@@ -83,8 +83,9 @@ c.catalog.policy("health_visits")
 # Each non-open dataset also has one privacy-loss account shared by every project (a lifetime budget and a
 # yearly allowance set by its steward): every release is charged to both. `epsilon_total` is your
 # project's limit; `dataset_epsilon_lifetime` and `dataset_epsilon_allowance` are the dataset's (for life and
-# for this year), `dataset_epsilon_remaining` is what the dataset has left, and `binding` says which limit
-# will refuse you first.
+# for this year), `dataset_epsilon_remaining` is what the dataset has left, `dataset_composition` how it adds
+# losses up (`basic`: ε adds; `zcdp`: the account adds ε²/2 and converts, so ε left does not add), and
+# `binding` says which limit will refuse you first.
 
 # %%
 pd.DataFrame(
@@ -94,7 +95,7 @@ pd.DataFrame(
 # %%
 budget = c.projects.budget()
 limits = ["epsilon_total", "epsilon_remaining", "dataset_epsilon_lifetime", "dataset_epsilon_allowance"]
-budget[["dataset", *limits, "dataset_epsilon_remaining", "binding"]]
+budget[["dataset", *limits, "dataset_epsilon_remaining", "dataset_composition", "binding"]]
 
 # %%
 if len(budget):

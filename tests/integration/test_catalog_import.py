@@ -134,3 +134,47 @@ def test_corrupted_object_is_detected_on_read(runtime: Runtime, tmp_path: Path) 
     with pytest.raises(CorruptObject):
         runtime.store.get_file(v.stored, tmp_path / "x.parquet")
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_a_later_version_cannot_change_the_accounts_composition_rule(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    from sqlalchemy import select, update
+
+    from lab.catalog.models import DatasetVersionRow
+    from lab.errors import AccountRuleFixed
+
+    assert POLICY.account is not None and POLICY.account.composition == "zcdp"
+    _import(runtime, write_health_csv(tmp_path / "a.csv", 20))
+    basic = POLICY.model_copy(update={"account": POLICY.account.model_copy(update={"composition": "basic"})})
+    with (
+        pytest.raises(AccountRuleFixed, match="keeps one composition rule") as exc,
+        runtime.transaction() as s,
+    ):
+        CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(
+            write_health_csv(tmp_path / "b.csv", 20), basic, "steward1"
+        )
+    problem = exc.value.problem()
+    assert (problem["status"], problem["code"]) == (409, "account-rule-fixed")
+    assert (problem["dataset"], problem["composition"]) == ("health_visits", "zcdp")
+    with runtime.transaction() as s:
+        assert [v.version for v in CatalogReader(s).versions("health_visits")] == [1]
+    assert _import(runtime, write_health_csv(tmp_path / "c.csv", 20)).version == 2  # same rule: fine
+    # a version stored before accounts declared a rule fixes none: the first declared rule does
+    with runtime.transaction() as s:
+        for row in s.execute(select(DatasetVersionRow)).scalars().all():
+            legacy = {k: v for k, v in row.policy["account"].items() if k != "composition"}
+            s.execute(
+                update(DatasetVersionRow)
+                .where(DatasetVersionRow.version == row.version)
+                .values(policy={**row.policy, "account": legacy})
+            )
+    with runtime.transaction() as s:
+        v3 = CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(
+            write_health_csv(tmp_path / "d.csv", 20), basic, "steward1"
+        )
+    assert v3.version == 3 and v3.policy.account is not None and v3.policy.account.composition == "basic"
+    with pytest.raises(AccountRuleFixed), runtime.transaction() as s:
+        CatalogImporter(s, runtime.store, runtime.ledger(s)).import_file(
+            write_health_csv(tmp_path / "e.csv", 20), POLICY, "steward1"
+        )

@@ -1,12 +1,14 @@
 """One privacy-loss account per dataset: shared by every project, charged atomically with the record.
 
 The sample ``population`` policy declares an account of ε = 12 for life and ε = 8 per calendar
-year; each project's own grant is capped at ε = 5.
+year under basic composition; each project's own grant is capped at ε = 5. ``health_visits``
+declares ε = 8 for life and ε = 5 a year under zCDP (δ 5·10⁻⁵ and 3·10⁻⁵ for the conversion).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -14,7 +16,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from lab.budgets import Budget
-from lab.budgets.accounts import state
+from lab.budgets.accounting import Charge, compose
+from lab.budgets.accounts import AccountState, state
 from lab.budgets.models import DatasetAccountRow, DatasetChargeRow
 from lab.budgets.risk import dataset_risk
 from lab.catalog.service import CatalogReader
@@ -23,6 +26,7 @@ from lab.identity import Principal
 from lab.ledger.models import LedgerEntryRow
 from lab.projects.access import authorize, commit_result, no_channel_params
 from lab.projects.models import BudgetRow, ProjectRow
+from lab.projects.views import budgets_of
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
 from tests.factories import active_project
@@ -31,20 +35,30 @@ from tests.integration._projects import import_catalog
 pytestmark = pytest.mark.integration
 
 
-def project(runtime: Runtime, organization: str, epsilon: str = "5", delta: str = "0") -> str:
+def project(
+    runtime: Runtime, organization: str, epsilon: str = "5", delta: str = "0", *, dataset: str = "population"
+) -> str:
     grant = {"dp": {"epsilon": epsilon, "delta": delta, "epsilon_per_query": "1", "delta_per_query": delta}}
-    pid = active_project(runtime, {"population": grant}, ["alice", "bob"])
+    pid = active_project(runtime, {dataset: grant}, ["alice", "bob"])
     with runtime.transaction() as s:
         s.execute(update(ProjectRow).where(ProjectRow.id == pid).values(organization=organization))
     return pid
 
 
-def spend(runtime: Runtime, pid: str, epsilon: str, delta: str = "0", *, gaussian: bool = False) -> str:
+def spend(
+    runtime: Runtime,
+    pid: str,
+    epsilon: str,
+    delta: str = "0",
+    *,
+    gaussian: bool = False,
+    dataset: str = "population",
+) -> str:
     """authorize + commit_result in one transaction, as a channel does."""
     principal = Principal.from_groups("alice", ["operator"])
     params = {"epsilon": epsilon, "delta": delta, "gaussian": gaussian}
     with runtime.transaction() as s:
-        access = authorize(s, principal, pid, "population", "dp", "query", params, check=no_channel_params)
+        access = authorize(s, principal, pid, dataset, "dp", "query", params, check=no_channel_params)
         record = commit_result(
             s,
             runtime.ledger(s),
@@ -176,40 +190,121 @@ def test_fifty_concurrent_spends_from_three_projects_never_overspend_either_acco
     assert {p: Decimal(n) / 2 for p, n in per_project.items()} == {p: e for p, e in spent.items() if e}
 
 
-def test_gaussian_releases_are_composed_by_the_library_rdp_accountant(runtime: Runtime) -> None:
+def account_state(runtime: Runtime, dataset: str) -> AccountState:
+    with runtime.transaction() as s:
+        account = CatalogReader(s).get(dataset).policy.account
+        assert account is not None
+        return state(s, dataset, account)
+
+
+def test_gaussian_releases_on_a_zcdp_account_match_the_library(runtime: Runtime) -> None:
     import dp_accounting
     from dp_accounting.rdp import RdpAccountant
 
-    import_catalog(runtime, ["population"])
-    pids = [project(runtime, org, epsilon="5", delta="0.00001") for org in ("A", "B", "C")]
+    import_catalog(runtime, ["health_visits"])
+    hv = "health_visits"
+    pids = [project(runtime, org, "3", "0.00001", dataset=hv) for org in ("A", "B", "C")]
     k = 12
     for i in range(k):
-        spend(runtime, pids[i % 3], "0.5", "0.000001", gaussian=True)
+        spend(runtime, pids[i % 3], "0.5", "0.000001", gaussian=True, dataset=hv)
     accountant = RdpAccountant()
     sigma = dp_accounting.get_sigma_gaussian(0.5, 1e-6)
     accountant.compose(dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(sigma), k))
-    with runtime.transaction() as s:
-        policy = CatalogReader(s).get("population").policy
-        assert policy.account is not None
-        acct = state(s, "population", policy.account)
-    expected = accountant.get_epsilon(float(policy.account.delta))  # δ = 0.00005, the lifetime δ
-    assert acct.spent.rule == "rdp" and acct.spent.budget.delta == policy.account.delta
+    acct = account_state(runtime, hv)
+    expected = accountant.get_epsilon(float(acct.limit.delta))  # δ = 0.00005, the lifetime δ
+    assert acct.spent.rule == "zcdp" and acct.spent.budget.delta == acct.limit.delta
     assert abs(float(acct.spent.budget.epsilon) - expected) < 1e-5
     assert acct.spent.budget.epsilon < Decimal("0.5") * k  # the saving over basic composition (ε = 6)
     with runtime.transaction() as s:
-        risk = dataset_risk(s, "population")
+        risk = dataset_risk(s, hv)
     assert risk is not None and len(risk.steps) == k
     # the risk view's chart follows the account's own figure, not basic composition
     assert risk.steps[-1].accounted == acct.spent.budget and risk.steps[-1].cumulative == Budget.of(
         "6", "0.000012"
     )
     figures = [step.accounted.epsilon for step in risk.steps]
-    assert figures == sorted(figures)
-    # the year's δ is the RDP conversion δ, not δ consumed: ε ≈ 1.72 of 8 raises no alert
-    assert acct.period_spent.rule == "rdp" and risk.alert is None
-    # a pure-ε release adds exactly (basic composition on top of the RDP part)
-    spend(runtime, pids[0], "0.25")
+    assert figures == sorted(figures) and len(set(figures)) == k
+    # the year's δ is the zCDP conversion δ, not δ consumed: ε ≈ 1.78 of 5 raises no alert
+    assert acct.period_spent.rule == "zcdp" and risk.alert is None
+    # a pure-ε release adds ρ = ε²/2 to Σρ: the library composing it as one more Gaussian agrees
+    spend(runtime, pids[0], "0.25", dataset=hv)
+    accountant.compose(dp_accounting.GaussianDpEvent(1 / math.sqrt(2 * 0.25**2 / 2)))
+    after = account_state(runtime, hv)
+    assert abs(float(after.spent.budget.epsilon) - accountant.get_epsilon(5e-5)) < 1e-5
+    # the price of one rule: under zCDP a lone pure release costs more than its ε (≈ 0.30 here)
+    assert after.spent.budget.epsilon > acct.spent.budget.epsilon + Decimal("0.25")
+
+
+def test_a_zcdp_account_reports_and_refuses_by_zcdp_even_where_basic_composition_is_smaller(
+    runtime: Runtime,
+) -> None:
+    import_catalog(runtime, ["health_visits"])
+    hv = "health_visits"
+    first, second = (project(runtime, org, "3", "0.00001", dataset=hv) for org in ("Alpha", "Beta"))
+    spend(runtime, first, "1", dataset=hv)  # ρ = 0.5: ε ≈ 4.47 at the year's δ, of 5
+    acct = account_state(runtime, hv)
+    assert acct.spent.rule == acct.period_spent.rule == "zcdp"
+    assert acct.period_spent.budget.epsilon > Decimal("4.4")  # basic composition would say 1
+    before = snapshot_of(runtime, hv)
+    # basic composition would be ε = 2 of the year's 5; zCDP says ≈ 6.72: refused, nothing charged
+    with pytest.raises(BudgetExhausted, match="privacy-loss account of dataset health_visits") as exc:
+        spend(runtime, second, "1", dataset=hv)
+    assert exc.value.extra["account"] == {
+        "kind": "dataset",
+        "dataset": hv,
+        "scope": "period",
+        "period": acct.period,
+        "composition": "zcdp",
+    }
+    assert snapshot_of(runtime, hv) == before
+    # the operators' report asks the account: ε ≈ 0.53 is left, yet a release of ε = 0.5 would not fit
+    small = project(runtime, "Gamma", "0.5", dataset=hv)
     with runtime.transaction() as s:
-        assert state(
-            s, "population", policy.account
-        ).spent.budget.epsilon == acct.spent.budget.epsilon + Decimal("0.25")
+        (row,) = budgets_of(s, small)
+    assert (row.dataset_composition, row.epsilon_remaining, row.binding) == ("zcdp", "0.5", "dataset")
+    assert row.dataset_epsilon_remaining is not None and Decimal(row.dataset_epsilon_remaining) > Decimal(
+        "0.5"
+    )
+    # a small Gaussian release still fits Σρ (ε ≈ 4.51): the account refuses by ρ, not by Σε
+    spend(runtime, second, "0.5", "0.000001", gaussian=True, dataset=hv)
+    after = account_state(runtime, hv)
+    assert after.period_spent.rule == "zcdp" and after.period_spent.budget.epsilon < 5
+    assert (
+        after.period_spent.budget.epsilon
+        == compose(
+            "zcdp",
+            [Charge(Budget.of("1")), Charge(Budget.of("0.5", "0.000001"), gaussian=True)],
+            Decimal("0.00003"),
+        ).budget.epsilon
+    )
+
+
+def test_a_basic_account_reports_and_refuses_by_basic_composition_even_where_zcdp_is_smaller(
+    runtime: Runtime,
+) -> None:
+    import_catalog(runtime, ["population"])
+    pids = [project(runtime, org, "5", "0.00001") for org in ("A", "B", "C", "D")]
+    for i in range(16):  # Σε = 8, the year's allowance; zCDP would say ε ≈ 2.02
+        spend(runtime, pids[i % 4], "0.5", "0.000001", gaussian=True)
+    acct = account_state(runtime, "population")
+    assert acct.spent.rule == acct.period_spent.rule == "basic"
+    assert acct.period_spent.budget == Budget.of("8", "0.000016")
+    gaussians = [Charge(Budget.of("0.5", "0.000001"), gaussian=True, count=16)]
+    assert compose("zcdp", gaussians, acct.period_limit.delta).budget.epsilon < Decimal("2.1")
+    with pytest.raises(BudgetExhausted, match="privacy-loss account") as exc:
+        spend(runtime, pids[0], "0.5", "0.000001", gaussian=True)
+    assert exc.value.extra["account"]["composition"] == "basic"
+    assert exc.value.extra["account"]["scope"] == "period"
+    with runtime.transaction() as s:
+        risk = dataset_risk(s, "population")
+    assert risk is not None and [st.accounted for st in risk.steps] == [st.cumulative for st in risk.steps]
+
+
+def snapshot_of(runtime: Runtime, dataset: str) -> tuple[object, ...]:
+    with runtime.transaction() as s:
+        account = s.get(DatasetAccountRow, dataset)
+        charges = s.execute(
+            select(func.count()).select_from(DatasetChargeRow).where(DatasetChargeRow.dataset_id == dataset)
+        ).scalar_one()
+        budgets = sorted((b.project_id, b.epsilon_spent) for b in s.execute(select(BudgetRow)).scalars())
+        return (account.epsilon_spent if account else None, charges, budgets)

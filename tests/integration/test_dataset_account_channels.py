@@ -120,7 +120,7 @@ def test_a_psi_cohort_is_refused_by_a_spent_dataset_account_before_any_computati
     problem = exc.value.problem
     assert problem["status"] == 409 and problem["code"] == "budget-exhausted"
     assert problem["account"] == {"kind": "dataset", "dataset": "population", "scope": "period",
-                                  "period": problem["account"]["period"]}  # fmt: skip
+                                  "period": problem["account"]["period"], "composition": "basic"}  # fmt: skip
     with runtime.transaction() as s:  # refused at session creation: no session, no OPRF, no charge
         assert s.execute(select(PsiSessionRow)).scalars().all() == []
         own = s.execute(select(DerivedRecordRow).where(DerivedRecordRow.project_id == pid)).scalars().all()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from alembic import command
 from sqlalchemy import func, select, update
 
 from lab.budgets import Budget
+from lab.budgets.accounting import Charge, compose
 from lab.budgets.accounts import state
 from lab.budgets.models import DatasetAccountRow, DatasetChargeRow
 from lab.catalog.service import CatalogReader
@@ -60,7 +63,12 @@ def test_migrated_database_starts_each_dataset_account_at_the_sum_spent(runtime:
     for c in charges:  # each step points at its derived record and ledger entry
         assert records[c.record_id].ledger_index == c.ledger_index
         assert records[c.record_id].epsilon == c.epsilon and c.organization == "Test Co."
-    assert health.spent.budget == Budget.of("0.75") and health.period_spent.budget == Budget.of("0.25")
+    # health_visits' account is zCDP: both charges are in Σρ (ε²/2 each), nothing forgotten
+    assert health.spent.rule == "zcdp" and health.spent.rho == Fraction(1, 8) + Fraction(1, 32)
+    assert health.period_spent.rho == Fraction(1, 32)
+    assert health.spent == compose(
+        "zcdp", [Charge(Budget.of("0.5")), Charge(Budget.of("0.25"))], Decimal("0.00005")
+    )
     # the year's allowance of population is 8: 6.25 already spent, so 1.75 more fits and nothing beyond
     third = active_project(runtime, {"population": grant})
     spend(runtime, "alice", third, "population", "1")

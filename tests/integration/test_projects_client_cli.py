@@ -69,7 +69,7 @@ def test_client_apply_review_budget_and_errors(api: Any, hub: HubHandle, people:
         # the dataset's own account (population: ε = 8 a year, δ = 0.00003), shared by every project
         "dataset_epsilon_lifetime": "12", "dataset_epsilon_allowance": "8",
         "dataset_epsilon_remaining": "8", "dataset_delta_remaining": "0.00003",
-        "dataset_period": str(utcnow().year), "binding": "project",
+        "dataset_period": str(utcnow().year), "dataset_composition": "basic", "binding": "project",
     }  # fmt: skip
     mine = alice.projects.list()
     assert p.id in set(mine["id"]) and set(b1.projects.list(status="active")["status"]) == {"active"}
@@ -136,6 +136,7 @@ def test_cli_apply_review_supervise_sweep(
     assert pid in run(app, ["projects", "list", "--status", "active"]).output
     printed = run(app, ["projects", "budget", pid]).output
     assert "ε 0/0.5" in printed and "ε 12 for life, 8 in " in printed and "left 8; project binds" in printed
+    assert "dataset account (basic)" in printed
     assert run(app, ["projects", "suspend", pid, "--as", "bureau1", "--reason", "x"]).exit_code == 0
     r = run(app, ["projects", "sync-hub"])
     assert r.exit_code == 0 and f"project-{pid}: (empty)" in r.output

@@ -81,6 +81,27 @@ def test_risk_pages_show_the_account_to_the_bureau_only(api: Any, runtime: Runti
     assert "ui/anomalies" not in api.get(f"{P}/ui/catalog").text
 
 
+def test_a_zcdp_accounts_page_names_its_rule_and_sum_of_rho(
+    api: Any, runtime: Runtime, hub: HubHandle
+) -> None:
+    import_catalog(runtime, ["health_visits"])
+    pid = active_project(
+        runtime, {"health_visits": {"dp": {"epsilon": "3", "epsilon_per_query": "1"}}}, ["alice"]
+    )
+    spend(runtime, "alice", pid, "health_visits", "0.5")  # pure: ρ = 0.125, ε ≈ 2.6 at δ = 5·10⁻⁵
+    api.follow_redirects = False
+    login_as(api, runtime, hub, "bureau1", ["bureau"])
+    en = api.get(f"{P}/ui/risk/health_visits?lang=en").text
+    lifetime = re.search(r'<dl class="facts" id="lifetime">(.*?)</dl>', en, re.S)
+    assert lifetime and "zero-concentrated DP" in lifetime.group(1)
+    assert '<dd id="rho">0.125000</dd>' in lifetime.group(1) and "ε 0.5 " not in lifetime.group(1)
+    assert len(re.findall(r'<circle class="step"', en)) == 1
+    zh = api.get(f"{P}/ui/risk/health_visits?lang=zh").text
+    assert "零集中差分隐私" in zh and "Σρ（zCDP，转换前）" in zh
+    population = api.get(f"{P}/ui/risk?lang=en").text
+    assert "zero-concentrated DP" in population
+
+
 def test_anomalies_api_and_budget_report_carry_the_dataset_account(
     api: Any, runtime: Runtime, hub: HubHandle
 ) -> None:
