@@ -37,11 +37,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from he_compute import contexts, frames, material, ops, params
-from he_compute.access import check_params
+from he_compute.access import HeParams, check_params
 from he_compute.worker import WorkerPool
 from lab.errors import BadRequest, Conflict, PayloadTooLarge
 from lab.identity import Principal
 from lab.projects.access import (
+    Ask,
     authorize,
     commit_result,
     quota_limit,
@@ -169,8 +170,9 @@ def _authorize(session: Any, principal: Principal, op: Op, spec: ScopedCall) -> 
         row.dataset_id,
         "he",
         op,
-        {kind: key, "units": spec.records},
+        Ask(units=spec.records),
         check=check_params,
+        params=HeParams(model=key) if kind == "model" else HeParams(table=key),
     )
     material.check_policy(access.policy, kind, row)
     return row, access, key

@@ -41,6 +41,7 @@ from lab.ledger.entries import canonical_json
 from lab.mechanisms import Rng
 from lab.projects.access import (
     Access,
+    Ask,
     authorize,
     budget_remaining,
     commit_result,
@@ -97,8 +98,9 @@ def source_for(
     )
 
 
-def reauthorize(session: Session, first: Access, params: dict[str, Any]) -> Access:
-    """Authorize again in the committing transaction; the dataset version must not have moved."""
+def reauthorize(session: Session, first: Access) -> Access:
+    """Authorize ``first``'s ask again in the committing transaction; the dataset version must not
+    have moved."""
     access = authorize(
         session,
         first.principal,
@@ -106,7 +108,7 @@ def reauthorize(session: Session, first: Access, params: dict[str, Any]) -> Acce
         first.dataset.dataset,
         "dp",
         first.operation,
-        params,
+        first.ask,
         check=no_channel_params,
     )
     return same_version(first.dataset, access)
@@ -122,8 +124,9 @@ def same_version(computed_on: DatasetVersion, access: Access) -> Access:
     return access
 
 
-def _cost_params(cost: Budget, spec: QuerySpec | None = None) -> dict[str, Any]:
-    return {"epsilon": cost.epsilon, "delta": cost.delta, "gaussian": spec is not None and _gaussian(spec)}
+def _ask(spec: QuerySpec) -> Ask:
+    """What the query asks of the access rules: its cost, and whether it is one Gaussian release."""
+    return Ask(spec.cost(), _gaussian(spec))
 
 
 def _gaussian(spec: QuerySpec) -> bool:
@@ -179,7 +182,7 @@ def _authorize_or_replay(
             spec.dataset,
             "dp",
             operation,
-            _cost_params(spec.cost(), spec),
+            _ask(spec),
             check=no_channel_params,
         )
     except BudgetExhausted:
@@ -352,7 +355,6 @@ def release_table(
 ) -> dict[str, Any]:
     """Release one statistic over the dims' full domains as a stored table (for HE lookups)."""
     q = spec.as_query()
-    params = _cost_params(q.cost(), q)
     with runtime.reading() as session:
         first = authorize(
             session,
@@ -361,7 +363,7 @@ def release_table(
             spec.dataset,
             "dp",
             "release_table",
-            params,
+            _ask(q),
             check=no_channel_params,
         )
         plan = plan_query(q, first.policy)
@@ -372,7 +374,7 @@ def release_table(
     if stat.agg == "quantile":
         statistic = f"quantile({stat.column},{stat.levels[0]})"
     with runtime.transaction() as session:
-        access = reauthorize(session, first, params)
+        access = reauthorize(session, first)
         record = commit_result(
             session,
             runtime.ledger(session),

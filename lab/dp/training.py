@@ -59,6 +59,7 @@ from lab.errors import PrivacyLeak
 from lab.identity import Principal
 from lab.mechanisms import GeometricCount, Rng, count_noise, sum_noise
 from lab.projects.access import (
+    Ask,
     authorize,
     budget_remaining,
     commit_result,
@@ -281,10 +282,16 @@ def train(
 
     Same shape as a query (:mod:`lab.dp.service`): read, fit through ``offload``, then commit.
     """
-    params_in = {"epsilon": spec.epsilon}
     with runtime.reading() as session:
         first = authorize(
-            session, principal, project_id, spec.dataset, "dp", "train", params_in, check=no_channel_params
+            session,
+            principal,
+            project_id,
+            spec.dataset,
+            "dp",
+            "train",
+            Ask.spend(spec.epsilon),
+            check=no_channel_params,
         )
         plan = plan_training(spec, first.policy)
         source = source_for(runtime, session, first, spec.cohort, 1)
@@ -299,7 +306,7 @@ def train(
     )
     params = offload(training_job, source, plan, MAX_TRAINING_ROWS, max(shown, 1), rng)
     with runtime.transaction() as session:
-        access = reauthorize(session, first, params_in)
+        access = reauthorize(session, first)
         record = commit_result(
             session,
             runtime.ledger(session),

@@ -21,7 +21,7 @@ from lab.catalog.service import CatalogReader
 from lab.errors import BudgetExhausted
 from lab.identity import Principal
 from lab.ledger.models import LedgerEntryRow
-from lab.projects.access import authorize, commit_result, no_channel_params
+from lab.projects.access import Ask, authorize, commit_result, no_channel_params
 from lab.projects.models import BudgetRow, ProjectRow
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
@@ -42,9 +42,9 @@ def project(runtime: Runtime, organization: str, epsilon: str = "5", delta: str 
 def spend(runtime: Runtime, pid: str, epsilon: str, delta: str = "0", *, gaussian: bool = False) -> str:
     """authorize + commit_result in one transaction, as a channel does."""
     principal = Principal.from_groups("alice", ["operator"])
-    params = {"epsilon": epsilon, "delta": delta, "gaussian": gaussian}
+    ask = Ask.spend(epsilon, delta, gaussian=gaussian)
     with runtime.transaction() as s:
-        access = authorize(s, principal, pid, "population", "dp", "query", params, check=no_channel_params)
+        access = authorize(s, principal, pid, "population", "dp", "query", ask, check=no_channel_params)
         record = commit_result(
             s,
             runtime.ledger(s),
@@ -121,7 +121,7 @@ def test_a_refused_release_charges_nothing_anywhere(runtime: Runtime) -> None:
     # commits first; the commit is then refused under the account's lock and rolls back whole
     with runtime.transaction() as s:
         pending = authorize(
-            s, principal, second, "population", "dp", "query", {"epsilon": "0.5"}, check=no_channel_params
+            s, principal, second, "population", "dp", "query", Ask.spend("0.5"), check=no_channel_params
         )
     spend(runtime, third, "0.5")
     before = snapshot(runtime)
