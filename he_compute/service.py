@@ -102,13 +102,12 @@ class Prepared:
     param: params.ParamSet
     context_id: str
     context_sha: str
-    plan: dict[str, Any]
-    meta: dict[str, Any]
+    plan: ops.Plan
 
     @property
     def width(self) -> int:
         """Ciphertexts per batch."""
-        return len(self.plan["weights"]) if self.op == "score" else sum(self.plan["shape"])
+        return self.plan.width
 
     @property
     def batches(self) -> int:
@@ -147,7 +146,7 @@ class Prepared:
             "ciphertexts_per_batch": self.width,
             **layout,
             self.kind: self.row_public,
-            **self.meta,
+            **self.plan.meta(),
         }
 
 
@@ -192,7 +191,7 @@ def prepare(
             if op == "score":
                 if row.kind not in material.SCORABLE:
                     raise BadRequest(f"models of kind {row.kind!r} cannot be scored homomorphically")
-                plan, meta = ops.score_plan(
+                plan: ops.Plan = ops.score_plan(
                     row.kind,
                     row.params,
                     list(row.features),
@@ -203,19 +202,15 @@ def prepare(
                 public = material.model_public(row)
             else:
                 shape, values, missing = material.table_arrays(row)
-                plan = ops.lookup_plan(shape, values, param.levels)
-                meta = {"scale": plan["scale"], "missing_cells": missing}
+                plan = ops.lookup_plan(shape, values, param.levels, missing)
                 public = material.table_public(row)
         except ops.PlanError as exc:
             raise BadRequest(str(exc)) from None
-        multiplies = (op == "lookup" and len(plan["shape"]) > 1) or bool(plan.get("poly"))
-        if multiplies and not ctx_row.has_relin_keys:
+        if plan.multiplies and not ctx_row.has_relin_keys:
             raise BadRequest(
                 "this operation multiplies ciphertexts: register a context with relinearization keys"
             )
-        prep = Prepared(
-            op, spec, kind, key, row.dataset_id, public, param, ctx_row.id, ctx_row.sha256, plan, meta
-        )
+        prep = Prepared(op, spec, kind, key, row.dataset_id, public, param, ctx_row.id, ctx_row.sha256, plan)
     return prep, contexts.load_context_bytes(runtime.store, ctx_row) if context else b""
 
 
@@ -248,7 +243,7 @@ def commit(
         row, access, _key = _authorize(s, principal, prep.op, prep.spec)
         if row.id != prep.row_public["id"]:
             raise Conflict(f"the {prep.kind} {row.name!r} changed during the call; retry")
-        approx = prep.meta.get("approximation") or {}
+        approx = prep.plan.approximation if isinstance(prep.plan, ops.ScorePlan) else None
         parameters: dict[str, Any] = {
             prep.kind: {"id": row.id, "name": row.name},
             "records": prep.spec.records,
@@ -257,8 +252,8 @@ def commit(
             "context_sha256": prep.context_sha,
             "input_sha256": input_sha,
         }
-        if approx:
-            parameters["sigmoid"] = {"degree": approx["degree"], "max_error": f"{approx['max_error']:.3e}"}
+        if approx is not None:
+            parameters["sigmoid"] = {"degree": approx.degree, "max_error": f"{approx.max_error:.3e}"}
         record = commit_result(
             s,
             runtime.ledger(s),
@@ -342,6 +337,7 @@ async def evaluate(
     hasher = ThreadPoolExecutor(1, thread_name_prefix="he-digest")  # in order, off the event loop
     hashed: list[asyncio.Future[None]] = []
     tasks: list[asyncio.Task[None]] = []
+    plan = prep.plan.task()  # once: the worker reads it as JSON
 
     def absorb(blobs: list[bytes]) -> None:
         for b in blobs:
@@ -349,7 +345,7 @@ async def evaluate(
 
     async def one(i: int, blobs: list[bytes]) -> None:
         try:
-            task = {"op": prep.op, "plan": prep.plan, "size": prep.batch_size(batches[i])}
+            task = {"op": prep.op, "plan": plan, "size": prep.batch_size(batches[i])}
             _, out = await asyncio.to_thread(pool.run, task, blobs, context)
             results[i] = out[0]
         finally:
