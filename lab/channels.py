@@ -2,8 +2,14 @@
 
 Each channel owns its typed parameters and their rules (:data:`lab.projects.access.ParamCheck`)
 and passes them to :func:`lab.projects.access.authorize` itself; the project's "may I?" check
-answers for any channel, so it asks here (:func:`authorize_any`). Channel modules are imported
-when called: the channels import :mod:`lab.projects.access`.
+answers for any channel, so it asks here (:func:`authorize_any`), and the project's disposal runs
+every channel's disposer, listed here (:func:`disposers`). Channel modules are imported when
+called: the channels import :mod:`lab.projects`.
+
+Besides this module, the lab reaches ``psi_service`` and ``he_compute`` only through their routers
+(``lab/api/routes/psi.py``, ``he.py``), their CLI commands (``lab/cli/psi.py``, ``he.py``), the
+client's operator side (``lab/client/_psi.py``: PSI's wire and operator modules) and the
+migrations' model registry — the ``channel-entries`` contract of ``.importlinter``.
 """
 
 from __future__ import annotations
@@ -12,7 +18,16 @@ from sqlalchemy.orm import Session
 
 from lab.identity import Principal
 from lab.projects.access import Access, Ask, Channel, authorize, no_channel_params
+from lab.projects.disposal import Disposer
 from lab.projects.schemas import CheckParams
+
+
+def disposers() -> dict[str, Disposer]:
+    """The channels' disposers of a project's working data, by name, in the order they run."""
+    from he_compute.disposal import dispose_he
+    from psi_service.disposal import dispose_psi
+
+    return {"he.contexts": dispose_he, "psi.sessions": dispose_psi}
 
 
 def ask_of(fields: CheckParams) -> Ask:
