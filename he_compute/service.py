@@ -31,7 +31,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
@@ -214,7 +214,23 @@ def prepare(
     return prep, contexts.load_context_bytes(runtime.store, ctx_row) if context else b""
 
 
-def _quota(session: Any, access: Any) -> dict[str, int | None]:
+class Quota(TypedDict):
+    """The project's HE record quota on the dataset after a call (``limit`` None: unlimited)."""
+
+    limit: int | None
+    used: int
+
+
+class Charge(TypedDict):
+    """What :func:`commit` charged: the derived record, its ledger entry and the quota after it
+    (merged into a call's response header after the plan's summary)."""
+
+    record_id: str
+    ledger_index: int
+    quota: Quota
+
+
+def _quota(session: Any, access: Any) -> Quota:
     used = session.execute(
         select(UsageRow.used).where(
             UsageRow.project_id == access.project.id,
@@ -234,7 +250,7 @@ def commit(
     result_sha: str,
     *,
     within: Callable[[Any], Callable[[str], None]] | None = None,
-) -> dict[str, Any]:
+) -> Charge:
     """Authorize again and charge, record and log the call — one transaction. ``within(session)``
     runs in it first and returns what runs in it last with the record's id (a multi-part call is
     claimed, then marked committed, there)."""
@@ -262,7 +278,7 @@ def commit(
             parameters=parameters,
             result_digest=result_sha,
         )
-        info = {"record_id": record.id, "ledger_index": record.ledger_index, "quota": _quota(s, access)}
+        info = Charge(record_id=record.id, ledger_index=record.ledger_index, quota=_quota(s, access))
         if finish is not None:
             finish(record.id)
         return info

@@ -52,6 +52,7 @@ from lab.budgets import Budget
 from lab.catalog.visibility import shown_size
 from lab.db.base import utcnow
 from lab.dp.plan import TrainPlan, plan_training
+from lab.dp.schemas import ModelOut
 from lab.dp.service import digest, reauthorize, source_for
 from lab.dp.spec import TrainSpec, canonical
 from lab.dp.workers import Offload, inline, training_job
@@ -247,27 +248,29 @@ def naive_bayes(
     }
 
 
-def model_out(row: ModelRow, *, reveal: bool = True) -> dict[str, Any]:
+def model_out(row: ModelRow, *, reveal: bool = True) -> ModelOut:
     """A model as the API shows it; parameters only if ``reveal`` (:func:`lab.artifacts.release.reveals`)."""
     params = row.params if reveal else {}
-    return {
-        "id": row.id,
-        "name": row.name,
-        "kind": row.kind,
-        "project": row.project_id,
-        "dataset": row.dataset_id,
-        "version": row.dataset_version,
-        "features": row.features,
-        "target": row.target,
-        "coef": params.get("coef"),
-        "intercept": params.get("intercept"),
-        "classes": params.get("classes"),
-        "params": params,
-        "epsilon": row.epsilon,
-        "record_id": row.record_id,
-        "created_by": row.created_by,
-        "created_at": row.created_at.isoformat(),
-    }
+    return ModelOut.model_validate(
+        {
+            "id": row.id,
+            "name": row.name,
+            "kind": row.kind,
+            "project": row.project_id,
+            "dataset": row.dataset_id,
+            "version": row.dataset_version,
+            "features": row.features,
+            "target": row.target,
+            "coef": params.get("coef"),
+            "intercept": params.get("intercept"),
+            "classes": params.get("classes"),
+            "params": params,
+            "epsilon": row.epsilon,
+            "record_id": row.record_id,
+            "created_by": row.created_by,
+            "created_at": row.created_at.isoformat(),
+        }
+    )
 
 
 def train(
@@ -277,7 +280,7 @@ def train(
     spec: TrainSpec,
     rng: Rng = None,
     offload: Offload = inline,
-) -> dict[str, Any]:
+) -> ModelOut:
     """Train a DP model, charge its ε, store it as a project artifact and return its parameters.
 
     Same shape as a query (:mod:`lab.dp.service`): read, fit through ``offload``, then commit.
@@ -334,10 +337,13 @@ def train(
         session.add(row)
         session.flush()
         left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
-        return {**model_out(row), "epsilon_spent": row.epsilon, "remaining": left.as_strings()}
+        out = model_out(row)
+        return ModelOut.model_validate(
+            {**out.model_dump(), "epsilon_spent": row.epsilon, "remaining": left.as_strings()}
+        )
 
 
-def list_models(session: Session, principal: Principal, project_id: str) -> list[dict[str, Any]]:
+def list_models(session: Session, principal: Principal, project_id: str) -> list[ModelOut]:
     """The project's DP models, then bureau-published ones (parameters as
     :func:`lab.artifacts.release.reveals` decides)."""
     readable_project(session, principal, project_id)  # members, the bureau and auditors
