@@ -39,7 +39,7 @@ import hashlib
 import math
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -99,6 +99,16 @@ def _prepare(runtime: Runtime, principal: Principal, row: HeCallRow, *, context:
             f"the {prep.kind} {spec.model or spec.table!r} changed during the call; open a new one"
         )
     return prep, ctx
+
+
+class PartReceived(TypedDict):
+    """A part evaluated and kept: its batches, and which of the call's ``parts`` are in (sorted)."""
+
+    call: str
+    part: int
+    batches: int
+    received: list[int]
+    parts: int
 
 
 def open_call(
@@ -174,7 +184,7 @@ async def run_part(
     call_id: str,
     part: int,
     body: AsyncIterator[bytes],
-) -> dict[str, Any]:
+) -> PartReceived:
     """Evaluate part ``part`` of a call of ``project_id`` and keep its results server-side; charges
     nothing."""
     reader = frames.StreamReader(body, max_total=1 << 62, max_blob_bytes=0)
@@ -221,7 +231,7 @@ async def run_part(
     received = await asyncio.to_thread(
         _record_part, runtime, principal, project_id, call_id, part, stored, input_sha
     )
-    return {"call": call_id, "part": part, "batches": len(batches), "received": received, "parts": parts}
+    return PartReceived(call=call_id, part=part, batches=len(batches), received=received, parts=parts)
 
 
 def _record_part(

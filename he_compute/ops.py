@@ -20,8 +20,9 @@ the polynomial is not an approximation of anything.
 table values times a 0/1 mask), so slots beyond the declared record count come back as zero:
 quotas count records honestly even if a ciphertext was packed with more than declared.
 
-Plans are plain JSON (they travel to the worker in a frame header); evaluation functions import
-TenSEAL lazily and are called only inside :mod:`he_compute.worker`.
+Plans are typed (:class:`ScorePlan`, :class:`LookupPlan`) and travel to the worker as plain JSON
+(``task()``, in a frame header); evaluation functions import TenSEAL lazily and are called only
+inside :mod:`he_compute.worker`.
 """
 
 from __future__ import annotations
@@ -97,6 +98,114 @@ def logit_range(weights: list[float], bias: float, bounds: list[tuple[float, flo
     return lo, hi
 
 
+@dataclass(frozen=True)
+class Approximation:
+    """The sigmoid's polynomial as reported to the caller (and, degree and error, recorded)."""
+
+    degree: int
+    logit_range: tuple[float, float]
+    max_error: float
+    method: str = "chebyshev-interpolant"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "degree": self.degree,
+            "logit_range": list(self.logit_range),
+            "max_error": self.max_error,
+        }
+
+
+@dataclass(frozen=True)
+class ScorePlan:
+    """The circuit of a ``score``: ``Σ_j weights_j·X_j + bias``, then ``poly`` (the sigmoid's
+    polynomial in the rescaled logit) for a logistic probability; ``kind`` is the model's kind,
+    ``classes`` and ``approximation`` what the caller is told of a probability.
+
+    >>> p = score_plan("linear", {"coef": [2.0], "intercept": 1.0}, ["x"], degree=None,
+    ...                output="score", levels=1)
+    >>> p.width, p.multiplies, p.task()
+    (1, False, {'weights': [2.0], 'bias': 1.0, 'poly': None})
+    >>> p.meta()
+    {'kind': 'linear', 'output': 'score'}
+    """
+
+    kind: str
+    weights: tuple[float, ...]
+    bias: float
+    poly: tuple[float, ...] | None = None
+    classes: tuple[Any, ...] = ()
+    approximation: Approximation | None = None
+
+    @property
+    def width(self) -> int:
+        """Ciphertexts per batch: one per feature."""
+        return len(self.weights)
+
+    @property
+    def multiplies(self) -> bool:
+        """Does the circuit multiply ciphertexts (needs relinearization keys)?"""
+        return bool(self.poly)
+
+    @property
+    def output(self) -> str:
+        return "probability" if self.poly else "score"
+
+    def task(self) -> dict[str, Any]:
+        """The plan as the worker reads it (plain JSON in the task frame's header)."""
+        return {
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "poly": list(self.poly) if self.poly else None,
+        }
+
+    def meta(self) -> dict[str, Any]:
+        """What the caller is told of the plan (merged into the call's summary)."""
+        out: dict[str, Any] = {"kind": self.kind, "output": self.output}
+        if self.approximation is not None:
+            out |= {"classes": list(self.classes), "approximation": self.approximation.as_dict()}
+        return out
+
+
+@dataclass(frozen=True)
+class LookupPlan:
+    """The circuit of a ``lookup`` in a row-major table of ``shape``: ``values`` divided by
+    ``scale`` (the client multiplies back); ``missing_cells`` are the flat indices of suppressed
+    cells (looked up as 0).
+
+    >>> p = lookup_plan([2, 2], [1.0, 2.0, 3.0, 4.0], levels=2, missing_cells=[3])
+    >>> p.width, p.multiplies, p.meta()
+    (4, True, {'scale': 4.0, 'missing_cells': [3]})
+    """
+
+    shape: tuple[int, ...]
+    values: tuple[float, ...]
+    scale: float
+    missing_cells: tuple[int, ...] = ()
+
+    @property
+    def width(self) -> int:
+        """Ciphertexts per batch: one one-hot vector per category of each dimension."""
+        return sum(self.shape)
+
+    @property
+    def multiplies(self) -> bool:
+        """Does the circuit multiply ciphertexts (more than one dimension)?"""
+        return len(self.shape) > 1
+
+    def task(self) -> dict[str, Any]:
+        """The plan as the worker reads it (plain JSON in the task frame's header)."""
+        return {"shape": list(self.shape), "values": list(self.values), "scale": self.scale}
+
+    def meta(self) -> dict[str, Any]:
+        """What the caller is told of the plan (merged into the call's summary)."""
+        return {"scale": self.scale, "missing_cells": list(self.missing_cells)}
+
+
+#: A planned circuit, one type per operation.
+Plan = ScorePlan | LookupPlan
+
+
 def score_plan(
     kind: str,
     params: dict[str, Any],
@@ -105,8 +214,8 @@ def score_plan(
     degree: int | None,
     output: str,
     levels: int,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The worker plan for a model, and the metadata reported to the caller.
+) -> ScorePlan:
+    """The plan of a model's score (its circuit and what the caller is told of it).
 
     ``params``: linear ``{"coef", "intercept", "bounds"?}``; logistic ``{"coef", "intercept",
     "classes"?, "bounds"}`` — ``coef`` a flat list or a single row, ``bounds`` feature → [lo, hi].
@@ -115,7 +224,7 @@ def score_plan(
     if kind == "linear" or (kind == "logistic" and output == "logit"):
         if levels < 1:
             raise PlanError("the context has no level left for a plaintext multiplication")
-        return {"weights": weights, "bias": bias, "poly": None}, {"kind": kind, "output": "score"}
+        return ScorePlan(kind, tuple(weights), bias)
     if kind != "logistic":
         raise PlanError(f"models of kind {kind!r} cannot be scored homomorphically")
     if output != "probability":
@@ -135,19 +244,14 @@ def score_plan(
     lo, hi = logit_range(weights, bias, bounds)
     approx = sigmoid_approximation(lo, hi, degree)
     mid, half = (lo + hi) / 2, max((hi - lo) / 2, 1e-9)
-    plan = {"weights": [w / half for w in weights], "bias": (bias - mid) / half, "poly": list(approx.coeffs)}
-    meta = {
-        "kind": kind,
-        "output": "probability",
-        "classes": list(params.get("classes") or [0, 1]),
-        "approximation": {
-            "method": "chebyshev-interpolant",
-            "degree": approx.degree,
-            "logit_range": [lo, hi],
-            "max_error": approx.max_error,
-        },
-    }
-    return plan, meta
+    return ScorePlan(
+        kind,
+        tuple(w / half for w in weights),
+        (bias - mid) / half,
+        approx.coeffs,
+        classes=tuple(params.get("classes") or [0, 1]),
+        approximation=Approximation(approx.degree, (lo, hi), approx.max_error),
+    )
 
 
 def _coef(params: dict[str, Any], n_features: int) -> tuple[list[float], float]:
@@ -185,8 +289,10 @@ def _bounds(params: dict[str, Any], features: list[str]) -> list[tuple[float, fl
     return out
 
 
-def lookup_plan(shape: list[int], values: list[float], levels: int) -> dict[str, Any]:
-    """The worker plan of a lookup in a row-major table of ``shape``.
+def lookup_plan(
+    shape: list[int], values: list[float], levels: int, missing_cells: list[int] | tuple[int, ...] = ()
+) -> LookupPlan:
+    """The plan of a lookup in a row-major table of ``shape`` (``missing_cells``: its suppressed cells).
 
     Values are divided by ``scale``, the power of two at or above the largest magnitude, so that
     results stay within the last level's headroom (2^9 on ``ckks-8192-deep``); the client
@@ -204,7 +310,7 @@ def lookup_plan(shape: list[int], values: list[float], levels: int) -> dict[str,
         raise PlanError("table values do not match its dimensions or are not finite")
     top = float(np.max(np.abs(arr))) if arr.size else 0.0
     scale = 2.0 ** math.ceil(math.log2(top)) if top > 0 else 1.0
-    return {"shape": list(shape), "values": (arr / scale).tolist(), "scale": scale}
+    return LookupPlan(tuple(shape), tuple((arr / scale).tolist()), scale, tuple(missing_cells))
 
 
 # ---- evaluation (worker only) -----------------------------------------------------------------

@@ -31,17 +31,18 @@ import math
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from he_compute import contexts, frames, material, ops, params
-from he_compute.access import check_params
+from he_compute.access import HeParams, check_params
 from he_compute.worker import WorkerPool
 from lab.errors import BadRequest, Conflict, PayloadTooLarge
 from lab.identity import Principal
 from lab.projects.access import (
+    Ask,
     authorize,
     commit_result,
     quota_limit,
@@ -101,13 +102,12 @@ class Prepared:
     param: params.ParamSet
     context_id: str
     context_sha: str
-    plan: dict[str, Any]
-    meta: dict[str, Any]
+    plan: ops.Plan
 
     @property
     def width(self) -> int:
         """Ciphertexts per batch."""
-        return len(self.plan["weights"]) if self.op == "score" else sum(self.plan["shape"])
+        return self.plan.width
 
     @property
     def batches(self) -> int:
@@ -146,7 +146,7 @@ class Prepared:
             "ciphertexts_per_batch": self.width,
             **layout,
             self.kind: self.row_public,
-            **self.meta,
+            **self.plan.meta(),
         }
 
 
@@ -169,8 +169,9 @@ def _authorize(session: Any, principal: Principal, op: Op, spec: ScopedCall) -> 
         row.dataset_id,
         "he",
         op,
-        {kind: key, "units": spec.records},
+        Ask(units=spec.records),
         check=check_params,
+        params=HeParams(model=key) if kind == "model" else HeParams(table=key),
     )
     material.check_policy(access.policy, kind, row)
     return row, access, key
@@ -190,7 +191,7 @@ def prepare(
             if op == "score":
                 if row.kind not in material.SCORABLE:
                     raise BadRequest(f"models of kind {row.kind!r} cannot be scored homomorphically")
-                plan, meta = ops.score_plan(
+                plan: ops.Plan = ops.score_plan(
                     row.kind,
                     row.params,
                     list(row.features),
@@ -201,23 +202,35 @@ def prepare(
                 public = material.model_public(row)
             else:
                 shape, values, missing = material.table_arrays(row)
-                plan = ops.lookup_plan(shape, values, param.levels)
-                meta = {"scale": plan["scale"], "missing_cells": missing}
+                plan = ops.lookup_plan(shape, values, param.levels, missing)
                 public = material.table_public(row)
         except ops.PlanError as exc:
             raise BadRequest(str(exc)) from None
-        multiplies = (op == "lookup" and len(plan["shape"]) > 1) or bool(plan.get("poly"))
-        if multiplies and not ctx_row.has_relin_keys:
+        if plan.multiplies and not ctx_row.has_relin_keys:
             raise BadRequest(
                 "this operation multiplies ciphertexts: register a context with relinearization keys"
             )
-        prep = Prepared(
-            op, spec, kind, key, row.dataset_id, public, param, ctx_row.id, ctx_row.sha256, plan, meta
-        )
+        prep = Prepared(op, spec, kind, key, row.dataset_id, public, param, ctx_row.id, ctx_row.sha256, plan)
     return prep, contexts.load_context_bytes(runtime.store, ctx_row) if context else b""
 
 
-def _quota(session: Any, access: Any) -> dict[str, int | None]:
+class Quota(TypedDict):
+    """The project's HE record quota on the dataset after a call (``limit`` None: unlimited)."""
+
+    limit: int | None
+    used: int
+
+
+class Charge(TypedDict):
+    """What :func:`commit` charged: the derived record, its ledger entry and the quota after it
+    (merged into a call's response header after the plan's summary)."""
+
+    record_id: str
+    ledger_index: int
+    quota: Quota
+
+
+def _quota(session: Any, access: Any) -> Quota:
     used = session.execute(
         select(UsageRow.used).where(
             UsageRow.project_id == access.project.id,
@@ -237,7 +250,7 @@ def commit(
     result_sha: str,
     *,
     within: Callable[[Any], Callable[[str], None]] | None = None,
-) -> dict[str, Any]:
+) -> Charge:
     """Authorize again and charge, record and log the call — one transaction. ``within(session)``
     runs in it first and returns what runs in it last with the record's id (a multi-part call is
     claimed, then marked committed, there)."""
@@ -246,7 +259,7 @@ def commit(
         row, access, _key = _authorize(s, principal, prep.op, prep.spec)
         if row.id != prep.row_public["id"]:
             raise Conflict(f"the {prep.kind} {row.name!r} changed during the call; retry")
-        approx = prep.meta.get("approximation") or {}
+        approx = prep.plan.approximation if isinstance(prep.plan, ops.ScorePlan) else None
         parameters: dict[str, Any] = {
             prep.kind: {"id": row.id, "name": row.name},
             "records": prep.spec.records,
@@ -255,8 +268,8 @@ def commit(
             "context_sha256": prep.context_sha,
             "input_sha256": input_sha,
         }
-        if approx:
-            parameters["sigmoid"] = {"degree": approx["degree"], "max_error": f"{approx['max_error']:.3e}"}
+        if approx is not None:
+            parameters["sigmoid"] = {"degree": approx.degree, "max_error": f"{approx.max_error:.3e}"}
         record = commit_result(
             s,
             runtime.ledger(s),
@@ -265,7 +278,7 @@ def commit(
             parameters=parameters,
             result_digest=result_sha,
         )
-        info = {"record_id": record.id, "ledger_index": record.ledger_index, "quota": _quota(s, access)}
+        info = Charge(record_id=record.id, ledger_index=record.ledger_index, quota=_quota(s, access))
         if finish is not None:
             finish(record.id)
         return info
@@ -340,6 +353,7 @@ async def evaluate(
     hasher = ThreadPoolExecutor(1, thread_name_prefix="he-digest")  # in order, off the event loop
     hashed: list[asyncio.Future[None]] = []
     tasks: list[asyncio.Task[None]] = []
+    plan = prep.plan.task()  # once: the worker reads it as JSON
 
     def absorb(blobs: list[bytes]) -> None:
         for b in blobs:
@@ -347,7 +361,7 @@ async def evaluate(
 
     async def one(i: int, blobs: list[bytes]) -> None:
         try:
-            task = {"op": prep.op, "plan": prep.plan, "size": prep.batch_size(batches[i])}
+            task = {"op": prep.op, "plan": plan, "size": prep.batch_size(batches[i])}
             _, out = await asyncio.to_thread(pool.run, task, blobs, context)
             results[i] = out[0]
         finally:

@@ -9,10 +9,18 @@ Modes (chosen per dataset column by policy, granted per project):
   of the project and tells the operator only a DP-noised size; the operator's answer carries a
   batched DLEQ proof (:mod:`~psi_service.dleq`, RFC 9497) so that it cannot choose the cohort.
 
-Modules: :mod:`~psi_service.normalize` (shared identifier normalization), :mod:`~psi_service.protocol`
-(the versioned envelope), :mod:`~psi_service.structures` (GCS/Bloom packing), :mod:`~psi_service.parallel`
-(EC work in worker processes), :mod:`~psi_service.keys` (key epochs), :mod:`~psi_service.setups`
-(the setup cache), :mod:`~psi_service.server`, :mod:`~psi_service.requests` and
-:mod:`~psi_service.cohort` (the service), :mod:`~psi_service.dleq` (cohort proofs),
-:mod:`~psi_service.operator` (the operator's side, used by ``lab.client``). No web framework here.
+Modules, by side:
+
+* wire protocol (both sides): :mod:`~psi_service.protocol` (the versioned envelope),
+  :mod:`~psi_service.normalize` (identifier normalization), :mod:`~psi_service.structures`
+  (GCS/Bloom packing);
+* operator side: :mod:`~psi_service.operator`, driven by ``lab.client`` (it imports no server module);
+* server side: :mod:`~psi_service.access` (parameter rules), :mod:`~psi_service.server`,
+  :mod:`~psi_service.requests` and :mod:`~psi_service.cohort` (the service),
+  :mod:`~psi_service.keys` (key epochs), :mod:`~psi_service.setups` (the setup cache),
+  :mod:`~psi_service.parallel` (EC work in worker processes), :mod:`~psi_service.dleq` (cohort
+  proofs), :mod:`~psi_service.models`, :mod:`~psi_service.disposal`.
+
+No web framework here; the lab reaches this package only through ``lab.channels``, its router and
+CLI commands and the client's operator side (``.importlinter``, contract ``channel-entries``).
 """

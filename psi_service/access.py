@@ -1,12 +1,14 @@
-"""The PSI channel's own parameter rules, plugged into :func:`lab.projects.access.authorize`.
+"""The PSI channel's own parameters and their rules, plugged into :func:`lab.projects.access.authorize`.
 
 >>> MEMBERSHIP_MODES
 ('intersection', 'cardinality')
+>>> PsiParams("cohort", "uscc", 100)
+PsiParams(mode='cohort', column='uscc', set_size=100)
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from lab.errors import BadRequest, NotInGrant
 from lab.projects.access import Access
@@ -17,14 +19,26 @@ from lab.projects.typed_grants import PsiGrant, expect
 MEMBERSHIP_MODES = ("intersection", "cardinality")
 
 
-def check_params(access: Access, params: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class PsiParams:
+    """A PSI run's own parameters: its mode, the dataset column and the client set's size.
+
+    ``None`` where a "may I?" check leaves one out (the rules then refuse what they cannot grant).
+    """
+
+    mode: str | None = None
+    column: str | None = None
+    set_size: int | None = None
+
+
+def check_params(access: Access, params: PsiParams) -> None:
     """Mode, column and client-set size of a PSI run against the policy and the project's grant."""
     grant, policy, dataset = expect(access.grant, PsiGrant), access.policy, access.dataset.dataset
-    mode, column = params.get("mode"), params.get("column")
+    mode, column = params.mode, params.column
     psi = policy.channels.psi
-    if psi is None or column not in psi.columns:
+    if psi is None or column is None or column not in psi.columns:
         raise NotInGrant(f"column {column!r} of {dataset} is not open to PSI")
-    if mode not in grant.modes or mode not in [m.value for m in psi.columns[column].modes]:
+    if mode is None or mode not in grant.modes or mode not in [m.value for m in psi.columns[column].modes]:
         raise NotInGrant(f"PSI mode {mode!r} on {dataset}.{column} is not granted")
     if mode in MEMBERSHIP_MODES and not policy.is_open:  # also for policies stored before the rule
         raise NotInGrant(
@@ -33,7 +47,7 @@ def check_params(access: Access, params: dict[str, Any]) -> None:
         )
     if not grant.allows(mode, column):
         raise NotInGrant(f"PSI on column {column!r} is not granted")
-    size = params.get("set_size")
+    size = params.set_size
     if size is not None:
         if size > psi.max_client_set:
             raise BadRequest(f"client set of {size} items exceeds the maximum {psi.max_client_set}")

@@ -40,11 +40,11 @@ from lab.catalog.service import CatalogReader, DatasetVersion
 from lab.db.base import utcnow
 from lab.errors import BadRequest, Conflict, NotFound, ProjectMismatch
 from lab.identity import Principal
-from lab.projects.access import Access, authorize
+from lab.projects.access import Access, Ask, authorize
 from lab.runtime import Runtime
 from lab.settings import PsiSettings
 from lab.storage import StoredObject
-from psi_service.access import check_params
+from psi_service.access import PsiParams, check_params
 from psi_service.keys import KeyRing
 from psi_service.models import PsiArtifactRow, PsiSessionRow
 from psi_service.protocol import MODES, POINT_BYTES, Frame, ProtocolError, encode
@@ -127,13 +127,17 @@ class PsiService:
             raise BadRequest(f"unknown PSI mode {mode!r}; one of {', '.join(MODES)}")
         if size < 1:
             raise BadRequest("the client set must hold at least one item")
-        params: dict[str, Any] = {"mode": mode, "column": column, "set_size": size, "units": 1}
-        access = authorize(s, principal, project, dataset, "psi", mode, params, check=check_params)
-        if mode == "cohort":
+        params = PsiParams(mode, column, size)
+        access = authorize(
+            s, principal, project, dataset, "psi", mode, Ask(units=1), check=check_params, params=params
+        )
+        if mode == "cohort":  # the cohort's noisy size is a DP release: its ε must fit too
             psi = access.policy.channels.psi
             assert psi is not None
-            cohort = params | {"epsilon": str(psi.cohort_epsilon)}
-            access = authorize(s, principal, project, dataset, "psi", mode, cohort, check=check_params)
+            cohort = Ask.spend(psi.cohort_epsilon, units=1)
+            access = authorize(
+                s, principal, project, dataset, "psi", mode, cohort, check=check_params, params=params
+            )
         return access
 
     def _pinned(self, s: Session, access: Access, version: int) -> Access:

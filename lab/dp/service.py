@@ -33,6 +33,7 @@ from lab.db.base import utcnow
 from lab.dp.models import DpAnswerRow
 from lab.dp.plan import QueryPlan, plan_query
 from lab.dp.release import CONFIDENCE, AggRelease, Value, describe, mechanisms_for
+from lab.dp.schemas import PreviewOut, QueryOut, TableOut
 from lab.dp.spec import QuerySpec, TableSpec, canonical
 from lab.dp.workers import Offload, Source, inline, query_job
 from lab.errors import BudgetExhausted, Conflict, InvalidQuery
@@ -41,6 +42,7 @@ from lab.ledger.entries import canonical_json
 from lab.mechanisms import Rng
 from lab.projects.access import (
     Access,
+    Ask,
     authorize,
     budget_remaining,
     commit_result,
@@ -97,8 +99,9 @@ def source_for(
     )
 
 
-def reauthorize(session: Session, first: Access, params: dict[str, Any]) -> Access:
-    """Authorize again in the committing transaction; the dataset version must not have moved."""
+def reauthorize(session: Session, first: Access) -> Access:
+    """Authorize ``first``'s ask again in the committing transaction; the dataset version must not
+    have moved."""
     access = authorize(
         session,
         first.principal,
@@ -106,7 +109,7 @@ def reauthorize(session: Session, first: Access, params: dict[str, Any]) -> Acce
         first.dataset.dataset,
         "dp",
         first.operation,
-        params,
+        first.ask,
         check=no_channel_params,
     )
     return same_version(first.dataset, access)
@@ -122,8 +125,9 @@ def same_version(computed_on: DatasetVersion, access: Access) -> Access:
     return access
 
 
-def _cost_params(cost: Budget, spec: QuerySpec | None = None) -> dict[str, Any]:
-    return {"epsilon": cost.epsilon, "delta": cost.delta, "gaussian": spec is not None and _gaussian(spec)}
+def _ask(spec: QuerySpec) -> Ask:
+    """What the query asks of the access rules: its cost, and whether it is one Gaussian release."""
+    return Ask(spec.cost(), _gaussian(spec))
 
 
 def _gaussian(spec: QuerySpec) -> bool:
@@ -156,15 +160,17 @@ def _lookup(session: Session, project_id: str, key: str) -> DpAnswerRow | None:
     ).scalar_one_or_none()
 
 
-def _replay(session: Session, row: DpAnswerRow) -> dict[str, Any]:
+def _replay(session: Session, row: DpAnswerRow) -> QueryOut:
     left = budget_remaining(session, row.project_id, row.dataset_id) or Budget.zero()
-    return {
-        **row.answer,
-        "cached": True,
-        "epsilon_spent": "0",
-        "delta_spent": "0",
-        "remaining": left.as_strings(),
-    }
+    return QueryOut.model_validate(
+        {
+            **row.answer,
+            "cached": True,
+            "epsilon_spent": "0",
+            "delta_spent": "0",
+            "remaining": left.as_strings(),
+        }
+    )
 
 
 def _authorize_or_replay(
@@ -179,7 +185,7 @@ def _authorize_or_replay(
             spec.dataset,
             "dp",
             operation,
-            _cost_params(spec.cost(), spec),
+            _ask(spec),
             check=no_channel_params,
         )
     except BudgetExhausted:
@@ -198,7 +204,7 @@ def query(
     spec: QuerySpec,
     rng: Rng = None,
     offload: Offload = inline,
-) -> dict[str, Any]:
+) -> QueryOut:
     """Run a DP query and charge it (or replay the identical query's earlier answer for free).
 
     Authorize and read the inputs in a read transaction, compute through ``offload`` outside any
@@ -257,13 +263,15 @@ def query(
         session.flush()
         left = budget_remaining(session, project_id, version.dataset) or Budget.zero()
     spent = plan.cost.as_strings()
-    return {
-        **answer,
-        "cached": False,
-        "epsilon_spent": spent["epsilon"],
-        "delta_spent": spent["delta"],
-        "remaining": left.as_strings(),
-    }
+    return QueryOut.model_validate(
+        {
+            **answer,
+            "cached": False,
+            "epsilon_spent": spent["epsilon"],
+            "delta_spent": spent["delta"],
+            "remaining": left.as_strings(),
+        }
+    )
 
 
 def _expected(plan: QueryPlan, infos: list[AggRelease], assumed_count: int | None) -> list[dict[str, Any]]:
@@ -300,7 +308,7 @@ def preview(
     project_id: str,
     spec: QuerySpec,
     assumed_count: int | None = None,
-) -> dict[str, Any]:
+) -> PreviewOut:
     """What a query would cost and how accurate it would be — without touching any data."""
     with runtime.reading() as session:
         return _preview(session, principal, project_id, spec, assumed_count)
@@ -308,7 +316,7 @@ def preview(
 
 def _preview(
     session: Session, principal: Principal, project_id: str, spec: QuerySpec, assumed_count: int | None
-) -> dict[str, Any]:
+) -> PreviewOut:
     allowed, reason = True, None
     try:
         access, hit = _authorize_or_replay(session, principal, project_id, spec, "query")
@@ -324,22 +332,24 @@ def _preview(
     infos = describe(plan)
     cost = Budget.zero() if hit is not None else plan.cost
     left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
-    return {
-        "dataset": version.dataset,
-        "version": version.version,
-        "allowed": allowed or hit is not None,
-        "reason": reason if hit is None else None,
-        "cached": hit is not None,
-        "cost": cost.as_strings(),
-        "remaining": left.as_strings(),
-        "cells": plan.cells,
-        "values": plan.cells * sum(a.values_per_cell for a in plan.aggs),
-        "noise": plan.noise,
-        "confidence": CONFIDENCE,
-        "aggregations": [i.as_dict() for i in infos],
-        "expected": _expected(plan, infos, assumed_count),
-        "repeat_policy": REPEAT_POLICY,
-    }
+    return PreviewOut.model_validate(
+        {
+            "dataset": version.dataset,
+            "version": version.version,
+            "allowed": allowed or hit is not None,
+            "reason": reason if hit is None else None,
+            "cached": hit is not None,
+            "cost": cost.as_strings(),
+            "remaining": left.as_strings(),
+            "cells": plan.cells,
+            "values": plan.cells * sum(a.values_per_cell for a in plan.aggs),
+            "noise": plan.noise,
+            "confidence": CONFIDENCE,
+            "aggregations": [i.as_dict() for i in infos],
+            "expected": _expected(plan, infos, assumed_count),
+            "repeat_policy": REPEAT_POLICY,
+        }
+    )
 
 
 def release_table(
@@ -349,10 +359,9 @@ def release_table(
     spec: TableSpec,
     rng: Rng = None,
     offload: Offload = inline,
-) -> dict[str, Any]:
+) -> TableOut:
     """Release one statistic over the dims' full domains as a stored table (for HE lookups)."""
     q = spec.as_query()
-    params = _cost_params(q.cost(), q)
     with runtime.reading() as session:
         first = authorize(
             session,
@@ -361,7 +370,7 @@ def release_table(
             spec.dataset,
             "dp",
             "release_table",
-            params,
+            _ask(q),
             check=no_channel_params,
         )
         plan = plan_query(q, first.policy)
@@ -372,7 +381,7 @@ def release_table(
     if stat.agg == "quantile":
         statistic = f"quantile({stat.column},{stat.levels[0]})"
     with runtime.transaction() as session:
-        access = reauthorize(session, first, params)
+        access = reauthorize(session, first)
         record = commit_result(
             session,
             runtime.ledger(session),
@@ -401,37 +410,41 @@ def release_table(
         session.flush()
         left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
         out = table_out(row)
-    return {
-        **out,
-        "errors_95": [v.error_95 for v in values],
-        "bounds": list(infos[0].bounds) if infos[0].bounds else None,
-        "aggregation": infos[0].as_dict(),
-        "delta": plan.cost.as_strings()["delta"],
-        "epsilon_spent": plan.cost.as_strings()["epsilon"],
-        "delta_spent": plan.cost.as_strings()["delta"],
-        "remaining": left.as_strings(),
-    }
+    return TableOut.model_validate(
+        {
+            **out.model_dump(),
+            "errors_95": [v.error_95 for v in values],
+            "bounds": list(infos[0].bounds) if infos[0].bounds else None,
+            "aggregation": infos[0].as_dict(),
+            "delta": plan.cost.as_strings()["delta"],
+            "epsilon_spent": plan.cost.as_strings()["epsilon"],
+            "delta_spent": plan.cost.as_strings()["delta"],
+            "remaining": left.as_strings(),
+        }
+    )
 
 
-def table_out(row: StatTableRow, *, reveal: bool = True) -> dict[str, Any]:
+def table_out(row: StatTableRow, *, reveal: bool = True) -> TableOut:
     """A table as the API shows it; values only if ``reveal`` (:func:`lab.artifacts.release.reveals`)."""
-    return {
-        "id": row.id,
-        "name": row.name,
-        "project": row.project_id,
-        "dataset": row.dataset_id,
-        "version": row.dataset_version,
-        "dims": row.dims,
-        "statistic": row.statistic,
-        "values": row.values if reveal else None,
-        "epsilon": row.epsilon,
-        "record_id": row.record_id,
-        "created_by": row.created_by,
-        "created_at": row.created_at.isoformat(),
-    }
+    return TableOut.model_validate(
+        {
+            "id": row.id,
+            "name": row.name,
+            "project": row.project_id,
+            "dataset": row.dataset_id,
+            "version": row.dataset_version,
+            "dims": row.dims,
+            "statistic": row.statistic,
+            "values": row.values if reveal else None,
+            "epsilon": row.epsilon,
+            "record_id": row.record_id,
+            "created_by": row.created_by,
+            "created_at": row.created_at.isoformat(),
+        }
+    )
 
 
-def list_tables(session: Session, principal: Principal, project_id: str) -> list[dict[str, Any]]:
+def list_tables(session: Session, principal: Principal, project_id: str) -> list[TableOut]:
     """The project's DP statistics tables, then bureau-published ones (values as
     :func:`lab.artifacts.release.reveals` decides)."""
     readable_project(session, principal, project_id)  # members, the bureau and auditors

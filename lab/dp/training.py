@@ -52,6 +52,7 @@ from lab.budgets import Budget
 from lab.catalog.visibility import shown_size
 from lab.db.base import utcnow
 from lab.dp.plan import TrainPlan, plan_training
+from lab.dp.schemas import ModelOut
 from lab.dp.service import digest, reauthorize, source_for
 from lab.dp.spec import TrainSpec, canonical
 from lab.dp.workers import Offload, inline, training_job
@@ -59,6 +60,7 @@ from lab.errors import PrivacyLeak
 from lab.identity import Principal
 from lab.mechanisms import GeometricCount, Rng, count_noise, sum_noise
 from lab.projects.access import (
+    Ask,
     authorize,
     budget_remaining,
     commit_result,
@@ -246,27 +248,29 @@ def naive_bayes(
     }
 
 
-def model_out(row: ModelRow, *, reveal: bool = True) -> dict[str, Any]:
+def model_out(row: ModelRow, *, reveal: bool = True) -> ModelOut:
     """A model as the API shows it; parameters only if ``reveal`` (:func:`lab.artifacts.release.reveals`)."""
     params = row.params if reveal else {}
-    return {
-        "id": row.id,
-        "name": row.name,
-        "kind": row.kind,
-        "project": row.project_id,
-        "dataset": row.dataset_id,
-        "version": row.dataset_version,
-        "features": row.features,
-        "target": row.target,
-        "coef": params.get("coef"),
-        "intercept": params.get("intercept"),
-        "classes": params.get("classes"),
-        "params": params,
-        "epsilon": row.epsilon,
-        "record_id": row.record_id,
-        "created_by": row.created_by,
-        "created_at": row.created_at.isoformat(),
-    }
+    return ModelOut.model_validate(
+        {
+            "id": row.id,
+            "name": row.name,
+            "kind": row.kind,
+            "project": row.project_id,
+            "dataset": row.dataset_id,
+            "version": row.dataset_version,
+            "features": row.features,
+            "target": row.target,
+            "coef": params.get("coef"),
+            "intercept": params.get("intercept"),
+            "classes": params.get("classes"),
+            "params": params,
+            "epsilon": row.epsilon,
+            "record_id": row.record_id,
+            "created_by": row.created_by,
+            "created_at": row.created_at.isoformat(),
+        }
+    )
 
 
 def train(
@@ -276,15 +280,21 @@ def train(
     spec: TrainSpec,
     rng: Rng = None,
     offload: Offload = inline,
-) -> dict[str, Any]:
+) -> ModelOut:
     """Train a DP model, charge its ε, store it as a project artifact and return its parameters.
 
     Same shape as a query (:mod:`lab.dp.service`): read, fit through ``offload``, then commit.
     """
-    params_in = {"epsilon": spec.epsilon}
     with runtime.reading() as session:
         first = authorize(
-            session, principal, project_id, spec.dataset, "dp", "train", params_in, check=no_channel_params
+            session,
+            principal,
+            project_id,
+            spec.dataset,
+            "dp",
+            "train",
+            Ask.spend(spec.epsilon),
+            check=no_channel_params,
         )
         plan = plan_training(spec, first.policy)
         source = source_for(runtime, session, first, spec.cohort, 1)
@@ -299,7 +309,7 @@ def train(
     )
     params = offload(training_job, source, plan, MAX_TRAINING_ROWS, max(shown, 1), rng)
     with runtime.transaction() as session:
-        access = reauthorize(session, first, params_in)
+        access = reauthorize(session, first)
         record = commit_result(
             session,
             runtime.ledger(session),
@@ -327,10 +337,13 @@ def train(
         session.add(row)
         session.flush()
         left = budget_remaining(session, project_id, spec.dataset) or Budget.zero()
-        return {**model_out(row), "epsilon_spent": row.epsilon, "remaining": left.as_strings()}
+        out = model_out(row)
+        return ModelOut.model_validate(
+            {**out.model_dump(), "epsilon_spent": row.epsilon, "remaining": left.as_strings()}
+        )
 
 
-def list_models(session: Session, principal: Principal, project_id: str) -> list[dict[str, Any]]:
+def list_models(session: Session, principal: Principal, project_id: str) -> list[ModelOut]:
     """The project's DP models, then bureau-published ones (parameters as
     :func:`lab.artifacts.release.reveals` decides)."""
     readable_project(session, principal, project_id)  # members, the bureau and auditors

@@ -19,9 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,6 +50,32 @@ Channel = Literal["dp", "psi", "he"]
 
 
 @dataclass(frozen=True)
+class Ask:
+    """What a call asks of the generic access rules: a DP spend and the quota units it consumes.
+
+    ``cost`` is a DP spend (checked against the per-query caps, the budget and the dataset's
+    account; required by the DP channel, whose zero or missing cost is refused); ``gaussian`` when
+    the whole release is one Gaussian mechanism (accounted by RDP on the dataset account); ``units``
+    are quota units (PSI runs, HE records). A channel's own parameters are its typed part, checked
+    by its :data:`ParamCheck`.
+
+    >>> Ask.spend("0.5")
+    Ask(cost=Budget(epsilon=Decimal('0.5'), delta=Decimal('0')), gaussian=False, units=0)
+    >>> Ask(units=3).cost is None
+    True
+    """
+
+    cost: Budget | None = None
+    gaussian: bool = False
+    units: int = 0
+
+    @classmethod
+    def spend(cls, epsilon: Any, delta: Any = 0, *, gaussian: bool = False, units: int = 0) -> Ask:
+        """A DP spend of (``epsilon``, ``delta``), parsed exactly (:meth:`Budget.of`)."""
+        return cls(Budget.of(epsilon, delta), gaussian, units)
+
+
+@dataclass(frozen=True)
 class Access:
     """A granted access: who, which project, which dataset version, under which limits."""
 
@@ -59,7 +85,7 @@ class Access:
     channel: Channel
     operation: str
     limits: dict[str, Any]
-    params: dict[str, Any] = field(default_factory=dict)
+    ask: Ask = Ask()
 
     @property
     def policy(self) -> Policy:
@@ -247,18 +273,23 @@ def per_query_cap(access: Access) -> Budget:
     return Budget(min(eps) if eps else Decimal(0), min(dl) if dl else Decimal(0))
 
 
-#: A channel's own parameter rules (``lab.dp.access``, ``psi_service.access``, ``he_compute.access``):
-#: raise a :class:`~lab.errors.LabError` to refuse.
-ParamCheck = Callable[[Access, dict[str, Any]], None]
+#: A channel's typed parameters (``psi_service.access.PsiParams``, ``he_compute.access.HeParams``;
+#: ``None`` for DP, whose parameters are all in the :class:`Ask`).
+P = TypeVar("P")
+
+#: A channel's own parameter rules (``psi_service.access``, ``he_compute.access``), given the
+#: :class:`Access` under construction and the channel's typed parameters: raise a
+#: :class:`~lab.errors.LabError` to refuse.
+ParamCheck = Callable[[Access, P], None]
 
 
-def no_channel_params(access: Access, params: dict[str, Any]) -> None:
+def no_channel_params(access: Access, params: None) -> None:
     """The :data:`ParamCheck` of a channel whose parameters are all generic (DP: ε, δ)."""
 
 
-def _check_cost(session: Session, access: Access, params: dict[str, Any]) -> None:
-    if access.channel == "dp" or "epsilon" in params:
-        cost = Budget.of(params.get("epsilon", 0), params.get("delta", 0))
+def _check_cost(session: Session, access: Access, ask: Ask) -> None:
+    if access.channel == "dp" or ask.cost is not None:
+        cost = ask.cost or Budget.zero()
         if cost.epsilon <= 0:
             raise BadRequest("epsilon must be positive")
         cap = per_query_cap(access)
@@ -278,12 +309,12 @@ def _check_cost(session: Session, access: Access, params: dict[str, Any]) -> Non
             access.dataset.dataset,
             account_of(access.policy, access.dataset.dataset),  # authorize read the current version
             cost,
-            gaussian=bool(params.get("gaussian")),
+            gaussian=ask.gaussian,
         )
 
 
-def _check_quota(session: Session, access: Access, params: dict[str, Any]) -> None:
-    units = int(params.get("units", 0))
+def _check_quota(session: Session, access: Access, ask: Ask) -> None:
+    units = ask.units
     limit = quota_limit(access)
     if units and limit is not None:
         row_u = _usage(
@@ -323,6 +354,7 @@ def account_of(policy: Policy, dataset: str) -> AccountPolicy | None:
     return policy.account
 
 
+@overload
 def authorize(
     session: Session,
     principal: Principal,
@@ -330,21 +362,50 @@ def authorize(
     dataset: str,
     channel: Channel,
     operation: str,
-    params: dict[str, Any] | None = None,
+    ask: Ask = ...,
     *,
-    check: ParamCheck,
+    check: ParamCheck[None],
+    params: None = None,
+) -> Access: ...
+
+
+@overload
+def authorize(
+    session: Session,
+    principal: Principal,
+    project_id: str,
+    dataset: str,
+    channel: Channel,
+    operation: str,
+    ask: Ask = ...,
+    *,
+    check: ParamCheck[P],
+    params: P,
+) -> Access: ...
+
+
+def authorize(
+    session: Session,
+    principal: Principal,
+    project_id: str,
+    dataset: str,
+    channel: Channel,
+    operation: str,
+    ask: Ask = Ask(),
+    *,
+    check: ParamCheck[Any],
+    params: Any = None,
 ) -> Access:
-    """May ``principal`` do ``operation`` on ``dataset`` via ``channel`` in ``project_id`` with ``params``?
+    """May ``principal`` do ``operation`` on ``dataset`` via ``channel`` in ``project_id``, asking ``ask``?
 
     The checks every channel shares live here: membership, the project's state, the grant, the
-    policy, and the generic ``params`` — ``epsilon``/``delta`` (a DP spend; ``gaussian`` when the
-    whole release is one Gaussian mechanism: its ρ on a zCDP dataset account) and ``units``
-    (quota units this call will consume). The channel's own parameters (PSI's mode, column and set
-    size; HE's model or table) are checked by the channel's ``check`` (required: a caller cannot
-    forget it), given the :class:`Access` under construction. Raises a :class:`~lab.errors.LabError`
-    subclass when the answer is no; returns the :class:`Access` otherwise.
+    policy, and the generic :class:`Ask` — its ``cost`` (a DP spend; ``gaussian`` when the whole
+    release is one Gaussian mechanism, its ρ on a zCDP dataset account) and ``units`` (quota
+    units this call will consume). The channel's own typed ``params`` (PSI's mode, column and set
+    size; HE's model or table; none for DP) are checked by the channel's ``check`` (required: a
+    caller cannot forget it), given the :class:`Access` under construction. Raises a
+    :class:`~lab.errors.LabError` subclass when the answer is no; returns the :class:`Access` otherwise.
     """
-    params = dict(params or {})
     project = operated_project(session, principal, project_id)
     check_serving(project)
     grant = session.execute(
@@ -358,10 +419,10 @@ def authorize(
     version = CatalogReader(session).get(dataset)
     if getattr(version.policy.channels, channel) is None:
         raise NotInGrant(f"the policy of {dataset} does not open the {channel} channel")
-    access = Access(principal, project, version, channel, operation, limits, params)
-    _check_cost(session, access, params)
+    access = Access(principal, project, version, channel, operation, limits, ask)
+    _check_cost(session, access, ask)
     check(access, params)
-    _check_quota(session, access, params)
+    _check_quota(session, access, ask)
     return access
 
 

@@ -11,7 +11,7 @@ One transaction per project: lock the project, run the disposers, delete rows an
 was deleted. If anything fails the transaction rolls back and the sweep tries again (objects already
 deleted are simply not found again); a disposed project is never disposed twice.
 
-A channel with project data writes a disposer and adds it to :func:`channel_disposers`::
+A channel with project data writes a disposer and adds it to :func:`lab.channels.disposers`::
 
     def dispose_he(ctx: DisposalContext) -> dict[str, object]:
         rows = delete(HeContextRow).where(HeContextRow.project_id == ctx.project_id)
@@ -67,15 +67,14 @@ Disposer = Callable[[DisposalContext], dict[str, Any] | None]
 
 
 def channel_disposers() -> dict[str, Disposer]:
-    """The channels' disposers by name, in the order they run.
+    """The channels' disposers by name, in the order they run (:func:`lab.channels.disposers`).
 
     Imported when called, not at module load: the channel modules import :class:`DisposalContext`
     from here.
     """
-    from he_compute.disposal import dispose_he
-    from psi_service.disposal import dispose_psi
+    from lab.channels import disposers
 
-    return {"he.contexts": dispose_he, "psi.sessions": dispose_psi}
+    return disposers()
 
 
 @dataclass

@@ -22,7 +22,7 @@ from lab.identity import Principal
 from lab.products.models import ProductType
 from lab.products.schemas import Name, ProductSubmission
 from lab.products.service import spool, submit
-from lab.projects.access import authorize, commit_result, no_channel_params
+from lab.projects.access import Ask, authorize, commit_result, no_channel_params
 from lab.projects.models import ProjectStatus
 from lab.projects.schemas import ApplicationIn, ReviewIn
 from lab.projects.workflow import ProjectWorkflow
@@ -71,7 +71,7 @@ def spend(stack: LabStack, project_id: str, epsilon: str) -> str:
             "health_visits",
             "dp",
             "query",
-            {"epsilon": epsilon},
+            Ask.spend(epsilon),
             check=no_channel_params,
         )
         record = commit_result(

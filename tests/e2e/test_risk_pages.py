@@ -21,7 +21,7 @@ from lab.budgets.accounts import state
 from lab.budgets.models import DatasetChargeRow
 from lab.catalog.service import CatalogReader
 from lab.identity import Principal
-from lab.projects.access import authorize, commit_result, no_channel_params
+from lab.projects.access import Ask, authorize, commit_result, no_channel_params
 from lab.projects.models import ProjectRow
 from lab.web.render import fmt_decimal
 from tests.e2e._stack import ARTIFACTS, LabStack
@@ -41,7 +41,7 @@ def spend(stack: LabStack, user: str, project_id: str, epsilon: str) -> None:
             DATASET,
             "dp",
             "query",
-            {"epsilon": epsilon},
+            Ask.spend(epsilon),
             check=no_channel_params,
         )
         commit_result(

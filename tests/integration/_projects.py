@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from lab.budgets import Budget
 from lab.identity import Principal
-from lab.projects.access import authorize, commit_result, no_channel_params
+from lab.projects.access import Ask, authorize, commit_result, no_channel_params
 from lab.projects.models import BudgetRow
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
@@ -83,7 +83,7 @@ def spend(
     principal = Principal.from_groups(user, ["operator"])
     with runtime.transaction() as s:
         access = authorize(
-            s, principal, project, dataset, "dp", "query", {"epsilon": epsilon}, check=no_channel_params
+            s, principal, project, dataset, "dp", "query", Ask.spend(epsilon), check=no_channel_params
         )
         # like a channel that shows the remaining budget before charging: the row stays in the
         # session's identity map, and commit_result must still re-read it once locked

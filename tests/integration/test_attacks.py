@@ -34,7 +34,7 @@ from lab.audit.service import AuditEntry, AuditWriter
 from lab.identifiers import make_resident_id
 from lab.identity import Principal, Role
 from lab.products.tables import load_tables
-from lab.projects.access import authorize, commit_result, no_channel_params
+from lab.projects.access import Ask, authorize, commit_result, no_channel_params
 from lab.records.models import DerivedRecordRow
 from lab.runtime import Runtime
 from lab.shared.certificates import verify_certificate
@@ -723,7 +723,7 @@ def test_a_long_lineage_over_a_long_log_is_approved_and_proven_quickly(
             ledger.append_many([("psi.key_epoch", {"epoch": start + i}, "sweep") for i in range(5_000)])
         alice = Principal("alice", frozenset({Role.operator}))
         access = authorize(
-            s, alice, world.a, "health_visits", "dp", "q", {"epsilon": "0.1"}, check=no_channel_params
+            s, alice, world.a, "health_visits", "dp", "q", Ask.spend("0.1"), check=no_channel_params
         )
         lineage = [
             commit_result(s, ledger, access, parameters={"n": i}, result_digest=f"{i:064x}").id

@@ -24,7 +24,7 @@ from lab.catalog.service import CatalogReader
 from lab.errors import BudgetExhausted
 from lab.identity import Principal
 from lab.ledger.models import LedgerEntryRow
-from lab.projects.access import authorize, commit_result, no_channel_params
+from lab.projects.access import Ask, authorize, commit_result, no_channel_params
 from lab.projects.models import BudgetRow, ProjectRow
 from lab.projects.views import budgets_of
 from lab.records.models import DerivedRecordRow
@@ -56,9 +56,9 @@ def spend(
 ) -> str:
     """authorize + commit_result in one transaction, as a channel does."""
     principal = Principal.from_groups("alice", ["operator"])
-    params = {"epsilon": epsilon, "delta": delta, "gaussian": gaussian}
+    ask = Ask.spend(epsilon, delta, gaussian=gaussian)
     with runtime.transaction() as s:
-        access = authorize(s, principal, pid, dataset, "dp", "query", params, check=no_channel_params)
+        access = authorize(s, principal, pid, dataset, "dp", "query", ask, check=no_channel_params)
         record = commit_result(
             s,
             runtime.ledger(s),
@@ -135,7 +135,7 @@ def test_a_refused_release_charges_nothing_anywhere(runtime: Runtime) -> None:
     # commits first; the commit is then refused under the account's lock and rolls back whole
     with runtime.transaction() as s:
         pending = authorize(
-            s, principal, second, "population", "dp", "query", {"epsilon": "0.5"}, check=no_channel_params
+            s, principal, second, "population", "dp", "query", Ask.spend("0.5"), check=no_channel_params
         )
     spend(runtime, third, "0.5")
     before = snapshot(runtime)

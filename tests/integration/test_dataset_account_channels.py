@@ -34,7 +34,7 @@ def test_dp_queries_tables_and_models_are_charged_to_the_dataset_account(runtime
 
     def query(body: dict[str, Any]) -> dict[str, Any]:
         spec = QuerySpec.model_validate({"dataset": "population", **body})
-        return service.query(runtime, ALICE, pid, spec, np.random.RandomState(1))
+        return service.query(runtime, ALICE, pid, spec, np.random.RandomState(1)).model_dump()
 
     query({"select": [{"agg": "count"}], "epsilon": "0.25"})
     query(

@@ -32,7 +32,7 @@ def spec(select: list[dict[str, Any]], **kw: Any) -> QuerySpec:
 
 def run(runtime: Runtime, project: str, s: QuerySpec, seed: int | None = None) -> dict[str, Any]:
     rng = np.random.RandomState(seed) if seed is not None else None
-    return service.query(runtime, ALICE, project, s, rng)
+    return service.query(runtime, ALICE, project, s, rng).model_dump()
 
 
 @pytest.fixture
@@ -215,7 +215,7 @@ def test_table_release_is_row_major_over_the_domains(runtime: Runtime, sample: d
             "name": "income_by_town",
         }
     )
-    out = service.release_table(runtime, ALICE, pid, ts, np.random.RandomState(5))
+    out = service.release_table(runtime, ALICE, pid, ts, np.random.RandomState(5)).model_dump()
     policy = sample["population"].policy
     towns, edu = policy.column("town").domain, policy.column("education").domain
     assert out["dims"] == [
@@ -230,7 +230,7 @@ def test_table_release_is_row_major_over_the_domains(runtime: Runtime, sample: d
         row = s.get(StatTableRow, out["id"])
         assert row is not None and row.values == out["values"] and row.record_id == out["record_id"]
         listed = service.list_tables(s, ALICE, pid)
-    assert [t["id"] for t in listed] == [out["id"]]
+    assert [t.id for t in listed] == [out["id"]]
 
 
 @pytest.mark.parametrize(
@@ -248,7 +248,7 @@ def test_training_stores_a_model_the_he_channel_can_read(
     ts = TrainSpec.model_validate(
         {"dataset": "population", "model": model, "target": target, "features": features, "epsilon": "1"}
     )
-    out = training.train(runtime, ALICE, pid, ts, np.random.RandomState(11))
+    out = training.train(runtime, ALICE, pid, ts, np.random.RandomState(11)).model_dump()
     with runtime.transaction() as s:
         row = s.get(ModelRow, out["id"])
         assert row is not None and row.kind == model and row.record_id == out["record_id"]
@@ -337,7 +337,7 @@ def test_compute_runs_outside_any_transaction_and_a_new_version_meanwhile_charge
     assert seen == ["3"] and remaining(runtime, pid).epsilon == Decimal("3")  # nothing charged
     with runtime.transaction() as sess:
         assert sess.execute(select(DerivedRecordRow)).first() is None
-    assert service.query(runtime, ALICE, pid, s, np.random.RandomState(1))["version"] == 2
+    assert service.query(runtime, ALICE, pid, s, np.random.RandomState(1)).version == 2
 
 
 def remaining_in(session: Any, pid: str) -> str:

@@ -52,8 +52,8 @@ def test_facts_cache_and_refusals_keep_the_worker(pool: WorkerPool) -> None:
     assert pool.run({"op": "inspect"}, [ctx.serialize(save_secret_key=True)])[0]["facts"]["has_secret_key"]
 
     pid, crashes = pool.pids()[0], pool.crashes  # the pool is shared by the module's tests (any order)
-    plan, _ = ops.score_plan("linear", {"coef": [2.0], "intercept": 1.0}, ["x"], degree=None,
-                             output="probability", levels=2)  # fmt: skip
+    plan = ops.score_plan("linear", {"coef": [2.0], "intercept": 1.0}, ["x"], degree=None,
+                          output="probability", levels=2).task()  # fmt: skip
     x = np.linspace(0, 1, 50)
     header, out = pool.run({"op": "score", "plan": plan, "size": 50}, [ts.ckks_vector(ctx, x).serialize()],
                            (sha, public))  # fmt: skip

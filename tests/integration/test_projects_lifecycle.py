@@ -13,7 +13,7 @@ from lab.artifacts.models import CohortRow, ModelRow, StatTableRow
 from lab.db.base import utcnow
 from lab.errors import ProjectInactive, ProjectNotFound
 from lab.identity import Principal
-from lab.projects.access import authorize, no_channel_params
+from lab.projects.access import Ask, authorize, no_channel_params
 from lab.projects.models import ProjectEventRow, ProjectRow
 from lab.projects.sweep import sweep
 from lab.runtime import Runtime
@@ -324,7 +324,7 @@ def test_non_member_suspended_and_expired_projects_are_refused(
     for path in (f"{P}/{pid}", f"{P}/{pid}/budget"):
         assert api.get(path, headers=auth(people.eve)).status_code == 404
     with runtime.transaction() as s, pytest.raises(ProjectNotFound):
-        authorize(s, eve, pid, "population", "dp", "query", {"epsilon": "0.1"}, check=no_channel_params)
+        authorize(s, eve, pid, "population", "dp", "query", Ask.spend("0.1"), check=no_channel_params)
 
     # suspended: refused, data kept; resumed: served again
     r = api.post(f"{P}/{pid}/suspend", json={"reason": "audit"}, headers=auth(people.bureau1))
@@ -332,7 +332,7 @@ def test_non_member_suspended_and_expired_projects_are_refused(
     r = api.post(f"{P}/{pid}/check", json=question, headers=auth(people.alice))
     assert r.status_code == 403 and r.json()["code"] == "project-inactive"
     with runtime.transaction() as s, pytest.raises(ProjectInactive):
-        authorize(s, alice, pid, "population", "dp", "query", {"epsilon": "0.1"}, check=no_channel_params)
+        authorize(s, alice, pid, "population", "dp", "query", Ask.spend("0.1"), check=no_channel_params)
     with pytest.raises(ProjectInactive):
         spend(runtime, "alice", pid, "population", "0.1")
     assert api.post(f"{P}/{pid}/resume", headers=auth(people.bureau1)).json()["status"] == "active"
@@ -346,7 +346,7 @@ def test_non_member_suspended_and_expired_projects_are_refused(
     r = api.post(f"{P}/{pid}/check", json=question, headers=auth(people.alice))
     assert r.status_code == 403 and "expired" in r.json()["detail"]
     with runtime.transaction() as s, pytest.raises(ProjectInactive):
-        authorize(s, alice, pid, "population", "dp", "query", {"epsilon": "0.1"}, check=no_channel_params)
+        authorize(s, alice, pid, "population", "dp", "query", Ask.spend("0.1"), check=no_channel_params)
     r = api.post(f"{P}/{pid}/suspend", headers=auth(people.bureau1))
     assert r.json()["status"] == "suspended"
     r = api.post(f"{P}/{pid}/resume", headers=auth(people.bureau1))

@@ -238,14 +238,14 @@ def _product(runtime: Runtime, tmp_path: Path) -> str:
     from lab.budgets import Budget
     from lab.products.schemas import ProductSubmission
     from lab.products.service import spool, submit
-    from lab.projects.access import authorize, commit_result, no_channel_params
+    from lab.projects.access import Ask, authorize, commit_result, no_channel_params
     from tests.factories import active_project
 
     alice = Principal.from_groups("alice", ["operator"])
     pid = active_project(runtime, {"health_visits": {"dp": {"epsilon": "2", "epsilon_per_query": "1"}}})
     with runtime.transaction() as s:
         access = authorize(
-            s, alice, pid, "health_visits", "dp", "query", {"epsilon": "0.5"}, check=no_channel_params
+            s, alice, pid, "health_visits", "dp", "query", Ask.spend("0.5"), check=no_channel_params
         )
         record = commit_result(
             s, runtime.ledger(s), access, cost=Budget.of("0.5", 0), parameters={}, result_digest="1" * 64

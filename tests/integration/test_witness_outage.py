@@ -100,7 +100,7 @@ def test_a_hanging_witness_blocks_no_append_warns_and_catches_up(
         spec = QuerySpec.model_validate(
             {"dataset": "population", "select": [{"agg": "count"}], "epsilon": "0.5"}
         )
-        out = dp_service.query(runtime, ALICE, project, spec)
+        out = dp_service.query(runtime, ALICE, project, spec).model_dump()
         assert out["record_id"] and time.monotonic() - t0 < 30  # the witness timeout is 2 s, the hang endless
         with runtime.transaction() as s:
             record = s.get(DerivedRecordRow, out["record_id"])

@@ -9,6 +9,7 @@ for ``import lab.client`` and for building a ``Client``.
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,19 @@ def test_the_standalone_verifier_is_one_file_of_stdlib_and_cryptography() -> Non
     imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     outside = {m for m in imported if m.split(".")[0] not in (*sys.stdlib_module_names, "cryptography")}
     assert outside == set()
+
+
+def test_the_channel_entries_contract_fails_when_the_lab_reaches_a_channel_elsewhere(tmp_path: Path) -> None:
+    """On a copy of the code, a web page importing PSI's server breaks the ``channel-entries``
+    contract (and only that one: the layers allow lab.web above the channels)."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for pkg in ("lab", "psi_service", "he_compute", "witness"):
+        shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=skip)
+    shutil.copy(ROOT / ".importlinter", tmp_path / ".importlinter")
+    lint = [str(Path(sys.executable).with_name("lint-imports")), "--no-cache", "--no-logo"]
+    assert subprocess.run(lint, capture_output=True, text=True, cwd=tmp_path).returncode == 0
+    (tmp_path / "lab" / "web" / "probe.py").write_text("from psi_service.server import PsiService\n")
+    out = subprocess.run(lint, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 1, out.stdout
+    assert "only through their entries" in out.stdout and "1 broken" in out.stdout, out.stdout
+    assert "lab.web.probe -> psi_service.server" in out.stdout, out.stdout

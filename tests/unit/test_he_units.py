@@ -52,15 +52,20 @@ def test_sigmoid_approximation_and_logit_range() -> None:
 
 def test_score_plans_refuse_what_cannot_be_evaluated() -> None:
     feats, bounds = ["a", "b"], {"a": [0, 1], "b": [0, 2]}
-    plan, meta = ops.score_plan("linear", {"coef": [[1.0, 2.0]], "intercept": [0.5]}, feats,
-                                degree=None, output="probability", levels=2)  # fmt: skip
-    assert plan == {"weights": [1.0, 2.0], "bias": 0.5, "poly": None} and meta["output"] == "score"
+    plan = ops.score_plan("linear", {"coef": [[1.0, 2.0]], "intercept": [0.5]}, feats,
+                          degree=None, output="probability", levels=2)  # fmt: skip
+    assert (
+        plan.task() == {"weights": [1.0, 2.0], "bias": 0.5, "poly": None} and plan.meta()["output"] == "score"
+    )
+    assert plan.width == 2 and not plan.multiplies
     logistic = {"coef": [1.0, 2.0], "intercept": 0.5, "bounds": bounds}
-    plan, meta = ops.score_plan("logistic", logistic, feats, degree=None, output="probability", levels=3)
+    plan = ops.score_plan("logistic", logistic, feats, degree=None, output="probability", levels=3)
+    meta = plan.meta()
     assert meta["approximation"]["degree"] == 3 and meta["approximation"]["logit_range"] == [0.5, 5.5]
-    assert plan["bias"] == pytest.approx((0.5 - 3.0) / 2.5) and len(plan["poly"]) == 4
-    assert ops.score_plan("logistic", logistic, feats, degree=None, output="probability", levels=7)[1][
-        "approximation"]["degree"] == 15  # fmt: skip
+    assert meta["output"] == "probability" and meta["classes"] == [0, 1] and plan.multiplies
+    assert plan.task()["bias"] == pytest.approx((0.5 - 3.0) / 2.5) and len(plan.task()["poly"]) == 4
+    deep = ops.score_plan("logistic", logistic, feats, degree=None, output="probability", levels=7)
+    assert deep.approximation is not None and deep.approximation.degree == 15
     bad = [
         ({"coef": [[1.0, 2.0], [3.0, 4.0]], "intercept": [0, 1]}, "linear", 2, "multiclass|2 numbers"),
         ({"coef": [0.0, 0.0], "intercept": 1.0}, "linear", 2, "all-zero"),
@@ -79,7 +84,8 @@ def test_score_plans_refuse_what_cannot_be_evaluated() -> None:
 
 def test_lookup_plans_scale_values_into_the_last_level() -> None:
     plan = ops.lookup_plan([2, 3], [1.0, -300.0, 2.0, 3.0, 4.0, 5.0], levels=2)
-    assert plan["scale"] == 512.0 and max(map(abs, plan["values"])) <= 1.0
+    assert plan.scale == 512.0 and max(map(abs, plan.task()["values"])) <= 1.0
+    assert plan.width == 5 and plan.multiplies and plan.meta() == {"scale": 512.0, "missing_cells": []}
     with pytest.raises(ops.PlanError, match="3 levels"):
         ops.lookup_plan([2, 2, 2], [1.0] * 8, levels=2)
     with pytest.raises(ops.PlanError, match="do not match"):
@@ -162,7 +168,7 @@ def test_evaluation_is_exact_up_to_ckks_noise() -> None:
     oh = [[_enc(secret, public, (a == k).astype(float)) for k in range(18)],
           [_enc(secret, public, (b == k).astype(float)) for k in range(5)]]  # fmt: skip
     plan = ops.lookup_plan([18, 5], table.ravel().tolist(), levels=2)
-    got = _dec(secret, ev.lookup(oh, plan, None)) * plan["scale"]
+    got = _dec(secret, ev.lookup(oh, plan.task(), None)) * plan.scale
     assert np.max(np.abs(got - table[a, b])) < 1e-6 * 50_000  # without the prime compensation: ~1e-1
 
     secret, public, ev = _contexts("ckks-8192-deep")

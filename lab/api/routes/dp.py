@@ -8,7 +8,7 @@ result never leaves the server unless its charge, derived record and ledger entr
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -82,14 +82,17 @@ def _cost(runtime: Runtime, principal: Principal, spec: QuerySpec | TrainSpec) -
     return estimated_cost(plan_query(spec, version.policy), rows)
 
 
+R = TypeVar("R")
+
+
 async def _heavy(
     request: Request,
     runtime: Runtime,
     principal: Principal,
     project: str,
     spec: Any,
-    fn: Callable[[Offload], dict[str, Any]],
-) -> dict[str, Any]:
+    fn: Callable[[Offload], R],
+) -> R:
     """Admit, then run ``fn(offload)`` in the heavy pool; its compute goes to the worker processes."""
     adm = admission(request)
     target = spec.as_query() if isinstance(spec, TableSpec) else spec
@@ -101,7 +104,7 @@ async def _heavy(
 @router.post("/query", response_model=QueryOut, responses=RUN_ERRORS, summary="Run a DP query (charged)")
 async def query(
     request: Request, project: str, spec: QuerySpec, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> QueryOut:
     return await _heavy(
         request,
         runtime,
@@ -125,7 +128,7 @@ async def preview(
     principal: PrincipalDep,
     runtime: RuntimeDep,
     assumed_count: Annotated[int | None, Query(ge=1, le=10**10)] = None,
-) -> dict[str, Any]:
+) -> PreviewOut:
     return await _heavy(
         request,
         runtime,
@@ -145,7 +148,7 @@ async def preview(
 )
 async def release_table(
     request: Request, project: str, spec: TableSpec, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> TableOut:
     return await _heavy(
         request,
         runtime,
@@ -161,7 +164,7 @@ async def release_table(
 )
 async def train(
     request: Request, project: str, spec: TrainSpec, principal: PrincipalDep, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> ModelOut:
     return await _heavy(
         request,
         runtime,
@@ -175,7 +178,7 @@ async def train(
 @router.get(
     "/models", response_model=list[ModelOut], responses=READ_ERRORS, summary="The project's DP models"
 )
-def models(project: str, principal: PrincipalDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
+def models(project: str, principal: PrincipalDep, runtime: RuntimeDep) -> list[ModelOut]:
     with runtime.transaction() as session:
         return training.list_models(session, principal, project)
 
@@ -183,6 +186,6 @@ def models(project: str, principal: PrincipalDep, runtime: RuntimeDep) -> list[d
 @router.get(
     "/tables", response_model=list[TableOut], responses=READ_ERRORS, summary="The project's DP tables"
 )
-def tables(project: str, principal: PrincipalDep, runtime: RuntimeDep) -> list[dict[str, Any]]:
+def tables(project: str, principal: PrincipalDep, runtime: RuntimeDep) -> list[TableOut]:
     with runtime.transaction() as session:
         return service.list_tables(session, principal, project)

@@ -232,7 +232,8 @@ async def call_part(
     runtime: RuntimeDep,
 ) -> dict[str, Any]:
     pool = get_pool(runtime.settings.he)
-    return await calls.run_part(runtime, pool, principal, project, call_id, part, request.stream())
+    received = await calls.run_part(runtime, pool, principal, project, call_id, part, request.stream())
+    return {**received}  # the response's schema stays a plain object
 
 
 @router.post(

@@ -24,8 +24,9 @@ from lab.budgets import Budget
 from lab.catalog.service import DatasetVersion
 from lab.client import Client
 from lab.identity import Principal, Role
-from lab.projects.access import authorize, commit_result, no_channel_params
+from lab.projects.access import Ask, authorize, commit_result, no_channel_params
 from lab.runtime import Runtime
+from psi_service.access import PsiParams
 from psi_service.access import check_params as psi_check
 from tests.conftest import HubHandle
 from tests.factories import active_project, import_sample, sample_dir
@@ -54,7 +55,7 @@ def dp_record(runtime: Runtime, project: str, user: str = "alice", epsilon: str 
     who = Principal(user, frozenset({Role.operator}))
     with runtime.transaction() as s:
         access = authorize(
-            s, who, project, "health_visits", "dp", "query", {"epsilon": epsilon}, check=no_channel_params
+            s, who, project, "health_visits", "dp", "query", Ask.spend(epsilon), check=no_channel_params
         )
         rec = commit_result(
             s,
@@ -85,8 +86,9 @@ def psi_record(
             dataset,
             "psi",
             mode,
-            {"mode": mode, "column": column, "set_size": size, "units": 1},
+            Ask(units=1),
             check=psi_check,
+            params=PsiParams(mode, column, size),
         )
         rec = commit_result(
             s,
