@@ -39,6 +39,7 @@ import hashlib
 import math
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from sqlalchemy import select, text
@@ -111,10 +112,23 @@ class PartReceived(TypedDict):
     parts: int
 
 
+@dataclass(frozen=True)
+class OpenedCall:
+    """An open multi-part call: its summary (with ``parts`` and ``part_batches``), id and expiry.
+    :meth:`header` is the JSON answer."""
+
+    summary: service.CallSummary
+    call: str
+    expires_at: str
+
+    def header(self) -> dict[str, Any]:
+        return {**self.summary.header(), "call": self.call, "expires_at": self.expires_at}
+
+
 def open_call(
     runtime: Runtime, principal: Principal, op: service.Op, spec: service.ScopedCall, *, limits: HeSettings
-) -> dict[str, Any]:
-    """Check a call like a plan and store it; returns the plan with ``call``, ``parts``, ``part_batches``.
+) -> OpenedCall:
+    """Check a call like a plan and store it; its summary has ``parts`` and ``part_batches``.
 
     Refused with :class:`TooManyOpenCalls` while the caller or the project is at its cap of open calls.
     """
@@ -132,7 +146,7 @@ def open_call(
         spec=spec.model_dump(),
         material_id=prep.row_public["id"],
         batches=prep.batches,
-        part_batches=summary["part_batches"],
+        part_batches=summary.part_batches,
         parts={},
         status="open",
         created_at=now,
@@ -142,7 +156,7 @@ def open_call(
     with runtime.transaction() as s:
         _admit(s, principal.name, spec.project, limits)
         s.add(row)
-    return {**summary, "call": row.id, "expires_at": row.expires_at.isoformat()}
+    return OpenedCall(summary, row.id, row.expires_at.isoformat())
 
 
 def _admit(session: Session, owner: str, project_id: str, limits: HeSettings) -> None:
@@ -260,7 +274,7 @@ def _record_part(
 
 def commit_call(
     runtime: Runtime, principal: Principal, project_id: str, call_id: str
-) -> tuple[dict[str, Any], list[bytes]]:
+) -> tuple[service.CallAnswer, list[bytes]]:
     """Charge the whole call once and return every part's result ciphertexts (in order)."""
     with runtime.transaction() as s:
         row = _load(s, principal, project_id, call_id)
@@ -298,8 +312,9 @@ def commit_call(
     info = service.commit(runtime, principal, prep, input_sha, result_sha, within=claim)
     with contextlib.suppress(Exception):
         runtime.store.delete_prefix(runtime.store.cfg.bucket_work, _prefix(row.project_id, call_id) + "/")
-    summary = prep.summary(runtime.settings.max_request_bytes)
-    return {**summary, **info, "call": call_id, "result_sha256": result_sha}, blobs
+    return service.CallAnswer(
+        prep.summary(runtime.settings.max_request_bytes), info, result_sha, call_id
+    ), blobs
 
 
 def abandon_call(runtime: Runtime, principal: Principal, project_id: str, call_id: str) -> None:

@@ -128,26 +128,83 @@ class Prepared:
             )
         return int(min(fit, self.batches))
 
-    def summary(self, max_request_bytes: int | None = None) -> dict[str, Any]:
+    def summary(self, max_request_bytes: int | None = None) -> CallSummary:
         """What the caller needs to encrypt: layout, order, bounds and the plan's metadata; with
         ``max_request_bytes``, also how many batches fit one request (``part_batches``, ``parts``)."""
-        layout: dict[str, Any] = {}
+        fit = parts = None
         if max_request_bytes is not None:
             fit = self.part_batches(max_request_bytes)
-            layout = {"part_batches": fit, "parts": math.ceil(self.batches / fit)}
+            parts = math.ceil(self.batches / fit)
+        return CallSummary(
+            operation=self.op,
+            project=self.spec.project,
+            context=self.context_id,
+            param_set=self.param.name,
+            records=self.spec.records,
+            slots=self.param.slots,
+            batches=self.batches,
+            ciphertexts_per_batch=self.width,
+            kind=self.kind,
+            material=self.row_public,
+            plan=self.plan,
+            part_batches=fit,
+            parts=parts,
+        )
+
+
+@dataclass(frozen=True)
+class CallSummary:
+    """A call's layout and what its caller is told of the material and the plan.
+
+    :meth:`header` is its wire form (a frame's or a plan answer's JSON header): the material sits
+    under its kind (``model`` or ``table``) and the plan's metadata (:meth:`ops.ScorePlan.meta`,
+    :meth:`ops.LookupPlan.meta`) at the top level.
+    """
+
+    operation: Op
+    project: str
+    context: str
+    param_set: str
+    records: int
+    slots: int
+    batches: int
+    ciphertexts_per_batch: int
+    kind: material.Kind
+    material: dict[str, Any]
+    plan: ops.Plan
+    part_batches: int | None = None
+    parts: int | None = None
+
+    def header(self) -> dict[str, Any]:
+        layout = {} if self.parts is None else {"part_batches": self.part_batches, "parts": self.parts}
         return {
-            "operation": self.op,
-            "project": self.spec.project,
-            "context": self.context_id,
-            "param_set": self.param.name,
-            "records": self.spec.records,
-            "slots": self.param.slots,
+            "operation": self.operation,
+            "project": self.project,
+            "context": self.context,
+            "param_set": self.param_set,
+            "records": self.records,
+            "slots": self.slots,
             "batches": self.batches,
-            "ciphertexts_per_batch": self.width,
+            "ciphertexts_per_batch": self.ciphertexts_per_batch,
             **layout,
-            self.kind: self.row_public,
+            self.kind: self.material,
             **self.plan.meta(),
         }
+
+
+@dataclass(frozen=True)
+class CallAnswer:
+    """A charged call's answer: its summary, the charge, the results' digest (and, for a
+    multi-part call, its id). :meth:`header` is the response frame's header."""
+
+    summary: CallSummary
+    charge: Charge
+    result_sha256: str
+    call: str | None = None
+
+    def header(self) -> dict[str, Any]:
+        extra = {} if self.call is None else {"call": self.call}
+        return {**self.summary.header(), **self.charge, **extra, "result_sha256": self.result_sha256}
 
 
 def _kind_ref(op: Op, spec: ScopedCall) -> tuple[material.Kind, str]:
@@ -284,7 +341,7 @@ def commit(
         return info
 
 
-def plan_call(runtime: Runtime, principal: Principal, op: Op, spec: ScopedCall) -> dict[str, Any]:
+def plan_call(runtime: Runtime, principal: Principal, op: Op, spec: ScopedCall) -> CallSummary:
     """A dry run: everything :func:`run` would check before reading ciphertexts, and the layout."""
     prep, _ = prepare(runtime, principal, op, spec, context=False)
     return prep.summary(runtime.settings.max_request_bytes)
@@ -309,8 +366,8 @@ async def run(
     body: AsyncIterator[bytes],
     *,
     max_records: int,
-) -> tuple[dict[str, Any], list[bytes]]:
-    """Evaluate one streamed call in ``project``; returns the response header and the result ciphertexts."""
+) -> tuple[CallAnswer, list[bytes]]:
+    """Evaluate one streamed call in ``project``; returns its answer and the result ciphertexts."""
     reader = frames.StreamReader(body, max_total=1 << 62, max_blob_bytes=0)
     try:
         header, count = await reader.start()
@@ -334,7 +391,7 @@ async def run(
         raise
     input_sha, blobs = results
     info = await asyncio.to_thread(commit, runtime, principal, prep, input_sha, frames.BlobDigest.of(blobs))
-    return {**prep.summary(), **info, "result_sha256": frames.BlobDigest.of(blobs)}, blobs
+    return CallAnswer(prep.summary(), info, frames.BlobDigest.of(blobs)), blobs
 
 
 async def evaluate(

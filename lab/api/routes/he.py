@@ -164,17 +164,17 @@ def list_tables(project: ProjectDep, principal: PrincipalDep, runtime: RuntimeDe
 def plan(
     project: ProjectDep, op: service.Op, body: service.CallSpec, principal: PrincipalDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
-    return service.plan_call(runtime, principal, op, service.scoped(body, project))
+    return service.plan_call(runtime, principal, op, service.scoped(body, project)).header()
 
 
 async def _call(
     op: service.Op, project: str, request: Request, principal: Principal, runtime: Runtime
 ) -> Response:
     pool = get_pool(runtime.settings.he)
-    header, blobs = await service.run(
+    answer, blobs = await service.run(
         runtime, pool, principal, project, op, request.stream(), max_records=pool.limits.max_records
     )
-    return Response(frames.encode(header, blobs), media_type=FRAME)
+    return Response(frames.encode(answer.header(), blobs), media_type=FRAME)
 
 
 @router.post(
@@ -214,7 +214,7 @@ def open_call(
 ) -> dict[str, Any]:
     """Every check of a plan; answers the layout with ``call``, ``parts`` and ``part_batches``."""
     limits = get_pool(runtime.settings.he).limits
-    return calls.open_call(runtime, principal, op, service.scoped(body, project), limits=limits)
+    return calls.open_call(runtime, principal, op, service.scoped(body, project), limits=limits).header()
 
 
 @router.put(
@@ -243,8 +243,8 @@ async def call_part(
     summary="Charge a multi-part call once and return all its result ciphertexts",
 )
 def commit_call(project: ProjectDep, call_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
-    header, blobs = calls.commit_call(runtime, principal, project, call_id)
-    return Response(frames.encode(header, blobs), media_type=FRAME)
+    answer, blobs = calls.commit_call(runtime, principal, project, call_id)
+    return Response(frames.encode(answer.header(), blobs), media_type=FRAME)
 
 
 @router.delete("/calls/{call_id}", status_code=204, responses=responses(*ACCESS, Conflict))
