@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from lab.errors import LabError
 from lab.runtime import Runtime
 from lab.settings import Settings, get_settings
+from lab.shared.pins import PinMismatch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,7 +50,8 @@ def runtime() -> Iterator[Runtime]:
 
 
 def handle_errors(fn: F) -> F:
-    """Print a LabError as one clear line and exit 1 (2 for the caller's mistakes)."""
+    """Print a LabError as one clear line and exit 1 (2 for the caller's mistakes); a key that no
+    longer matches its pin (:class:`~lab.shared.pins.PinMismatch`) is a refusal too, never a traceback."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -58,5 +60,8 @@ def handle_errors(fn: F) -> F:
         except LabError as exc:
             typer.secho(f"error: {exc.detail}", fg=typer.colors.RED, err=True)
             raise typer.Exit(2 if exc.status < 500 else 1) from None
+        except PinMismatch as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
